@@ -1,0 +1,12 @@
+/**
+ * tfjs-karat package entry point. The only place that wires the op contract (src/ops)
+ * to the backend kernel folders; each kernels-* folder registers itself on import.
+ */
+// tfjs-layers registers every stock gradient (tfjs-core alone does not), which the
+// composite paths rely on.
+import '@tensorflow/tfjs-layers';
+
+export * from './ops/index';
+export {version} from './version';
+
+import '../kernels-cpu/register';

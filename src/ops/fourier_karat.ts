@@ -1,0 +1,105 @@
+/**
+ * The three public Fourier-KArAt ops. Each dispatches to the fused kernel registered for
+ * the active backend (see kernel_names.ts) and otherwise falls back to the composite
+ * implementation, so they work on every tfjs backend.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+import {compositeFourierKArAtGrad, compositeFourierKArAtHidden} from './composite';
+import {FourierKArAt, FourierKArAtGrad} from './kernel_names';
+import {checkFourierInputs, checkTensor, KArAtArgumentError} from './validate';
+
+/**
+ * tf.env() flag: when false, the ops ignore fused kernels and use the composite path
+ * (for benchmarks and debugging). Default true.
+ */
+export const KARAT_FUSED_FLAG = 'KARAT_FUSED';
+tf.env().registerFlag(KARAT_FUSED_FLAG, () => true);
+
+/** True when `kernelName` has a fused kernel on the active backend and fusion is enabled. */
+export function hasFusedKernel(kernelName: string, backendName = tf.getBackend()): boolean {
+  return tf.env().getBool(KARAT_FUSED_FLAG) && tf.getKernel(kernelName, backendName) != null;
+}
+
+/**
+ * ĥ = Fourier-KArAt hidden activations, shape [B, h, N, r].
+ * @param scores [B, h, N, N] attention scores S = QKᵀ/√d
+ * @param coeffs [h, 2, r, N, G] cosine (index 0) and sine (index 1) coefficients
+ */
+export function fourierKArAtHidden(scores: tf.Tensor4D, coeffs: tf.Tensor5D): tf.Tensor4D {
+  const c = checkFourierInputs('fourierKArAtHidden', scores, coeffs);
+  if (hasFusedKernel(FourierKArAt)) {
+    return tf.engine().runKernel(FourierKArAt, {scores: c.scores, coeffs: c.coeffs}, {}) as tf.Tensor4D;
+  }
+  return compositeFourierKArAtHidden(c.scores, c.coeffs);
+}
+
+/** [dScores, dCoeffs] for upstream dy = dL/dĥ; the fused kernel when there is one. */
+export function fourierKArAtGrad(
+    dy: tf.Tensor4D, scores: tf.Tensor4D, coeffs: tf.Tensor5D): [tf.Tensor4D, tf.Tensor5D] {
+  const c = checkFourierInputs('fourierKArAtGrad', scores, coeffs);
+  checkTensor('fourierKArAtGrad', 'dy', dy, ['B', 'h', 'N', 'r'], [c.B, c.h, c.N, c.r]);
+  if (hasFusedKernel(FourierKArAtGrad)) {
+    const out = tf.engine().runKernel(
+        FourierKArAtGrad, {dy, scores: c.scores, coeffs: c.coeffs}, {}) as unknown as tf.Tensor[];
+    return [out[0] as tf.Tensor4D, out[1] as tf.Tensor5D];
+  }
+  return compositeFourierKArAtGrad(dy, c.scores, c.coeffs);
+}
+
+tf.registerGradient({
+  kernelName: FourierKArAt,
+  inputsToSave: ['scores', 'coeffs'],
+  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+    const [scores, coeffs] = saved as [tf.Tensor4D, tf.Tensor5D];
+    const [dS, dC] = fourierKArAtGrad(dy as tf.Tensor4D, scores, coeffs);
+    return {scores: () => dS, coeffs: () => dC};
+  },
+});
+
+function checkProj(op: string, proj: unknown, h: number, N: number, r: number): tf.Tensor3D {
+  return checkTensor(op, 'proj', proj, ['h', 'N', 'r'], [h, N, r]) as tf.Tensor3D;
+}
+
+/**
+ * σ̂(S) = ĥ Wᵀ per head, shape [B, h, N, N]: the activated attention matrix.
+ * Forms the N x N matrix; use karatAttention when only σ̂(S)·V is needed.
+ * @param proj [h, N, r] back-projection W
+ */
+export function karatActivation(scores: tf.Tensor4D, coeffs: tf.Tensor5D, proj: tf.Tensor3D): tf.Tensor4D {
+  const op = 'karatActivation';
+  const c = checkFourierInputs(op, scores, coeffs);
+  const w = checkProj(op, proj, c.h, c.N, c.r);
+  return tf.tidy(() => {
+    const hidden = fourierKArAtHidden(c.scores, c.coeffs);
+    return tf.matMul(hidden, tf.reshape(w, [1, c.h, c.N, c.r]), false, true) as tf.Tensor4D;
+  });
+}
+
+/**
+ * σ̂(S)·V, shape [B, h, N, dv], computed as ĥ (Wᵀ V) so the N x N activated matrix is
+ * never formed (spec §4, identity 2).
+ * @param values [B, h, N, dv]
+ */
+export function karatAttention(
+    scores: tf.Tensor4D, coeffs: tf.Tensor5D, proj: tf.Tensor3D, values: tf.Tensor4D): tf.Tensor4D {
+  const op = 'karatAttention';
+  const c = checkFourierInputs(op, scores, coeffs);
+  const w = checkProj(op, proj, c.h, c.N, c.r);
+  const v = checkTensor(op, 'values', values, ['B', 'h', 'N', 'dv'], [c.B, c.h, c.N, null]) as tf.Tensor4D;
+  return foldedAttention(fourierKArAtHidden, c.scores, c.coeffs, w, v);
+}
+
+/** ĥ (Wᵀ V) for any hidden-activation function (shared by Fourier and general KArAt). */
+export function foldedAttention<P>(
+    hiddenFn: (s: tf.Tensor4D, p: P) => tf.Tensor4D, scores: tf.Tensor4D, params: P,
+    proj: tf.Tensor3D, values: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [, h, N, r] = [0, proj.shape[0], proj.shape[1], proj.shape[2]];
+    const hidden = hiddenFn(scores, params);
+    const wtv = tf.matMul(tf.reshape(proj, [1, h, N, r]), values, true, false);  // [B,h,r,dv]
+    return tf.matMul(hidden, wtv) as tf.Tensor4D;
+  });
+}
+
+export {KArAtArgumentError};

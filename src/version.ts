@@ -1,0 +1,2 @@
+/** @doc {heading: 'Version'} */
+export const version = '0.1.0';
