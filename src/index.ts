@@ -7,6 +7,7 @@
 import '@tensorflow/tfjs-layers';
 
 export * from './ops/index';
+export * from './bases/index';
 export {version} from './version';
 
 import '../kernels-cpu/register';

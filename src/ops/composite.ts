@@ -19,15 +19,15 @@ export function fourierFeatures(scores: tf.Tensor4D, G: number): {cos: tf.Tensor
   const angles = tf.mul(
       tf.reshape(tf.transpose(scores, [1, 0, 2, 3]), [h, B * N * N, 1]), harmonics(G));
   const a = tf.reshape(angles, [h, B * N, N * G]);
-  return {cos: tf.cos(a), sin: tf.sin(a)};
+  return {cos: tf.cos(a) as tf.Tensor3D, sin: tf.sin(a) as tf.Tensor3D};
 }
 
 /** Splits coeffs [h,2,r,N,G] into A and B, each [h, r, N·G]. */
 export function splitCoeffs(coeffs: tf.Tensor5D): {a: tf.Tensor3D, b: tf.Tensor3D} {
   const [h, , r, N, G] = coeffs.shape;
   const flat = tf.reshape(coeffs, [h, 2, r * N * G]);
-  const a = tf.reshape(tf.slice(flat, [0, 0, 0], [h, 1, r * N * G]), [h, r, N * G]);
-  const b = tf.reshape(tf.slice(flat, [0, 1, 0], [h, 1, r * N * G]), [h, r, N * G]);
+  const a = tf.reshape(tf.slice(flat, [0, 0, 0], [h, 1, r * N * G]), [h, r, N * G]) as tf.Tensor3D;
+  const b = tf.reshape(tf.slice(flat, [0, 1, 0], [h, 1, r * N * G]), [h, r, N * G]) as tf.Tensor3D;
   return {a, b};
 }
 

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+import {matMulPerHead, matMulPerHeadTransposedLeft} from './head_matmul';
 import {compositeFourierKArAtGrad, compositeFourierKArAtHidden} from './composite';
 import {FourierKArAt, FourierKArAtGrad} from './kernel_names';
 import {checkFourierInputs, checkTensor, KArAtArgumentError} from './validate';
@@ -71,8 +72,7 @@ export function karatActivation(scores: tf.Tensor4D, coeffs: tf.Tensor5D, proj: 
   const c = checkFourierInputs(op, scores, coeffs);
   const w = checkProj(op, proj, c.h, c.N, c.r);
   return tf.tidy(() => {
-    const hidden = fourierKArAtHidden(c.scores, c.coeffs);
-    return tf.matMul(hidden, tf.reshape(w, [1, c.h, c.N, c.r]), false, true) as tf.Tensor4D;
+    return matMulPerHead(fourierKArAtHidden(c.scores, c.coeffs), w, true);
   });
 }
 
@@ -95,10 +95,8 @@ export function foldedAttention<P>(
     hiddenFn: (s: tf.Tensor4D, p: P) => tf.Tensor4D, scores: tf.Tensor4D, params: P,
     proj: tf.Tensor3D, values: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
-    const [, h, N, r] = [0, proj.shape[0], proj.shape[1], proj.shape[2]];
     const hidden = hiddenFn(scores, params);
-    const wtv = tf.matMul(tf.reshape(proj, [1, h, N, r]), values, true, false);  // [B,h,r,dv]
-    return tf.matMul(hidden, wtv) as tf.Tensor4D;
+    return tf.matMul(hidden, matMulPerHeadTransposedLeft(proj, values)) as tf.Tensor4D;
   });
 }
 

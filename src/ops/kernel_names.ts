@@ -12,19 +12,25 @@
  *   coeffs  [h, 2, r, N, G]   float32 (index 0 = cosine A, 1 = sine B)
  *   hidden  [B, h, N, r]      float32
  */
-import type {NamedTensorInfoMap, TensorInfo} from '@tensorflow/tfjs-core';
+import type {TensorInfo} from '@tensorflow/tfjs-core';
 
 /** Forward: (scores, coeffs) -> hidden ĥ. */
 export const FourierKArAt = 'FourierKArAt';
-export type FourierKArAtInputPair = 'scores' | 'coeffs';
-export type FourierKArAtInputs = Pick<NamedTensorInfoMap, FourierKArAtInputPair>;
+export interface FourierKArAtInputs {
+  scores: TensorInfo;
+  coeffs: TensorInfo;
+}
 
 /**
  * Backward: (dy = dL/dĥ, scores, coeffs) -> [dScores, dCoeffs].
  * dScores has the shape of scores, dCoeffs the shape of coeffs.
  */
 export const FourierKArAtGrad = 'FourierKArAtGrad';
-export type FourierKArAtGradInputs = Pick<NamedTensorInfoMap, 'dy' | 'scores' | 'coeffs'>;
+export interface FourierKArAtGradInputs {
+  dy: TensorInfo;
+  scores: TensorInfo;
+  coeffs: TensorInfo;
+}
 
 /** Neither kernel takes attributes: r and G are read from the coeffs shape. */
 export interface FourierKArAtAttrs {}

@@ -62,14 +62,14 @@ export function checkPositiveInt(op: string, arg: string, v: unknown): number {
 
 /** Checks the pair (scores, coeffs) of the Fourier-KArAt contract; returns the sizes. */
 export function checkFourierInputs(op: string, scores: unknown, coeffs: unknown) {
-  const s = checkTensor(op, 'scores', scores, ['B', 'h', 'N', 'N']);
+  const s = checkTensor(op, 'scores', scores, ['B', 'h', 'N', 'N']) as tf.Tensor4D;
   const [B, h, N, N2] = s.shape;
   if (N !== N2) {
     throw new KArAtArgumentError(
         `${op}: argument 'scores' must be square in its last two axes [B, h, N, N], ` +
         `got [${s.shape.join(', ')}]`);
   }
-  const c = checkTensor(op, 'coeffs', coeffs, ['h', '2', 'r', 'N', 'G'], [h, 2, null, N, null]);
+  const c = checkTensor(op, 'coeffs', coeffs, ['h', '2', 'r', 'N', 'G'], [h, 2, null, N, null]) as tf.Tensor5D;
   const r = c.shape[2], G = c.shape[4];
   if (r < 1) throw new KArAtArgumentError(`${op}: rank r (coeffs axis 2) must be >= 1, got ${r}`);
   if (G < 1) throw new KArAtArgumentError(`${op}: grid G (coeffs axis 4) must be >= 1, got ${G}`);
@@ -77,5 +77,5 @@ export function checkFourierInputs(op: string, scores: unknown, coeffs: unknown)
     throw new KArAtArgumentError(
         `${op}: argument 'scores' must have non-empty axes, got [${s.shape.join(', ')}]`);
   }
-  return {scores: s as tf.Tensor4D, coeffs: c as tf.Tensor5D, B, h, N, r, G};
+  return {scores: s, coeffs: c, B, h, N, r, G};
 }
