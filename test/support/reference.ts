@@ -1,0 +1,55 @@
+/**
+ * Independent float64 reference of Fourier-KArAt, straight from the spec's formulas
+ * (a separate cos/sin call per harmonic, no recurrence), for testing every kernel.
+ */
+export interface RefDims {B: number; h: number; N: number; r: number; G: number}
+
+export function refHidden(S: ArrayLike<number>, C: ArrayLike<number>, d: RefDims): Float64Array {
+  const {B, h: H, N, r: R, G} = d;
+  const out = new Float64Array(B * H * N * R);
+  const cIdx = (h: number, k: number, p: number, q: number, m: number) =>
+      ((((h * 2 + k) * R + p) * N + q) * G + m);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < N; i++) {
+        for (let p = 0; p < R; p++) {
+          let acc = 0;
+          for (let q = 0; q < N; q++) {
+            const s = S[((b * H + h) * N + i) * N + q];
+            for (let m = 0; m < G; m++) {
+              acc += C[cIdx(h, 0, p, q, m)] * Math.cos((m + 1) * s) +
+                  C[cIdx(h, 1, p, q, m)] * Math.sin((m + 1) * s);
+            }
+          }
+          out[((b * H + h) * N + i) * R + p] = acc;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Deterministic pseudo-random numbers (mulberry32), scaled to [-scale, scale). */
+export function randomArray(n: number, seed: number, scale = 1): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
+  }
+  return out;
+}
+
+/** max |a - b| / max(max |b|, tiny). */
+export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length mismatch ${a.length} vs ${b.length}`);
+  let num = 0, den = 1e-12;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
+}
