@@ -20,6 +20,20 @@ function sample() {
 }
 
 describe('built bundles (npm run build)', function() {
+  // Loading a bundle re-registers the kernels and the gradient (the UMD one from another JS
+  // realm): keep the originals and put them back afterwards for the other suites.
+  const kernelNames = ['FourierKArAt', 'FourierKArAtGrad'];
+  const backends = ['cpu', 'webgl', 'webgpu', 'wasm', 'tensorflow'];
+  const savedKernels = kernelNames.flatMap((k) => backends.map((b) => ({k, b, config: tf.getKernel(k, b)})));
+  const savedGradient = tf.getGradient('FourierKArAt');
+  after(() => {
+    for (const {k, b, config} of savedKernels) {
+      if (tf.getKernel(k, b) != null) tf.unregisterKernel(k, b);
+      if (config != null) tf.registerKernel(config);
+    }
+    if (savedGradient != null) tf.registerGradient(savedGradient);
+  });
+
   before(async function() {
     if (!existsSync(join(dist, 'tfjs-karat.cjs'))) {
       console.warn('    dist/ is missing: run `npm run build` (npm test does it first)');
