@@ -11,3 +11,5 @@ export * from './bases/index';
 export {version} from './version';
 
 import '../kernels-cpu/register';
+import '../kernels-webgl/register';
+export {KARAT_WEBGL_FUSED_FLAG} from '../kernels-webgl/util';

@@ -15,7 +15,7 @@ import '@tensorflow/tfjs-backend-webgpu';
 
 import * as tf from '@tensorflow/tfjs-core';
 
-import {FourierKArAt, FourierKArAtGrad, fourierKArAtHidden, hasFusedKernel} from '../../src/index';
+import {FourierKArAt, FourierKArAtGrad, fourierKArAtHidden, hasFusedKernel, KARAT_WEBGL_FUSED_FLAG, karatAttention, MAX_FUSED_GRID} from '../../src/index';
 
 import {expectClose, normalish, tryBackend, uniform} from './util';
 
@@ -37,9 +37,15 @@ const CASES: Case[] = [
   {B: 1, h: 2, N: 65, r: 12, G: 3, smax: 40},
 ];
 
-/** Tolerances (see docs/webgl.md): float32 on the GPU vs float64-accumulated CPU kernel. */
-function tolerance(c: Case): {rtol: number, atolRel: number} {
-  return (c.smax ?? 3) > 10 ? {rtol: 2e-3, atolRel: 2e-3} : {rtol: 1e-3, atolRel: 2e-4};
+/**
+ * Tolerances (see docs/webgl.md): float32 on the GPU vs the float64-accumulated CPU
+ * kernel, as |err| <= atolRel·max|ref| + rtol·|ref|. The composite path (and any backend
+ * using the GPU's built-in sin/cos, accurate to ~2^-11 on SwiftShader) needs ~1e-3; the
+ * fused WebGL shaders evaluate sin/cos in float32 themselves and stay below ~2e-6.
+ */
+function tolerance(c: Case, precise: boolean): {rtol: number, atolRel: number} {
+  if (precise) return {rtol: 1e-5, atolRel: 2e-5};
+  return (c.smax ?? 3) > 10 ? {rtol: 2e-3, atolRel: 2e-3} : {rtol: 1e-3, atolRel: 1e-3};
 }
 
 interface Result {hidden: Float32Array; dScores: Float32Array; dCoeffs: Float32Array}
@@ -98,13 +104,15 @@ for (const backend of ['webgl', 'webgpu']) {
         if (!hasFusedKernel(FourierKArAt, 'cpu')) throw new Error('CPU kernel not registered');
         const ref = await run(c, d);
         await tf.setBackend(backend);
-        const path = hasFusedKernel(FourierKArAt, backend) ? 'fused' : 'composite';
+        const fused = hasFusedKernel(FourierKArAt, backend) && c.G <= MAX_FUSED_GRID &&
+            !(backend === 'webgl' && !tf.env().getBool(KARAT_WEBGL_FUSED_FLAG));
+        const path = fused ? 'fused' : 'composite';
         const startTensors = tf.memory().numTensors;
         const got = await run(c, d);
         if (tf.memory().numTensors !== startTensors) {
           throw new Error(`leaked ${tf.memory().numTensors - startTensors} tensors on ${backend}`);
         }
-        const {rtol, atolRel} = tolerance(c);
+        const {rtol, atolRel} = tolerance(c, fused && backend === 'webgl');
         const e1 = expectClose(`${backend} hidden ${label}`, got.hidden, ref.hidden, rtol, atolRel);
         const e2 = expectClose(`${backend} dScores ${label}`, got.dScores, ref.dScores, rtol, atolRel);
         const e3 = expectClose(`${backend} dCoeffs ${label}`, got.dCoeffs, ref.dCoeffs, rtol, atolRel);
@@ -115,5 +123,73 @@ for (const backend of ['webgl', 'webgpu']) {
         await tf.setBackend('cpu');
       });
     });
+
+    it('karatAttention forward and gradients (scores and dy from matmuls), N7 r5 G3', async function() {
+      const c: Case = {B: 2, h: 2, N: 7, r: 5, G: 3};
+      const dv = 3;
+      const d = data(c, 77);
+      const extra = normalish(c.B * c.h * c.N * dv * 3 + c.h * c.N * c.r, 0.5, 78);
+      const attention = async () => {
+        const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
+        const qk = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
+        const v = tf.tensor4d(extra.subarray(0, c.B * c.h * c.N * dv), [c.B, c.h, c.N, dv]);
+        const proj = tf.tensor3d(extra.subarray(c.B * c.h * c.N * dv, c.B * c.h * c.N * dv + c.h * c.N * c.r),
+                                 [c.h, c.N, c.r]);
+        const f = (qk0: tf.Tensor, k0: tf.Tensor, p0: tf.Tensor, v0: tf.Tensor) => {
+          // scores as a product (packed matmul output on webgl), then the folded attention
+          const scores = tf.matMul(qk0 as tf.Tensor4D, tf.eye(c.N) as unknown as tf.Tensor4D);
+          const out = karatAttention(scores as tf.Tensor4D, k0 as tf.Tensor5D, p0 as tf.Tensor3D, v0 as tf.Tensor4D);
+          return tf.sum(tf.square(out));
+        };
+        const grads = tf.grads(f)([qk, k, proj, v]);
+        const vals = await Promise.all(grads.map((g) => g.data()));
+        tf.dispose([...grads, k, qk, v, proj]);
+        return vals as Float32Array[];
+      };
+      await tf.setBackend('cpu');
+      const ref = await attention();
+      await tf.setBackend(backend);
+      const got = await attention();
+      ['scores', 'coeffs', 'proj', 'values'].forEach((name, j) =>
+        expectClose(`${backend} d${name}`, got[j], ref[j], 1e-3, 1e-3));
+      await tf.setBackend('cpu');
+    });
+
+    if (backend === 'webgl') {
+      it('registers fused kernels for webgl (WebGL2 with float32 render targets here)', async function() {
+        await tf.setBackend('webgl');
+        const version = tf.env().getNumber('WEBGL_VERSION');
+        const float32 = tf.env().getBool('WEBGL_RENDER_FLOAT32_ENABLED');
+        await tf.setBackend('cpu');
+        if (!hasFusedKernel(FourierKArAt, 'webgl') || !hasFusedKernel(FourierKArAtGrad, 'webgl')) {
+          throw new Error('FourierKArAt / FourierKArAtGrad are not registered for webgl');
+        }
+        if (version !== 2 || !float32) {
+          console.warn(`!!! SKIPPED: this browser's WebGL is version ${version}, WEBGL_RENDER_FLOAT32_ENABLED ` +
+                       `${float32}: the webgl kernels run the composite path here`);
+          this.skip();
+        }
+      });
+
+      it(`with ${KARAT_WEBGL_FUSED_FLAG}=false the webgl kernels use the composite path and still match`, async function() {
+        const c: Case = {B: 2, h: 1, N: 7, r: 3, G: 3};
+        const d = data(c, 4242);
+        await tf.setBackend('cpu');
+        const ref = await run(c, d);
+        await tf.setBackend(backend);
+        tf.env().set(KARAT_WEBGL_FUSED_FLAG, false);
+        try {
+          const got = await run(c, d);
+          expectClose('composite hidden', got.hidden, ref.hidden, 1e-3, 1e-3);
+          expectClose('composite dScores', got.dScores, ref.dScores, 1e-3, 1e-3);
+          const e = expectClose('composite dCoeffs', got.dCoeffs, ref.dCoeffs, 1e-3, 1e-3);
+          // the composite uses the GPU's built-in sin/cos: visibly less precise than the shaders
+          console.log(`webgl composite (flag off) dCoeffs max error / max|ref| = ${e.toExponential(2)}`);
+        } finally {
+          tf.env().set(KARAT_WEBGL_FUSED_FLAG, true);
+          await tf.setBackend('cpu');
+        }
+      });
+    }
   });
 }

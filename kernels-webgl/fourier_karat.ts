@@ -1,0 +1,37 @@
+/** Forward kernel FourierKArAt for backend 'webgl': ĥ [B,h,N,r] from scores and coeffs. */
+import * as tf from '@tensorflow/tfjs-core';
+import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
+
+import {compositeFourierKArAtHidden} from '../src/ops/composite';
+import {FourierKArAt, fourierKArAtDims, FourierKArAtInputs} from '../src/ops/kernel_names';
+import {CoeffPackProgram, Dims, ForwardProgram} from './fourier_karat_gpu';
+import {asTensor, fusedUnsupportedReason, noteFallback, WebGLLikeBackend} from './util';
+
+export function webglDims(scores: TensorInfo, coeffs: TensorInfo): Dims {
+  const d = fourierKArAtDims(scores, coeffs);
+  return {B: d.batch, H: d.heads, N: d.tokens, R: d.rank, G: d.grid};
+}
+
+export function fourierKArAtWebGL(
+    args: {inputs: FourierKArAtInputs, backend: WebGLLikeBackend}): TensorInfo {
+  const {scores, coeffs} = args.inputs;
+  const backend = args.backend;
+  const d = webglDims(scores, coeffs);
+  const reason = fusedUnsupportedReason(d.G);
+  if (reason != null) {
+    noteFallback(FourierKArAt, reason);
+    return tf.tidy(() => compositeFourierKArAtHidden(asTensor(scores), asTensor(coeffs)));
+  }
+  const packed = backend.runWebGLProgram(new CoeffPackProgram(d), [coeffs], 'float32', undefined, true);
+  try {
+    return backend.runWebGLProgram(new ForwardProgram(d), [scores, packed], 'float32');
+  } finally {
+    backend.disposeIntermediateTensorInfo(packed);
+  }
+}
+
+export const fourierKArAtWebGLConfig: KernelConfig = {
+  kernelName: FourierKArAt,
+  backendName: 'webgl',
+  kernelFunc: fourierKArAtWebGL as unknown as KernelFunc,
+};
