@@ -1,0 +1,127 @@
+/**
+ * KArAtMultiHeadAttention, ViT building blocks and models.vit (issue 3), on the cpu backend.
+ */
+import '@tensorflow/tfjs-backend-cpu';
+
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import {strict as assert} from 'assert';
+
+import * as karat from '../src/index';
+
+const {KArAtMultiHeadAttention} = karat;
+
+function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+}
+
+function attentionLayers(m: tfl.LayersModel): karat.KArAtMultiHeadAttention[] {
+  return m.layers.filter(l => l instanceof KArAtMultiHeadAttention) as karat.KArAtMultiHeadAttention[];
+}
+
+describe('models.vit: parameter counts (built, not run)', function() {
+  before(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('ViT-Tiny 224/16, 1000 classes: G3B adds h·L·N·r·(2G+1) = 595,728, G3U adds 1/12 of it', () => {
+    const base = karat.models.vit({preset: 'tiny', imageSize: 224, patchSize: 16, numClasses: 1000});
+    const nSoftmax = base.countParams();
+    base.dispose();
+    // timm's vit_tiny_patch16_224 has 5,717,416 parameters.
+    assert.equal(nSoftmax, 5717416);
+    const g3b = karat.models.vit({config: 'tiny-G3B', imageSize: 224, patchSize: 16, numClasses: 1000});
+    assert.equal(g3b.countParams() - nSoftmax, 3 * 12 * 197 * 12 * 7);
+    assert.equal(g3b.countParams() - nSoftmax, 595728);
+    g3b.dispose();
+    const g3u = karat.models.vit({
+      preset: 'tiny', imageSize: 224, patchSize: 16, numClasses: 1000,
+      attention: {type: 'fourier', grid: 3, rank: 12, mode: 'universal'},
+    });
+    assert.equal(g3u.countParams() - nSoftmax, 595728 / 12);
+    g3u.dispose();
+  });
+
+  it('paper configurations by name, presets, and explicit dims overriding a preset', () => {
+    const c = karat.models.paperConfig('base-G1U');
+    assert.deepEqual({dim: c.dim, depth: c.depth, heads: c.heads}, {dim: 768, depth: 12, heads: 12});
+    assert.deepEqual(c.attention, {type: 'fourier', grid: 1, rank: 12, baseActivation: 'zero', mode: 'universal'});
+    assert.equal(karat.models.paperConfig('small-g3b').heads, 6);
+    const r = karat.models.resolveViTConfig({config: 'tiny-G3B', depth: 2, dim: 24});
+    assert.deepEqual([r.dim, r.depth, r.heads], [24, 2, 3]);
+    const m = karat.models.vit({preset: 'small', dim: 32, depth: 1, heads: 4, imageSize: 8, patchSize: 4, numClasses: 3});
+    assert.equal(attentionLayers(m).length, 1);
+    assert.equal(attentionLayers(m)[0].numHeads, 4);
+    m.dispose();
+  });
+});
+
+describe('KArAtMultiHeadAttention', function() {
+  before(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('works in tf.sequential via model.add (self-attention), softmax and Fourier-KArAt, and trains', async () => {
+    for (const act of ['softmax', {basis: 'fourier', grid: 2, rank: 3}] as karat.AttentionActivation[]) {
+      const m = tfl.sequential();
+      m.add(new KArAtMultiHeadAttention({numHeads: 2, keyDim: 4, inputShape: [5, 8], attentionActivation: act}));
+      m.add(tfl.layers.flatten());
+      m.add(tfl.layers.dense({units: 2}));
+      m.compile({optimizer: tf.train.adam(0.01), loss: 'meanSquaredError'});
+      const x = tf.randomNormal([4, 5, 8], 0, 1, 'float32', 1);
+      const y = tf.randomNormal([4, 2], 0, 1, 'float32', 2);
+      const h = await m.fit(x, y, {epochs: 6, verbose: 0});
+      const loss = h.history.loss as number[];
+      assert.ok(loss[5] < loss[0], `loss should decrease: ${loss}`);
+      m.dispose();
+      tf.dispose([x, y]);
+    }
+  });
+
+  it('functional (query, value[, key]) with returnAttentionScores gives per-head σ̂(S)', () => {
+    const q = tfl.input({shape: [6, 8]});
+    const v = tfl.input({shape: [6, 10]});
+    const k = tfl.input({shape: [6, 12]});
+    const layer = new KArAtMultiHeadAttention({
+      numHeads: 2, keyDim: 3, valueDim: 5, outputShape: 7, returnAttentionScores: true,
+      attentionActivation: {basis: 'fourier', grid: 2, rank: 4},
+    });
+    const [o, s] = layer.apply(q, {value: v, key: k}) as tfl.SymbolicTensor[];
+    assert.deepEqual(o.shape, [null, 6, 7]);
+    assert.deepEqual(s.shape, [null, 2, 6, 6]);
+    const m = tfl.model({inputs: [q, v, k], outputs: [o, s]});
+    const xs = [tf.randomNormal([2, 6, 8]), tf.randomNormal([2, 6, 10]), tf.randomNormal([2, 6, 12])];
+    const [out, scores] = m.predict(xs) as tf.Tensor[];
+    assert.deepEqual(out.shape, [2, 6, 7]);
+    // σ̂(S) per head is what the fold computes implicitly: check out against it.
+    const w = Object.fromEntries(layer.weights.map(x => [x.originalName.split('/').slice(1).join('/'), x.read()]));
+    const ref = tf.tidy(() => {
+      const proj = (x: tf.Tensor, n: string, d: number) => tf.transpose(tf.reshape(tf.add(
+          tf.matMul(tf.reshape(x, [12, -1]), tf.reshape(w[`${n}/kernel`], [x.shape[2]!, 2 * d])),
+          tf.reshape(w[`${n}/bias`], [2 * d])), [2, 6, 2, d]), [0, 2, 1, 3]);
+      const Q = tf.mul(proj(xs[0], 'query', 3), 1 / Math.sqrt(3));
+      const K = proj(xs[2], 'key', 3);
+      const V = proj(xs[1], 'value', 5);
+      const S = tf.matMul(Q, K, false, true) as tf.Tensor4D;
+      const sig = karat.karatActivation(S, w['karat/coeffs'] as tf.Tensor5D, w['karat/proj'] as tf.Tensor3D);
+      const ctx = tf.reshape(tf.transpose(tf.matMul(sig, V), [0, 2, 1, 3]), [12, 10]);
+      const y = tf.add(tf.matMul(ctx, tf.reshape(w['attentionOutput/kernel'], [10, 7])), w['attentionOutput/bias']);
+      return {sig, y: tf.reshape(y, [2, 6, 7])};
+    });
+    assert.ok(maxAbsDiff(scores, ref.sig) < 1e-4, 'scores = σ̂(S)');
+    assert.ok(maxAbsDiff(out, ref.y) < 1e-4, 'output = σ̂(S)·V·Wo');
+    m.dispose();
+    tf.dispose([...xs, out, scores, ref.sig, ref.y]);
+  });
+
+  it('weights use the names and layout of tfjs-layers MultiHeadAttention', () => {
+    const layer = new KArAtMultiHeadAttention({numHeads: 3, keyDim: 4, valueDim: 5, name: 'mha'});
+    const x = tfl.input({shape: [7, 10]});
+    layer.apply(x);
+    assert.deepEqual(layer.weights.map(w => `${w.originalName} ${w.shape}`), [
+      'mha/query/kernel 10,3,4', 'mha/query/bias 3,4', 'mha/key/kernel 10,3,4', 'mha/key/bias 3,4',
+      'mha/value/kernel 10,3,5', 'mha/value/bias 3,5', 'mha/attentionOutput/kernel 3,5,10',
+      'mha/attentionOutput/bias 10',
+    ]);
+  });
+});
