@@ -13,3 +13,6 @@ export {version} from './version';
 import '../kernels-cpu/register';
 import '../kernels-webgl/register';
 export {KARAT_WEBGL_FUSED_FLAG} from '../kernels-webgl/util';
+// Layers, ViT models (issue 3).
+export * from './layers/index';
+export * as models from './models/index';
