@@ -11,6 +11,7 @@ export * from './bases/index';
 export {version} from './version';
 
 import '../kernels-cpu/register';
+import '../kernels-webgpu/register';
 import '../kernels-webgl/register';
 export {KARAT_WEBGL_FUSED_FLAG} from '../kernels-webgl/util';
 // Layers, ViT models (issue 3).
