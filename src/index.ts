@@ -13,6 +13,10 @@ export {version} from './version';
 import '../kernels-cpu/register';
 import '../kernels-webgpu/register';
 import '../kernels-webgl/register';
+// CUDA via tfjs-node-gpu's 'tensorflow' backend (issue 7): loads lazily, Node only.
+import '../kernels-cuda/register';
+export {loadTensorFlowKernels, tensorFlowKernelStatus, loadCudaAddon} from '../kernels-cuda/register';
+export type {TensorFlowKernelOptions, TensorFlowKernelStatus, CudaAddonStatus, KaratCudaAddon} from '../kernels-cuda/register';
 export {KARAT_WEBGL_FUSED_FLAG} from '../kernels-webgl/util';
 // Layers, ViT models (issue 3).
 export * from './layers/index';

@@ -1,0 +1,206 @@
+/**
+ * Fused Fourier-KArAt kernels for the 'tensorflow' backend of @tensorflow/tfjs-node(-gpu).
+ *
+ * Route (zero copy): tfjs-node runs every op as a TensorFlow eager op through
+ * `backend.binding.executeOp(name, attrs, inputIds, numOutputs)` (wrapped by the backend's
+ * executeSingleOutput / executeMultipleOutputs), so the data never leaves TensorFlow. Our op
+ * library libkarat_tf_ops.so registers the ops KaratFourierKArAt / KaratFourierKArAtGrad with CPU
+ * and GPU kernels through TensorFlow's C API; the CUDA addon loads it with TF_LoadLibrary from
+ * the libtensorflow that tfjs-node already mapped. Then the tfjs kernels FourierKArAt and
+ * FourierKArAtGrad are registered for backend 'tensorflow' and simply execute those ops.
+ *
+ * Every step can fail for an ordinary reason (no tfjs-node, addon not built, ...): then nothing
+ * is registered, the ops keep using the composite path, and the returned status says why.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+import {FourierKArAt, FourierKArAtGrad, FourierKArAtGradInputs, FourierKArAtInputs} from '../../src/ops/kernel_names';
+import {loadCudaAddon} from '../addon';
+import {envVar, errorMessage, NodeFs, NodePath, nodeBuiltin, nodeRequire} from '../node_require';
+
+export const TF_BACKEND = 'tensorflow';
+export const TF_FWD_OP = 'KaratFourierKArAt';
+export const TF_GRAD_OP = 'KaratFourierKArAtGrad';
+export const DEFAULT_TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
+export const OP_LIBRARY_RELATIVE_PATH = 'kernels-cuda/build/libkarat_tf_ops.so';
+
+export interface TensorFlowKernelOptions {
+  /** Packages to look for, in order (default: tfjs-node-gpu, then tfjs-node). */
+  packages?: string[];
+  /** Path of karat_cuda.node (default search: see addon.ts). */
+  addonPath?: string;
+  /** Path of libkarat_tf_ops.so (default: $KARAT_TF_OP_LIBRARY, then kernels-cuda/build/). */
+  opLibraryPath?: string;
+  /** Run a 1-element forward on the 'tensorflow' backend after loading to prove it works (default true). */
+  probe?: boolean;
+}
+
+export interface TensorFlowKernelStatus {
+  /** True when the fused kernels are registered for backend 'tensorflow'. */
+  loaded: boolean;
+  /** Why (not), for people. */
+  reason: string;
+  /** The step that decided: 'node' | 'package' | 'backend' | 'addon' | 'op-library' | 'load' | 'probe' | 'done'. */
+  step: string;
+  package?: string;
+  addonPath?: string;
+  opLibraryPath?: string;
+  probe?: 'passed' | 'failed' | 'skipped';
+  /** tfjs kernel names registered for 'tensorflow' by this call or an earlier one. */
+  kernels: string[];
+}
+
+/** The part of tfjs-node's NodeJSKernelBackend used here. */
+interface TensorFlowBackendLike {
+  executeSingleOutput(name: string, opAttrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
+  executeMultipleOutputs(name: string, opAttrs: unknown[], inputs: tf.TensorInfo[], numOutputs: number):
+      tf.TensorInfo[];
+}
+
+function isTensorFlowBackend(b: unknown): b is TensorFlowBackendLike {
+  const x = b as Partial<TensorFlowBackendLike> | null;
+  return x != null && typeof x.executeSingleOutput === 'function' &&
+      typeof x.executeMultipleOutputs === 'function';
+}
+
+/** The tfjs KernelConfigs that run our TensorFlow ops (exported for inspection and tests). */
+export const tensorFlowKernelConfigs: tf.KernelConfig[] = [
+  {
+    kernelName: FourierKArAt,
+    backendName: TF_BACKEND,
+    kernelFunc: ({inputs, backend}) => {
+      if (!isTensorFlowBackend(backend)) throw new Error(`${FourierKArAt}: backend is not tfjs-node's`);
+      const {scores, coeffs} = inputs as unknown as FourierKArAtInputs;
+      return backend.executeSingleOutput(TF_FWD_OP, [], [scores, coeffs]);
+    },
+  },
+  {
+    kernelName: FourierKArAtGrad,
+    backendName: TF_BACKEND,
+    kernelFunc: ({inputs, backend}) => {
+      if (!isTensorFlowBackend(backend)) throw new Error(`${FourierKArAtGrad}: backend is not tfjs-node's`);
+      const {dy, scores, coeffs} = inputs as unknown as FourierKArAtGradInputs;
+      return backend.executeMultipleOutputs(TF_GRAD_OP, [], [dy, scores, coeffs], 2);
+    },
+  },
+];
+
+function registered(): string[] {
+  return tensorFlowKernelConfigs.map((c) => c.kernelName).filter((n) => tf.getKernel(n, TF_BACKEND) != null);
+}
+
+function opLibraryCandidates(explicit?: string): string[] {
+  const path = nodeBuiltin<NodePath>('path');
+  const out: string[] = [];
+  if (explicit) out.push(explicit);
+  const env = envVar('KARAT_TF_OP_LIBRARY');
+  if (env) out.push(env);
+  if (path != null) {
+    out.push(path.resolve(OP_LIBRARY_RELATIVE_PATH));
+    const req = nodeRequire();
+    try {
+      if (req) out.push(path.join(path.dirname(req.resolve('tfjs-karat/package.json')), OP_LIBRARY_RELATIVE_PATH));
+    } catch {
+      // not installed as a package
+    }
+  }
+  return [...new Set(out)];
+}
+
+/** Runs FourierKArAt once on the 'tensorflow' backend: scores 0, A = 1, B = 2 -> ĥ = 1. */
+function probe(): {ok: boolean, detail: string} {
+  if (tf.getBackend() !== TF_BACKEND) return {ok: true, detail: `skipped (active backend is ${tf.getBackend()})`};
+  try {
+    const v = tf.tidy(() => {
+      const scores = tf.zeros([1, 1, 1, 1]);
+      const coeffs = tf.tensor5d([1, 2], [1, 2, 1, 1, 1]);
+      return tf.engine().runKernel(FourierKArAt, {scores, coeffs}, {}) as tf.Tensor;
+    });
+    const got = v.dataSync()[0];
+    v.dispose();
+    return Math.abs(got - 1) < 1e-6 ? {ok: true, detail: 'passed'} : {ok: false, detail: `expected 1, got ${got}`};
+  } catch (e) {
+    return {ok: false, detail: errorMessage(e)};
+  }
+}
+
+let last: TensorFlowKernelStatus | undefined;
+
+/** The status of the last loadTensorFlowKernels() call (undefined before the first). */
+export function tensorFlowKernelStatus(): TensorFlowKernelStatus | undefined {
+  return last;
+}
+
+/**
+ * Registers the fused kernels for backend 'tensorflow' if everything they need is present.
+ * Never throws; safe to call repeatedly (a success is remembered).
+ */
+export function loadTensorFlowKernels(options: TensorFlowKernelOptions = {}): TensorFlowKernelStatus {
+  if (last?.loaded) return last;
+  last = attempt(options);
+  return last;
+}
+
+function attempt(options: TensorFlowKernelOptions): TensorFlowKernelStatus {
+  const fail = (step: string, reason: string, extra: Partial<TensorFlowKernelStatus> = {}): TensorFlowKernelStatus =>
+      ({loaded: false, step, reason, kernels: registered(), ...extra});
+  const fs = nodeBuiltin<NodeFs>('fs');
+  const req = nodeRequire();
+  if (fs == null || req == null) return fail('node', 'the tensorflow backend exists only in Node.js');
+
+  const packages = options.packages ?? DEFAULT_TFJS_NODE_PACKAGES;
+  let pkg: string | undefined;
+  for (const name of packages) {
+    try {
+      req.resolve(`${name}/package.json`);
+      pkg = name;
+      break;
+    } catch {
+      // not installed
+    }
+  }
+  if (pkg == null) {
+    return fail('package', `${packages.join(' / ')} not installed: the 'tensorflow' backend is absent, ` +
+                'the ops use the composite path (tfjs-node-gpu is an optional peer dependency)');
+  }
+  if (tf.findBackendFactory(TF_BACKEND) == null) {
+    return fail('backend', `${pkg} is installed but not imported (no '${TF_BACKEND}' backend registered): ` +
+                `import '${pkg}' before calling loadTensorFlowKernels()`, {package: pkg});
+  }
+
+  const addon = loadCudaAddon({path: options.addonPath});
+  if (!addon.available || addon.addon == null) return fail('addon', addon.reason, {package: pkg});
+
+  const libs = opLibraryCandidates(options.opLibraryPath);
+  const lib = libs.find((p) => fs.existsSync(p));
+  if (lib == null) {
+    return fail('op-library', `TensorFlow op library not built (looked for ${libs.join(', ')}); ` +
+                'build it with npm run build:cuda', {package: pkg, addonPath: addon.path});
+  }
+
+  // The soname matches the libtensorflow tfjs-node loaded, wherever its package put it.
+  const res = addon.addon.loadTensorFlowLibrary('libtensorflow.so.2', lib);
+  if (!res.ok) {
+    return fail('load', res.message, {package: pkg, addonPath: addon.path, opLibraryPath: lib});
+  }
+  const added: string[] = [];
+  for (const config of tensorFlowKernelConfigs) {
+    if (tf.getKernel(config.kernelName, TF_BACKEND) == null) {
+      tf.registerKernel(config);
+      added.push(config.kernelName);
+    }
+  }
+  if (options.probe !== false) {
+    const p = probe();
+    if (!p.ok) {
+      for (const name of added) tf.unregisterKernel(name, TF_BACKEND);
+      return fail('probe', `op library loaded but a test run failed (${p.detail}); kernels unregistered`,
+                  {package: pkg, addonPath: addon.path, opLibraryPath: lib, probe: 'failed'});
+    }
+    return {loaded: true, step: 'done', reason: `fused kernels registered for '${TF_BACKEND}' (${res.message}); probe ${p.detail}`,
+            package: pkg, addonPath: addon.path, opLibraryPath: lib, probe: p.detail === 'passed' ? 'passed' : 'skipped',
+            kernels: registered()};
+  }
+  return {loaded: true, step: 'done', reason: `fused kernels registered for '${TF_BACKEND}' (${res.message})`,
+          package: pkg, addonPath: addon.path, opLibraryPath: lib, probe: 'skipped', kernels: registered()};
+}
