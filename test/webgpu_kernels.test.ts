@@ -13,6 +13,7 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
+import * as karat from '../src/index';
 import {fourierKArAtGrad, fourierKArAtHidden} from '../src/index';
 import {FourierKArAt, FourierKArAtGrad} from '../src/ops/kernel_names';
 import {releaseWebGPUAfterAllTests, setupWebGPUNode, useWebGPUBackend} from './support/webgpu_node';
@@ -180,5 +181,63 @@ describe('webgpu kernels: tf.grad and memory (Dawn)', function() {
     assert.equal(tf.memory().numTensors, tensors, 'engine tensors leaked');
     assert.equal(tf.backend().numDataIds(), dataIds, 'backend buffers leaked');
     tf.dispose([s, k, g]);
+  });
+});
+
+describe('webgpu kernels: KArAt ViT training steps match cpu (Dawn)', function() {
+  const STEPS = 3;
+  const imgs = randn(4 * 8 * 8 * 3, 21);
+  const labels = [0, 2, 1, 2];
+
+  /** Builds the same tiny G3B ViT on `backend`, runs SGD steps; returns losses, weights, kernels used. */
+  async function train(backend: string, init: Float32Array[] | null) {
+    await tf.setBackend(backend);
+    const model = karat.models.vit({
+      dim: 16, depth: 2, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3,
+      classifierActivation: 'linear',
+      attention: {type: 'fourier', grid: 3, rank: 4, mode: 'blockwise'},
+    });
+    const weights = model.getWeights();
+    if (init != null) model.setWeights(init.map((v, i) => tf.tensor(v, weights[i].shape)));
+    // getWeights() returns the live variables: copy the initial values before training.
+    const initial = init ?? await Promise.all(weights.map((w) => w.data() as Promise<Float32Array>));
+    const x = tf.tensor4d(imgs, [4, 8, 8, 3]);
+    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 3);
+    const opt = tf.train.sgd(0.02);
+    const losses: number[] = [];
+    const kernels = new Set<string>();
+    for (let s = 0; s < STEPS; s++) {
+      const info = await tf.profile(async () => {
+        const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor), true)!;
+        losses.push((await loss.data())[0]);
+        loss.dispose();
+      });
+      info.kernelNames.forEach((k) => kernels.add(k));
+    }
+    const final = await Promise.all(model.getWeights().map((w) => w.data() as Promise<Float32Array>));
+    tf.dispose([x, y]);
+    opt.dispose();
+    model.dispose();
+    return {losses, final, initial, kernels};
+  }
+
+  before(async function() {
+    await useWebGPUBackend(this);
+  });
+
+  it(`${STEPS} SGD steps of a G3B ViT give the same losses and weights as cpu, using the fused kernels`, async () => {
+    const cpu = await train('cpu', null);
+    const gpu = await train('webgpu', cpu.initial);
+    assert.ok(gpu.kernels.has(FourierKArAt) && gpu.kernels.has(FourierKArAtGrad),
+        `fused kernels not used on webgpu: ${[...gpu.kernels].filter((k) => /KArAt/.test(k)).join(', ')}`);
+    for (let s = 0; s < STEPS; s++) {
+      assert.ok(Math.abs(gpu.losses[s] - cpu.losses[s]) < 1e-4 * Math.max(1, Math.abs(cpu.losses[s])),
+          `step ${s}: loss webgpu ${gpu.losses[s]} vs cpu ${cpu.losses[s]}`);
+    }
+    assert.ok(cpu.losses[STEPS - 1] < cpu.losses[0], `loss did not decrease: ${cpu.losses.join(', ')}`);
+    for (let i = 0; i < cpu.final.length; i++) {
+      const err = relErr(gpu.final[i], cpu.final[i]);
+      assert.ok(err < 1e-4, `weight ${i}: relative error ${err.toExponential(2)}`);
+    }
   });
 });
