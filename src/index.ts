@@ -21,3 +21,6 @@ export {KARAT_WEBGL_FUSED_FLAG} from '../kernels-webgl/util';
 // Layers, ViT models (issue 3).
 export * from './layers/index';
 export * as models from './models/index';
+export {swapAttention, swapAttentionWithReport} from './swap';
+export type {SwapReport, SwapSource} from './swap';
+export * as io from './io/index';

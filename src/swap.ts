@@ -1,0 +1,303 @@
+/**
+ * swapAttention: rebuilds a model with every attention layer (tfjs-layers / Keras
+ * `MultiHeadAttention`, or our `KArAtMultiHeadAttention`) using a given attention activation,
+ * copying every pre-existing weight unchanged. Works on a live tf.LayersModel, on
+ * tf.io.ModelArtifacts, on an IOHandler, or on a URL ('file://.../model.json', http, ...).
+ *
+ * Copy rules (see docs/layers.md):
+ *  - every non-attention weight and every Q/K/V/output weight: copied bit for bit (Keras'
+ *    `attention_output` weights are renamed to tfjs' `attentionOutput`);
+ *  - softmax -> KArAt: the operator is newly initialised;
+ *  - KArAt -> softmax: the operator weights are dropped;
+ *  - KArAt -> KArAt: same basis/rank/tokens: operator copied; Fourier with another grid G:
+ *    the common harmonics are copied, new harmonics start at 0 (so growing G keeps the learned
+ *    function exactly), dropped harmonics are truncated; 'proj' is copied when its shape
+ *    matches; anything else is newly initialised. blockwise -> universal: the shared operator
+ *    takes the first attention layer's operator; universal -> blockwise: every layer gets a
+ *    copy of the shared operator.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+
+import {KArAtArgumentError} from './ops/validate';
+import {AttentionActivation, resolveAttention, ResolvedAttention, serializeAttention} from './layers/attention_config';
+import {KArAtMultiHeadAttention} from './layers/multihead_attention';
+
+export type SwapSource = tfl.LayersModel | tf.io.ModelArtifacts | tf.io.IOHandler | string;
+
+export interface SwapReport {
+  /** The new model (uncompiled). */
+  model: tfl.LayersModel;
+  /** Names of the attention layers that were swapped. */
+  attentionLayers: string[];
+  /** Weights copied unchanged (new names). */
+  copied: string[];
+  /** Weights copied in part (Fourier coefficients with another grid). */
+  partiallyCopied: string[];
+  /** New weights left at their initial values. */
+  initialised: string[];
+  /** Old weights not carried over (operator weights that no longer fit). */
+  dropped: string[];
+}
+
+type Json = any;  // tslint:disable-line:no-any
+
+const STOCK = 'MultiHeadAttention';
+const OURS = KArAtMultiHeadAttention.className;
+
+/** tfjs' TS -> pythonic conversion of configs (keys and string values to snake_case). */
+function toSnake(s: string): string {
+  const i = s.replace(/(.)([A-Z][a-z0-9]+)/g, '$1_$2');
+  return i.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
+}
+function pythonic(x: Json): Json {
+  if (x == null) return null;
+  if (typeof x === 'string') return toSnake(x);
+  if (Array.isArray(x)) return x.map(pythonic);
+  if (typeof x === 'object') {
+    const o: Json = {};
+    for (const [k, v] of Object.entries(x)) o[toSnake(k)] = pythonic(v);
+    return o;
+  }
+  return x;
+}
+
+function isLayersModel(x: unknown): x is tfl.LayersModel {
+  return x != null && typeof x === 'object' && typeof (x as tfl.LayersModel).toJSON === 'function' &&
+      Array.isArray((x as tfl.LayersModel).layers) && typeof (x as tfl.LayersModel).predict === 'function';
+}
+
+async function getArtifacts(source: SwapSource): Promise<{topology: Json, weights: Map<string, tf.Tensor>, owned: boolean}> {
+  if (isLayersModel(source)) {
+    const topology = source.toJSON(null, false) as Json;
+    const weights = new Map<string, tf.Tensor>();
+    for (const w of source.weights) weights.set(w.originalName, w.read());
+    return {topology, weights, owned: false};
+  }
+  let artifacts: tf.io.ModelArtifacts;
+  if (typeof source === 'string') {
+    const handlers = tf.io.getLoadHandlers(source);
+    if (handlers.length !== 1) {
+      throw new KArAtArgumentError(
+          `swapAttention: argument 'model' is a URL for which tf.io has ${handlers.length} load ` +
+          `handlers (expected 1): ${source}`);
+    }
+    artifacts = await handlers[0].load!();
+  } else if (source != null && typeof source === 'object' && typeof (source as tf.io.IOHandler).load === 'function') {
+    artifacts = await (source as tf.io.IOHandler).load!();
+  } else if (source != null && typeof source === 'object' && 'modelTopology' in source) {
+    artifacts = source as tf.io.ModelArtifacts;
+  } else {
+    throw new KArAtArgumentError(
+        `swapAttention: argument 'model' must be a tf.LayersModel, tf.io.ModelArtifacts, an IOHandler ` +
+        `or a URL string, got ${source === null ? 'null' : typeof source}`);
+  }
+  const topology = artifacts.modelTopology as Json;
+  if (topology == null || topology instanceof ArrayBuffer) {
+    throw new KArAtArgumentError(`swapAttention: argument 'model' has no Layers-model topology`);
+  }
+  const weights = new Map<string, tf.Tensor>();
+  if (artifacts.weightData != null && artifacts.weightSpecs != null) {
+    const named = tf.io.decodeWeights(artifacts.weightData, artifacts.weightSpecs);
+    for (const [k, v] of Object.entries(named)) weights.set(k, v);
+  }
+  return {topology, weights, owned: true};
+}
+
+/** The {class_name, config} model config inside a topology (Keras files nest it in model_config). */
+function modelConfigOf(topology: Json): Json {
+  return topology.model_config != null ? topology.model_config : topology;
+}
+
+/** All layer configs, recursing into nested models. */
+function collectLayers(modelConfig: Json, out: Json[] = []): Json[] {
+  const layers = modelConfig?.config?.layers;
+  if (!Array.isArray(layers)) return out;
+  for (const l of layers) {
+    out.push(l);
+    if (l?.config?.layers != null) collectLayers(l, out);
+  }
+  return out;
+}
+
+/** A Keras 2 tensor reference ["layer", nodeIndex, tensorIndex] (possibly wrapped in a list). */
+function asRef(x: Json): Json[] | null {
+  if (Array.isArray(x) && x.length >= 3 && typeof x[0] === 'string') return [x[0], x[1], x[2], {}];
+  if (Array.isArray(x) && x.length === 1) return asRef(x[0]);
+  return null;
+}
+
+function sameRef(a: Json[], b: Json[]): boolean {
+  return a[0] === b[0] && a[1] === b[1] && a[2] === b[2];
+}
+
+/**
+ * Rewrites inbound nodes that pass value/key as keyword arguments (Keras' MultiHeadAttention
+ * style) into the positional list [query, value(, key)] that tfjs' executor supports.
+ */
+function rewriteInboundNodes(layer: Json) {
+  const nodes = layer.inbound_nodes;
+  if (!Array.isArray(nodes)) return;
+  layer.inbound_nodes = nodes.map((node: Json) => {
+    if (!Array.isArray(node) || node.length !== 1) {
+      return Array.isArray(node) ? node.map((e: Json) => Array.isArray(e) ? [e[0], e[1], e[2], {}] : e) : node;
+    }
+    const q = node[0];
+    const kwargs = q[3] ?? {};
+    const qRef: Json[] = [q[0], q[1], q[2], {}];
+    const v = kwargs.value != null ? asRef(kwargs.value) : null;
+    const k = kwargs.key != null ? asRef(kwargs.key) : null;
+    if (v == null) return [qRef];
+    if (sameRef(v, qRef) && (k == null || sameRef(k, qRef))) return [qRef];
+    return k == null ? [qRef, v] : [qRef, v, k];
+  });
+}
+
+function shapeKey(t: tf.Tensor): string {
+  return t.shape.join(',');
+}
+
+/** Fourier coeffs [h,2,r,N,G_old] -> [h,2,r,N,G_new]: common harmonics copied, new ones 0. */
+function regridCoeffs(old: tf.Tensor, shapeNew: number[]): tf.Tensor | null {
+  const so = old.shape;
+  if (so.length !== 5 || shapeNew.length !== 5 || so.slice(0, 4).join() !== shapeNew.slice(0, 4).join()) {
+    return null;
+  }
+  const g = Math.min(so[4], shapeNew[4]);
+  return tf.tidy(() => {
+    const common = tf.slice(old, [0, 0, 0, 0, 0], [...so.slice(0, 4), g]);
+    return shapeNew[4] > g ? tf.pad(common, [[0, 0], [0, 0], [0, 0], [0, 0], [0, shapeNew[4] - g]]) : common;
+  });
+}
+
+/**
+ * Returns a new model in which every attention layer uses `attention`, with a report of what
+ * was copied. See swapAttention.
+ */
+export async function swapAttentionWithReport(
+    model: SwapSource, attention: AttentionActivation): Promise<SwapReport> {
+  const target: ResolvedAttention = resolveAttention(attention, 'attentionConfig');
+  const {topology, weights, owned} = await getArtifacts(model);
+  try {
+    const newTopology = JSON.parse(JSON.stringify(topology));
+    const mc = modelConfigOf(newTopology);
+    const layers = collectLayers(mc);
+    const att = layers.filter(l => l?.class_name === STOCK || l?.class_name === OURS);
+    if (att.length === 0) {
+      throw new KArAtArgumentError(
+          `swapAttention: argument 'model' has no attention layer (${STOCK} or ${OURS}); layers: ` +
+          `${layers.map(l => `${l?.config?.name}:${l?.class_name}`).join(', ')}`);
+    }
+    // Old operator tensors per attention layer, and the mode they were trained in.
+    const oldOps = new Map<string, Map<string, tf.Tensor>>();
+    const attNames = att.map(l => l.config.name as string);
+    for (const [name, t] of weights) {
+      for (const ln of attNames) {
+        const prefix = `${ln}/karat/`;
+        if (name.startsWith(prefix)) {
+          if (!oldOps.has(ln)) oldOps.set(ln, new Map());
+          oldOps.get(ln)!.set(name.slice(prefix.length), t);
+        }
+      }
+    }
+    const firstOld = attNames.map(n => oldOps.get(n)).find(o => o != null) ?? null;
+    const oldBasis = new Map<string, string | null>();
+    for (const l of att) {
+      const a = l.config.attention_activation;
+      oldBasis.set(l.config.name, a != null && typeof a === 'object' ? String(a.basis) : null);
+      l.class_name = OURS;
+      for (const k of ['query_shape', 'key_shape', 'value_shape']) delete l.config[k];
+      l.config.attention_activation = pythonic(serializeAttention(target));
+      rewriteInboundNodes(l);
+    }
+    if (topology.model_config != null) {
+      // A Keras file: keep only what tfjs' deserializer reads.
+      delete newTopology.training_config;
+    }
+    const newModel = await tfl.models.modelFromJSON({modelTopology: newTopology} as Json);
+
+    // Map old names to new names (Keras -> tfjs spelling of the output projection).
+    const renamed = new Map<string, tf.Tensor>();
+    for (const [name, t] of weights) {
+      let n = name;
+      for (const ln of attNames) {
+        if (n.startsWith(`${ln}/attention_output/`)) n = `${ln}/attentionOutput/` + n.slice(`${ln}/attention_output/`.length);
+      }
+      renamed.set(n, t);
+    }
+    const report: SwapReport = {
+      model: newModel, attentionLayers: attNames, copied: [], partiallyCopied: [], initialised: [], dropped: [],
+    };
+    const used = new Set<string>();
+    const toDispose: tf.Tensor[] = [];
+    for (const w of newModel.weights) {
+      const name = w.originalName;
+      const m = /^(.*)\/karat\/([^/]+)$/.exec(name);
+      const isOperator = m != null && attNames.includes(m[1]);
+      const old = renamed.get(name);
+      if (!isOperator && old != null && shapeKey(old) === w.shape.join(',')) {
+        w.write(old);
+        used.add(name);
+        report.copied.push(name);
+        continue;
+      }
+      // Operator weights of a swapped layer: copy what matches (same basis only).
+      if (isOperator && target.kind === 'karat') {
+        const own = oldOps.get(m![1]);
+        const src = own ?? firstOld;
+        const srcLayer = own != null ? m![1] : attNames.find(n => oldOps.get(n) === firstOld);
+        const sameBasis = srcLayer != null &&
+            (oldBasis.get(srcLayer) ?? '').replace(/_/g, '').toLowerCase() ===
+            target.operator.basis.replace(/_/g, '').toLowerCase();
+        const t = src?.get(m![2]);
+        if (t != null && sameBasis) {
+          if (shapeKey(t) === w.shape.join(',')) {
+            used.add(`${srcLayer}/karat/${m![2]}`);
+            w.write(t);
+            report.copied.push(name);
+            continue;
+          }
+          if (m[2] === 'coeffs' && target.operator.basis === 'fourier') {
+            const r = regridCoeffs(t, w.shape as number[]);
+            if (r != null) {
+              used.add(`${srcLayer}/karat/${m![2]}`);
+              w.write(r);
+              toDispose.push(r);
+              report.partiallyCopied.push(name);
+              continue;
+            }
+          }
+        }
+      }
+      report.initialised.push(name);
+    }
+    for (const [name] of renamed) {
+      if (used.has(name)) continue;
+      const isOperator = attNames.some(ln => name.startsWith(`${ln}/karat/`));
+      if (isOperator) {
+        report.dropped.push(name);
+        continue;
+      }
+      newModel.dispose();
+      throw new Error(
+          `swapAttention: weight '${name}' of the source model has no counterpart in the new model ` +
+          `(weight names must follow tfjs-layers' naming: <layer>/<weight>)`);
+    }
+    tf.dispose(toDispose);
+    return report;
+  } finally {
+    if (owned) tf.dispose([...weights.values()]);
+  }
+}
+
+/**
+ * Returns a new tf.LayersModel (uncompiled) where every attention layer uses `attention`
+ * ('softmax' or a KArAt config such as {type: 'fourier', grid: 3, rank: 12, mode: 'blockwise'}),
+ * every pre-existing weight copied unchanged and new KArAt weights initialised.
+ *
+ * @param model a tf.LayersModel, tf.io.ModelArtifacts, IOHandler or URL of a model.json whose
+ *     attention layers are tfjs-layers/Keras `MultiHeadAttention` or `KArAtMultiHeadAttention`.
+ */
+export async function swapAttention(model: SwapSource, attention: AttentionActivation): Promise<tfl.LayersModel> {
+  return (await swapAttentionWithReport(model, attention)).model;
+}
