@@ -124,4 +124,53 @@ describe('KArAtMultiHeadAttention', function() {
       'mha/attentionOutput/bias 10',
     ]);
   });
+
+  it('softmax: cross-attention with T != S, causal mask; KArAt rejects T != S clearly', () => {
+    const q = tfl.input({shape: [3, 8]});
+    const v = tfl.input({shape: [7, 8]});
+    const soft = new KArAtMultiHeadAttention({numHeads: 2, keyDim: 4, returnAttentionScores: true});
+    const [o, s] = soft.apply([q, v]) as tfl.SymbolicTensor[];
+    assert.deepEqual([o.shape, s.shape], [[null, 3, 8], [null, 2, 3, 7]]);
+    const kar = new KArAtMultiHeadAttention({numHeads: 2, keyDim: 4, attentionActivation: {grid: 2, rank: 2}});
+    assert.throws(() => kar.apply([q, v]), /KArAt attention needs as many query tokens as key\/value tokens.*3 query and 7 value/);
+    // Causal mask: output at token 0 ignores later tokens.
+    const layer = new KArAtMultiHeadAttention({numHeads: 2, keyDim: 4});
+    const x1 = tf.randomNormal([1, 4, 8], 0, 1, 'float32', 3);
+    const x2 = tf.concat([tf.slice(x1, [0, 0, 0], [1, 1, 8]), tf.randomNormal([1, 3, 8], 0, 1, 'float32', 4)], 1);
+    const [y1] = layer.callAndReturnAttentionScores(x1, {useCausalMask: true});
+    const [y2] = layer.callAndReturnAttentionScores(x2, {useCausalMask: true});
+    const [y3] = layer.callAndReturnAttentionScores(x2);
+    const first = (t: tf.Tensor) => tf.slice(t, [0, 0, 0], [1, 1, 8]);
+    assert.ok(maxAbsDiff(first(y1), first(y2)) < 1e-6);
+    assert.ok(maxAbsDiff(first(y1), first(y3)) > 1e-4, 'without the mask token 0 sees the others');
+    tf.dispose([x1, x2, y1, y2, y3]);
+  });
+
+  it('ViT with dropout, attention dropout (on ĥ for KArAt) and stochastic depth trains; inference is deterministic', async () => {
+    const m = karat.models.vit({
+      dim: 16, depth: 2, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3,
+      dropout: 0.1, attentionDropout: 0.1, dropPath: 0.5, attention: {grid: 2, rank: 2},
+    });
+    assert.ok(m.layers.some(l => l instanceof karat.StochasticDepth));
+    const x = tf.randomNormal([4, 8, 8, 3], 0, 1, 'float32', 5);
+    const y = tf.oneHot(tf.tensor1d([0, 1, 2, 0], 'int32'), 3);
+    m.compile({optimizer: 'adam', loss: 'categoricalCrossentropy'});
+    const h = await m.fit(x, y, {epochs: 2, verbose: 0});
+    assert.ok((h.history.loss as number[]).every(Number.isFinite));
+    const p1 = m.predict(x) as tf.Tensor, p2 = m.predict(x) as tf.Tensor;
+    assert.equal(maxAbsDiff(p1, p2), 0);
+    // Drop path in training zeroes whole examples and rescales the rest by 1/(1 - rate).
+    const sd = new karat.StochasticDepth({rate: 0.5});
+    const ones = tf.ones([64, 2, 3]);
+    const out = sd.apply(ones, {training: true}) as tf.Tensor;
+    const vals = new Set(Array.from(out.dataSync()));
+    assert.deepEqual([...vals].sort(), [0, 2]);
+    assert.equal(maxAbsDiff(sd.apply(ones) as tf.Tensor, ones), 0);
+    // Every layer serialises its full config.
+    const loaded = await tfl.models.modelFromJSON(m.toJSON(null, false) as never);
+    assert.deepEqual(loaded.toJSON(null, false), m.toJSON(null, false));
+    m.dispose();
+    loaded.dispose();
+    tf.dispose([x, y, p1, p2, ones, out]);
+  });
 });
