@@ -24,3 +24,5 @@ export * as models from './models/index';
 export {swapAttention, swapAttentionWithReport} from './swap';
 export type {SwapReport, SwapSource} from './swap';
 export * as io from './io/index';
+// Analyses: attention maps, spectra, activation curves, loss landscape (issue 8).
+export * as analysis from './analysis/index';
