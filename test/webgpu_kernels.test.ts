@@ -16,6 +16,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as karat from '../src/index';
 import {fourierKArAtGrad, fourierKArAtHidden} from '../src/index';
 import {FourierKArAt, FourierKArAtGrad} from '../src/ops/kernel_names';
+import {forwardPlan, gradCoeffsPlan, gradScoresPlan} from '../kernels-webgpu/plan';
 import {releaseWebGPUAfterAllTests, setupWebGPUNode, useWebGPUBackend} from './support/webgpu_node';
 
 const TOL = 1e-5;
@@ -99,6 +100,24 @@ describe('webgpu kernels: registration', () => {
   it('registers FourierKArAt and FourierKArAtGrad for backend webgpu', () => {
     assert.ok(tf.getKernel(FourierKArAt, 'webgpu') != null, 'FourierKArAt not registered');
     assert.ok(tf.getKernel(FourierKArAtGrad, 'webgpu') != null, 'FourierKArAtGrad not registered');
+  });
+
+  it('tiling plans stay within 16 KiB of workgroup memory and cover every p, m and row', () => {
+    const LIMIT = 16384 / 4;  // floats every WebGPU adapter guarantees
+    for (const G of [1, 2, 3, 5, 8, 9, 16, 33]) {
+      for (const r of [1, 3, 12, 16, 17, 40, 64]) {
+        const d = {batch: 3, heads: 2, tokens: 197, rank: r, grid: G};
+        const f = forwardPlan(d), s = gradScoresPlan(d), c = gradCoeffsPlan(d);
+        const where = `r=${r} G=${G}`;
+        assert.ok(2 * f.pt * f.mb * f.qt + f.lanes * f.rows <= LIMIT, `forward ${where}`);
+        assert.ok(s.rt * s.pc + 2 * s.pc * s.mb * s.qLanes <= LIMIT, `dScores ${where}`);
+        assert.ok(2 * c.pt * c.mb <= 64, `dCoeffs accumulators ${where}`);
+        assert.ok(f.mb <= 8 && f.mb * f.blocks >= G, `harmonic blocks ${where}`);
+        assert.ok(f.pt * f.pTiles >= r && s.pc * s.pChunks >= r && c.pt * c.pTiles >= r, `p cover ${where}`);
+        assert.ok(c.chunks * c.chunkRows >= 3 * 197 && (c.chunks - 1) * c.chunkRows < 3 * 197, `chunks ${where}`);
+        assert.ok(c.chunks <= 64, `partial buffer bound ${where}`);
+      }
+    }
   });
 });
 
