@@ -21,7 +21,8 @@ const G3B: karat.KArAtAttentionConfig = {type: 'fourier', grid: 3, rank: 4, mode
 const G3U: karat.KArAtAttentionConfig = {type: 'fourier', grid: 3, rank: 4, mode: 'universal'};
 
 function attentionLayers(m: tfl.LayersModel): karat.KArAtMultiHeadAttention[] {
-  return m.layers.filter(l => l instanceof karat.KArAtMultiHeadAttention) as karat.KArAtMultiHeadAttention[];
+  // By class name: other suites may load a second copy of the package (the built bundles).
+  return m.layers.filter(l => l.getClassName() === 'KArAtMultiHeadAttention') as karat.KArAtMultiHeadAttention[];
 }
 
 function bitIdentical(a: tf.Tensor, b: tf.Tensor): boolean {

@@ -131,5 +131,12 @@ export function fileSystemRouter(url: string | string[]): tf.io.IOHandler {
   return new NodeFileSystem(url);
 }
 
-tf.io.registerSaveRouter(fileSystemRouter);
-tf.io.registerLoadRouter(fileSystemRouter);
+// Register once per process even when several copies of this package are loaded (ESM and
+// CJS builds, bundles): two routers claiming one URL would make tf.io refuse it.
+const ROUTER_KEY = Symbol.for('tfjs-karat.fileSystemRouter');
+const g = globalThis as unknown as Record<symbol, unknown>;
+if (g[ROUTER_KEY] == null) {
+  g[ROUTER_KEY] = fileSystemRouter;
+  tf.io.registerSaveRouter(fileSystemRouter);
+  tf.io.registerLoadRouter(fileSystemRouter);
+}

@@ -120,3 +120,20 @@ export function baseLayerArgs(args: Record<string, unknown>): Record<string, unk
   if (typeof args.dtype === 'string') out.dtype = args.dtype;
   return out;
 }
+
+/**
+ * tf.serialization.registerClass, unless a class of that name is already registered: when
+ * several copies of this package are loaded in one process (ESM + CJS builds, a bundle), the
+ * first one keeps the names, so that models loaded later use one consistent set of classes.
+ */
+export function registerClassOnce<T extends tf.serialization.Serializable>(
+    cls: tf.serialization.SerializableConstructor<T>): void {
+  const map = tf.serialization.SerializationMap.getMap().classNameMap;
+  if (map[cls.className] == null) tf.serialization.registerClass(cls);
+}
+
+/** Duck-typed class check that also recognises instances from another copy of the package. */
+export function hasClassName(x: unknown, className: string): boolean {
+  return x != null && typeof (x as {getClassName?: unknown}).getClassName === 'function' &&
+      (x as {getClassName(): string}).getClassName() === className;
+}

@@ -26,7 +26,7 @@ import {KArAtArgumentError} from '../ops/validate';
 import {attentionCore, CoreActivation} from './attention_core';
 import {AttentionActivation, resolveAttention, ResolvedAttention, serializeAttention} from './attention_config';
 import {KArAtOperator} from './karat_operator';
-import {baseLayerArgs, checkPositiveIntArg, checkRate, cloneInitializer, isShapeList, parseWeightArgs, ParsedWeightArgs, serializeWeightArgs, Shape, WeightArgs} from './layer_utils';
+import {baseLayerArgs, checkPositiveIntArg, checkRate, cloneInitializer, hasClassName, isShapeList, parseWeightArgs, ParsedWeightArgs, registerClassOnce, serializeWeightArgs, Shape, WeightArgs} from './layer_utils';
 
 export interface KArAtMultiHeadAttentionArgs extends LayerArgs, WeightArgs {
   /** Number of attention heads h. */
@@ -171,10 +171,12 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
       const layer = queue.shift() as {inboundNodes?: Array<{inboundLayers: unknown[]}>};
       if (layer == null || seen.has(layer)) continue;
       seen.add(layer);
-      if (layer instanceof KArAtMultiHeadAttention && layer !== this && layer.ownsOperator &&
-          layer.attention.kind === 'karat' && layer.attention.mode === 'universal' &&
-          layer.attention.shareName === att.shareName) {
-        holder = layer;
+      // Duck-typed: the holder may come from another loaded copy of this package.
+      const cand = layer as unknown as KArAtMultiHeadAttention;
+      if (hasClassName(layer, KArAtMultiHeadAttention.className) && cand !== this && cand.ownsOperator &&
+          cand.attention.kind === 'karat' && cand.attention.mode === 'universal' &&
+          cand.attention.shareName === att.shareName) {
+        holder = cand;
         break;
       }
       for (const node of layer.inboundNodes ?? []) queue.push(...node.inboundLayers);
@@ -398,4 +400,4 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
     return new cls(config);
   }
 }
-tf.serialization.registerClass(KArAtMultiHeadAttention);
+registerClassOnce(KArAtMultiHeadAttention);

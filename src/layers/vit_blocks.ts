@@ -11,7 +11,8 @@ import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 
 import {KArAtArgumentError} from '../ops/validate';
 import {AttentionActivation} from './attention_config';
-import {baseLayerArgs, checkPositiveIntArg, checkRate, InitializerArg, parseWeightArgs, ParsedWeightArgs, serializeObject, serializeWeightArgs, Shape, WeightArgs} from './layer_utils';
+import {baseLayerArgs, checkPositiveIntArg, checkRate, InitializerArg, parseWeightArgs, ParsedWeightArgs, registerClassOnce, serializeObject, serializeWeightArgs, Shape, WeightArgs} from './layer_utils';
+import {fusedDense, fusedLayerNormalization} from './fused_layers';
 import {KArAtMultiHeadAttention} from './multihead_attention';
 
 function one(s: Shape | Shape[]): Shape {
@@ -99,7 +100,7 @@ export class PatchEmbedding extends tfl.layers.Layer {
     return {patchSize: this.patchSize, dim: this.dim, ...serializeWeightArgs(this.w), ...super.getConfig()};
   }
 }
-tf.serialization.registerClass(PatchEmbedding);
+registerClassOnce(PatchEmbedding);
 
 // ------------------------------------------------------------------ ClassToken
 
@@ -148,7 +149,7 @@ export class ClassToken extends tfl.layers.Layer {
     return {initializer: serializeObject(this.init), ...super.getConfig()};
   }
 }
-tf.serialization.registerClass(ClassToken);
+registerClassOnce(ClassToken);
 
 // ------------------------------------------------------------------ LearnedPositionEmbedding
 
@@ -193,7 +194,7 @@ export class LearnedPositionEmbedding extends tfl.layers.Layer {
     return {initializer: serializeObject(this.init), ...super.getConfig()};
   }
 }
-tf.serialization.registerClass(LearnedPositionEmbedding);
+registerClassOnce(LearnedPositionEmbedding);
 
 // ------------------------------------------------------------------ StochasticDepth
 
@@ -234,7 +235,7 @@ export class StochasticDepth extends tfl.layers.Layer {
     return {rate: this.rate, ...super.getConfig()};
   }
 }
-tf.serialization.registerClass(StochasticDepth);
+registerClassOnce(StochasticDepth);
 
 // ------------------------------------------------------------------ encoder block
 
@@ -269,6 +270,8 @@ export function checkHeads(arg: string, dim: number, heads: number): number {
 /**
  * Applies one pre-norm encoder block to `x` [B, N, dim]:
  *   x = x + DropPath(MHA(LN(x)));  x = x + DropPath(Dropout(W2 · Dropout(GELU(W1 · LN(x)))))
+ * LayerNorms and MLP Dense layers are the stock tfjs-layers classes with a fused webgpu path
+ * (fused_layers.ts; same weights, names and configs).
  * Layer names: `${name}_norm1`, `${name}_attn`, `${name}_drop_path1`, `${name}_add1`,
  * `${name}_norm2`, `${name}_mlp_fc1`, `${name}_mlp_drop1`, `${name}_mlp_fc2`, `${name}_mlp_drop2`,
  * `${name}_drop_path2`, `${name}_add2`.
@@ -286,7 +289,7 @@ export function transformerEncoderBlock(
   const dropPath = checkRate('transformerEncoderBlock', 'dropPath', args.dropPath ?? 0);
   const hidden = Math.round(args.dim * mlpRatio);
 
-  let h = tfl.layers.layerNormalization({epsilon: eps, name: `${n}_norm1`}).apply(x) as tfl.SymbolicTensor;
+  let h = fusedLayerNormalization({epsilon: eps, name: `${n}_norm1`}).apply(x) as tfl.SymbolicTensor;
   h = new KArAtMultiHeadAttention({
     numHeads: args.heads, keyDim, dropout: args.attentionDropout ?? 0,
     attentionActivation: args.attentionActivation ?? 'softmax', name: `${n}_attn`,
@@ -295,10 +298,10 @@ export function transformerEncoderBlock(
   if (dropPath > 0) h = new StochasticDepth({rate: dropPath, name: `${n}_drop_path1`}).apply(h) as tfl.SymbolicTensor;
   const x1 = tfl.layers.add({name: `${n}_add1`}).apply([x, h]) as tfl.SymbolicTensor;
 
-  let m = tfl.layers.layerNormalization({epsilon: eps, name: `${n}_norm2`}).apply(x1) as tfl.SymbolicTensor;
-  m = tfl.layers.dense({units: hidden, activation: 'gelu', name: `${n}_mlp_fc1`}).apply(m) as tfl.SymbolicTensor;
+  let m = fusedLayerNormalization({epsilon: eps, name: `${n}_norm2`}).apply(x1) as tfl.SymbolicTensor;
+  m = fusedDense({units: hidden, activation: 'gelu', name: `${n}_mlp_fc1`}).apply(m) as tfl.SymbolicTensor;
   if (dropout > 0) m = tfl.layers.dropout({rate: dropout, name: `${n}_mlp_drop1`}).apply(m) as tfl.SymbolicTensor;
-  m = tfl.layers.dense({units: args.dim, name: `${n}_mlp_fc2`}).apply(m) as tfl.SymbolicTensor;
+  m = fusedDense({units: args.dim, name: `${n}_mlp_fc2`}).apply(m) as tfl.SymbolicTensor;
   if (dropout > 0) m = tfl.layers.dropout({rate: dropout, name: `${n}_mlp_drop2`}).apply(m) as tfl.SymbolicTensor;
   if (dropPath > 0) m = new StochasticDepth({rate: dropPath, name: `${n}_drop_path2`}).apply(m) as tfl.SymbolicTensor;
   return tfl.layers.add({name: `${n}_add2`}).apply([x1, m]) as tfl.SymbolicTensor;
@@ -346,4 +349,4 @@ export class SelectToken extends tfl.layers.Layer {
     return {index: this.index, ...super.getConfig()};
   }
 }
-tf.serialization.registerClass(SelectToken);
+registerClassOnce(SelectToken);
