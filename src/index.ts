@@ -26,3 +26,7 @@ export type {SwapReport, SwapSource} from './swap';
 export * as io from './io/index';
 // Analyses: attention maps, spectra, activation curves, loss landscape (issue 8).
 export * as analysis from './analysis/index';
+// Fast training on WebGPU (issue 9): fused LayerNorm, bias+GELU, AdamW ops and their webgpu kernels.
+export * from './ops/fused_layers';
+export {fusedDense, fusedLayerNormalization} from './layers/fused_layers';
+import '../kernels-webgpu/register_layers';

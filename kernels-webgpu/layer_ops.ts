@@ -1,0 +1,73 @@
+/**
+ * Kernels of the fused layer ops (src/ops/fused_layers.ts) for backend 'webgpu':
+ *   KArAtLayerNorm      1 dispatch
+ *   KArAtLayerNormGrad  4 dispatches (row stats, dx, dgamma, dbeta)
+ *   KArAtBiasGelu       1 dispatch
+ *   KArAtBiasGeluGrad   2 dispatches (dx, dbias)
+ *   KArAtAdamW          3 dispatches (m', v', param')
+ */
+import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
+import type {KernelConfig, KernelFunc, NamedAttrMap, TensorInfo} from '@tensorflow/tfjs-core';
+
+import {AdamWUpdateAttrs, adamWScalars, KArAtAdamW, KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad} from '../src/ops/fused_layers';
+import {AdamWProgram, BiasGeluProgram, ColumnSumProgram, LayerNormGradDxProgram, LayerNormProgram, LayerNormStatsProgram} from './layer_ops_webgpu';
+
+type Args<I> = {inputs: I, backend: WebGPUBackend, attrs?: NamedAttrMap};
+
+function eps(attrs?: NamedAttrMap) {
+  return [{type: 'float32', data: [Number(attrs?.epsilon ?? 1e-3)]}];
+}
+
+export function layerNorm(args: Args<{x: TensorInfo, gamma: TensorInfo, beta: TensorInfo}>): TensorInfo {
+  const {x, gamma, beta} = args.inputs;
+  const [M, C] = x.shape;
+  return args.backend.runWebGPUProgram(new LayerNormProgram(M, C), [x, gamma, beta], 'float32', eps(args.attrs));
+}
+
+export function layerNormGrad(args: Args<{dy: TensorInfo, x: TensorInfo, gamma: TensorInfo}>): TensorInfo[] {
+  const {dy, x, gamma} = args.inputs;
+  const b = args.backend;
+  const [M, C] = x.shape;
+  const stats = b.runWebGPUProgram(new LayerNormStatsProgram(M), [x], 'float32', eps(args.attrs));
+  const dx = b.runWebGPUProgram(new LayerNormGradDxProgram(M, C), [dy, x, gamma, stats], 'float32');
+  const dgamma = b.runWebGPUProgram(new ColumnSumProgram('dgamma', C), [dy, x, stats], 'float32');
+  const dbeta = b.runWebGPUProgram(new ColumnSumProgram('dbeta', C), [dy], 'float32');
+  b.disposeData(stats.dataId);
+  return [dx, dgamma, dbeta];
+}
+
+export function biasGelu(args: Args<{x: TensorInfo, bias: TensorInfo}>): TensorInfo {
+  const {x, bias} = args.inputs;
+  return args.backend.runWebGPUProgram(new BiasGeluProgram(false, x.shape), [x, bias], 'float32');
+}
+
+export function biasGeluGrad(args: Args<{dy: TensorInfo, x: TensorInfo, bias: TensorInfo}>): TensorInfo[] {
+  const {dy, x, bias} = args.inputs;
+  const b = args.backend;
+  const dx = b.runWebGPUProgram(new BiasGeluProgram(true, x.shape), [dy, x, bias], 'float32');
+  const dbias = b.runWebGPUProgram(new ColumnSumProgram('dbias-gelu', x.shape[1]), [dy, x, bias], 'float32');
+  return [dx, dbias];
+}
+
+export function adamW(args: Args<{param: TensorInfo, m: TensorInfo, v: TensorInfo, grad: TensorInfo}>): TensorInfo[] {
+  const {param, m, v, grad} = args.inputs;
+  const a = args.attrs as unknown as AdamWUpdateAttrs;
+  const {bc1, bc2, decay} = adamWScalars(a);
+  const u = [a.beta1, a.beta2, a.epsilon, a.learningRate, decay, bc1, bc2].map((x) => ({type: 'float32', data: [x]}));
+  const b = args.backend;
+  const shape = param.shape;
+  const m1 = b.runWebGPUProgram(new AdamWProgram('m', shape), [m, grad], 'float32', u);
+  const v1 = b.runWebGPUProgram(new AdamWProgram('v', shape), [v, grad], 'float32', u);
+  const p1 = b.runWebGPUProgram(new AdamWProgram('param', shape), [param, m, v, grad], 'float32', u);
+  return [p1, m1, v1];
+}
+
+const kf = (f: unknown) => f as KernelFunc;
+
+export const layerOpKernelConfigs: KernelConfig[] = [
+  {kernelName: KArAtLayerNorm, backendName: 'webgpu', kernelFunc: kf(layerNorm)},
+  {kernelName: KArAtLayerNormGrad, backendName: 'webgpu', kernelFunc: kf(layerNormGrad)},
+  {kernelName: KArAtBiasGelu, backendName: 'webgpu', kernelFunc: kf(biasGelu)},
+  {kernelName: KArAtBiasGeluGrad, backendName: 'webgpu', kernelFunc: kf(biasGeluGrad)},
+  {kernelName: KArAtAdamW, backendName: 'webgpu', kernelFunc: kf(adamW)},
+];

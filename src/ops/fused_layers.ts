@@ -1,0 +1,270 @@
+/**
+ * Fused layer ops for fast training (issue 9): LayerNorm, bias + GELU, AdamW update.
+ *
+ * Op contract (backend-agnostic, like kernel_names.ts for Fourier-KArAt):
+ *
+ *   KArAtLayerNorm        {x [M,C], gamma [C], beta [C]}, attrs {epsilon}      -> y [M,C]
+ *   KArAtLayerNormGrad    {dy [M,C], x [M,C], gamma [C]}, attrs {epsilon}      -> [dx, dgamma, dbeta]
+ *   KArAtBiasGelu         {x [M,C], bias [C]}                                  -> gelu(x + bias) [M,C]
+ *   KArAtBiasGeluGrad     {dy [M,C], x [M,C], bias [C]}                        -> [dx, dbias]
+ *   KArAtAdamW            {param, m, v, grad} (one shape), attrs AdamWUpdateAttrs
+ *                                                                              -> [param', m', v']
+ *
+ * Each public op runs the kernel registered for the active backend when there is one and the
+ * KARAT_FUSED flag is on (kernels-webgpu/ registers them for 'webgpu'); otherwise a composite
+ * of stock tfjs ops with the same math (the reference, used on cpu/wasm/webgl and by tests).
+ * GELU is the exact (erf) GELU of tfjs-layers' 'gelu' activation; LayerNorm is tfjs-layers'
+ * LayerNormalization over the last axis (biased variance, epsilon inside the square root).
+ *
+ * KARAT_WEBGPU_FUSED_LAYERS (tf.env flag, default true): when on and the backend is webgpu,
+ * the plugin's layers (ViT LayerNorm, MLP Dense+GELU) call these ops; when off they run the
+ * stock tfjs-layers code, so benchmarks can compare both in one process.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+import {hasFusedKernel} from './fourier_karat';
+import {checkTensor, KArAtArgumentError} from './validate';
+
+export const KArAtLayerNorm = 'KArAtLayerNorm';
+export const KArAtLayerNormGrad = 'KArAtLayerNormGrad';
+export const KArAtBiasGelu = 'KArAtBiasGelu';
+export const KArAtBiasGeluGrad = 'KArAtBiasGeluGrad';
+export const KArAtAdamW = 'KArAtAdamW';
+
+export interface LayerNormAttrs {epsilon: number}
+
+/** Hyper-parameters of one AdamW step (PyTorch AdamW: decay applied to p before the Adam step). */
+export interface AdamWUpdateAttrs {
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** Decoupled weight decay (0 = plain Adam). */
+  weightDecay: number;
+  /** 1-based step number (for the bias corrections 1 - β^t). */
+  step: number;
+}
+
+export const KARAT_WEBGPU_FUSED_LAYERS_FLAG = 'KARAT_WEBGPU_FUSED_LAYERS';
+tf.env().registerFlag(KARAT_WEBGPU_FUSED_LAYERS_FLAG, () => true);
+
+/**
+ * True when the plugin's layers should use the fused layer ops: the flag is on, the active
+ * backend is webgpu and the kernel `kernelName` is registered for it.
+ */
+export function useFusedLayers(kernelName: string = KArAtLayerNorm): boolean {
+  return tf.env().getBool(KARAT_WEBGPU_FUSED_LAYERS_FLAG) && tf.getBackend() === 'webgpu' &&
+      hasFusedKernel(kernelName);
+}
+
+// ------------------------------------------------------------------ LayerNorm
+
+function rows2d(x: tf.Tensor): tf.Tensor2D {
+  const C = x.shape[x.rank - 1];
+  return tf.reshape(x, [x.size / C, C]);
+}
+
+/** Composite LayerNorm over the last axis of x2 [M, C] (differentiable by tfjs autodiff). */
+export function compositeLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const mean = tf.mean(x, -1, true);
+    const xc = tf.sub(x, mean);
+    const variance = tf.mean(tf.square(xc), -1, true);
+    const xhat = tf.mul(xc, tf.rsqrt(tf.add(variance, epsilon)));
+    return tf.add(tf.mul(xhat, gamma), beta) as tf.Tensor2D;
+  });
+}
+
+/** Analytic LayerNorm backward from tfjs ops: [dx, dgamma, dbeta]. */
+export function compositeLayerNormGrad(
+    dy: tf.Tensor2D, x: tf.Tensor2D, gamma: tf.Tensor1D, epsilon: number): [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D] {
+  return tf.tidy(() => {
+    const mean = tf.mean(x, -1, true);
+    const xc = tf.sub(x, mean);
+    const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), epsilon));
+    const xhat = tf.mul(xc, rstd);
+    const g = tf.mul(dy, gamma);
+    const dx = tf.mul(rstd, tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(xhat, tf.mean(tf.mul(g, xhat), -1, true))));
+    return [dx as tf.Tensor2D, tf.sum(tf.mul(dy, xhat), 0) as tf.Tensor1D, tf.sum(dy, 0) as tf.Tensor1D];
+  });
+}
+
+function checkLayerNormArgs(op: string, x: unknown, gamma: unknown, beta: unknown, epsilon: unknown) {
+  if (!(x instanceof tf.Tensor) || x.rank < 1) {
+    checkTensor(op, 'x', x, ['...', 'C']);
+  }
+  const xt = x as tf.Tensor;
+  if (xt.dtype !== 'float32') throw new KArAtArgumentError(`${op}: argument 'x' must have dtype float32, got ${xt.dtype}`);
+  const C = xt.shape[xt.rank - 1];
+  const g = checkTensor(op, 'gamma', gamma, ['C'], [C]) as tf.Tensor1D;
+  const b = beta == null ? null : checkTensor(op, 'beta', beta, ['C'], [C]) as tf.Tensor1D;
+  if (typeof epsilon !== 'number' || !(epsilon >= 0)) {
+    throw new KArAtArgumentError(`${op}: argument 'epsilon' must be a number >= 0, got ${String(epsilon)}`);
+  }
+  return {x: xt, gamma: g, beta: b, C};
+}
+
+/**
+ * LayerNorm over the last axis: (x - mean) / sqrt(var + epsilon) · gamma + beta, any rank.
+ * One dispatch forward and four backward with the webgpu kernel.
+ */
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon = 1e-3): tf.Tensor {
+  const c = checkLayerNormArgs('layerNorm', x, gamma, beta, epsilon);
+  return tf.tidy(() => {
+    const x2 = rows2d(c.x);
+    const y = hasFusedKernel(KArAtLayerNorm) ?
+        tf.engine().runKernel(KArAtLayerNorm, {x: x2, gamma: c.gamma, beta: c.beta!}, {epsilon} as never) as tf.Tensor :
+        compositeLayerNorm(x2, c.gamma, c.beta!, epsilon);
+    return tf.reshape(y, c.x.shape);
+  });
+}
+
+/** [dx, dgamma, dbeta] of layerNorm for upstream dy (the fused kernel when there is one). */
+export function layerNormGrad(dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor1D, epsilon = 1e-3): [tf.Tensor, tf.Tensor1D, tf.Tensor1D] {
+  const c = checkLayerNormArgs('layerNormGrad', x, gamma, null, epsilon);
+  checkTensor('layerNormGrad', 'dy', dy, c.x.shape.map((_, i) => `d${i}`), c.x.shape);
+  return tf.tidy(() => {
+    const x2 = rows2d(c.x), dy2 = rows2d(dy);
+    const r = hasFusedKernel(KArAtLayerNormGrad) ?
+        tf.engine().runKernel(KArAtLayerNormGrad, {dy: dy2, x: x2, gamma: c.gamma}, {epsilon} as never) as unknown as tf.Tensor[] :
+        compositeLayerNormGrad(dy2, x2, c.gamma, epsilon);
+    return [tf.reshape(r[0], c.x.shape), r[1] as tf.Tensor1D, r[2] as tf.Tensor1D];
+  });
+}
+
+tf.registerGradient({
+  kernelName: KArAtLayerNorm,
+  inputsToSave: ['x', 'gamma'],
+  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
+    const [x, gamma] = saved as [tf.Tensor2D, tf.Tensor1D];
+    const [dx, dg, db] = layerNormGrad(dy as tf.Tensor, x, gamma, attrs.epsilon as number);
+    return {x: () => dx, gamma: () => dg, beta: () => db};
+  },
+});
+
+// ------------------------------------------------------------------ bias + GELU
+
+const SQRT1_2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** gelu(x + bias) from stock ops, exactly as tfjs-layers' 'gelu' activation after a bias add. */
+export function compositeBiasGelu(x: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const z = tf.add(x, bias);
+    return tf.mul(z, tf.mul(0.5, tf.add(1, tf.erf(tf.mul(z, SQRT1_2))))) as tf.Tensor2D;
+  });
+}
+
+/** Analytic backward of gelu(x + bias): [dx, dbias]. gelu'(z) = Φ(z) + z·φ(z). */
+export function compositeBiasGeluGrad(dy: tf.Tensor2D, x: tf.Tensor2D, bias: tf.Tensor1D): [tf.Tensor2D, tf.Tensor1D] {
+  return tf.tidy(() => {
+    const z = tf.add(x, bias);
+    const cdf = tf.mul(0.5, tf.add(1, tf.erf(tf.mul(z, SQRT1_2))));
+    const pdf = tf.mul(INV_SQRT_2PI, tf.exp(tf.mul(tf.square(z), -0.5)));
+    const dx = tf.mul(dy, tf.add(cdf, tf.mul(z, pdf))) as tf.Tensor2D;
+    return [dx, tf.sum(dx, 0) as tf.Tensor1D];
+  });
+}
+
+function checkBiasArgs(op: string, x: unknown, bias: unknown) {
+  if (!(x instanceof tf.Tensor) || x.rank < 1) checkTensor(op, 'x', x, ['...', 'C']);
+  const xt = x as tf.Tensor;
+  if (xt.dtype !== 'float32') throw new KArAtArgumentError(`${op}: argument 'x' must have dtype float32, got ${xt.dtype}`);
+  const C = xt.shape[xt.rank - 1];
+  return {x: xt, bias: checkTensor(op, 'bias', bias, ['C'], [C]) as tf.Tensor1D};
+}
+
+/** gelu(x + bias) (exact, erf-based GELU) with bias over the last axis, any rank. */
+export function biasGelu(x: tf.Tensor, bias: tf.Tensor1D): tf.Tensor {
+  const c = checkBiasArgs('biasGelu', x, bias);
+  return tf.tidy(() => {
+    const x2 = rows2d(c.x);
+    const y = hasFusedKernel(KArAtBiasGelu) ?
+        tf.engine().runKernel(KArAtBiasGelu, {x: x2, bias: c.bias}, {}) as tf.Tensor :
+        compositeBiasGelu(x2, c.bias);
+    return tf.reshape(y, c.x.shape);
+  });
+}
+
+/** [dx, dbias] of biasGelu for upstream dy. */
+export function biasGeluGrad(dy: tf.Tensor, x: tf.Tensor, bias: tf.Tensor1D): [tf.Tensor, tf.Tensor1D] {
+  const c = checkBiasArgs('biasGeluGrad', x, bias);
+  checkTensor('biasGeluGrad', 'dy', dy, c.x.shape.map((_, i) => `d${i}`), c.x.shape);
+  return tf.tidy(() => {
+    const x2 = rows2d(c.x), dy2 = rows2d(dy);
+    const r = hasFusedKernel(KArAtBiasGeluGrad) ?
+        tf.engine().runKernel(KArAtBiasGeluGrad, {dy: dy2, x: x2, bias: c.bias}, {}) as unknown as tf.Tensor[] :
+        compositeBiasGeluGrad(dy2, x2, c.bias);
+    return [tf.reshape(r[0], c.x.shape), r[1] as tf.Tensor1D];
+  });
+}
+
+tf.registerGradient({
+  kernelName: KArAtBiasGelu,
+  inputsToSave: ['x', 'bias'],
+  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+    const [x, bias] = saved as [tf.Tensor2D, tf.Tensor1D];
+    const [dx, db] = biasGeluGrad(dy as tf.Tensor, x, bias);
+    return {x: () => dx, bias: () => db};
+  },
+});
+
+// ------------------------------------------------------------------ AdamW
+
+/** Bias corrections and decay factor of one step, as the kernels use them. */
+export function adamWScalars(a: AdamWUpdateAttrs) {
+  return {
+    bc1: 1 - Math.pow(a.beta1, a.step),
+    bc2: 1 - Math.pow(a.beta2, a.step),
+    decay: 1 - a.learningRate * a.weightDecay,
+  };
+}
+
+export function compositeAdamW(param: tf.Tensor, m: tf.Tensor, v: tf.Tensor, grad: tf.Tensor,
+                               a: AdamWUpdateAttrs): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  return tf.tidy(() => {
+    const {bc1, bc2, decay} = adamWScalars(a);
+    const m1 = tf.add(tf.mul(m, a.beta1), tf.mul(grad, 1 - a.beta1));
+    const v1 = tf.add(tf.mul(v, a.beta2), tf.mul(tf.square(grad), 1 - a.beta2));
+    const upd = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), a.epsilon));
+    const p1 = tf.sub(decay === 1 ? param : tf.mul(param, decay), tf.mul(upd, a.learningRate));
+    return [p1, m1, v1];
+  });
+}
+
+function checkAdamWAttrs(a: AdamWUpdateAttrs) {
+  const op = 'adamWUpdate';
+  for (const k of ['learningRate', 'beta1', 'beta2', 'epsilon', 'weightDecay', 'step'] as const) {
+    if (typeof a?.[k] !== 'number' || !Number.isFinite(a[k])) {
+      throw new KArAtArgumentError(`${op}: hyper-parameter '${k}' must be a finite number, got ${String(a?.[k])}`);
+    }
+  }
+  if (!(a.beta1 >= 0 && a.beta1 < 1) || !(a.beta2 >= 0 && a.beta2 < 1)) {
+    throw new KArAtArgumentError(`${op}: beta1 and beta2 must be in [0, 1), got ${a.beta1}, ${a.beta2}`);
+  }
+  if (!Number.isInteger(a.step) || a.step < 1) {
+    throw new KArAtArgumentError(`${op}: 'step' must be an integer >= 1, got ${a.step}`);
+  }
+}
+
+/**
+ * One AdamW step for one parameter: returns [param', m', v'] (new tensors; the caller assigns
+ * them to its variables). m' = β1 m + (1-β1) g; v' = β2 v + (1-β2) g²;
+ * param' = param·(1 - lr·wd) - lr · (m'/(1-β1^t)) / (sqrt(v'/(1-β2^t)) + ε).
+ * Three dispatches with the webgpu kernel (about 14 from stock ops).
+ */
+export function adamWUpdate(param: tf.Tensor, m: tf.Tensor, v: tf.Tensor, grad: tf.Tensor,
+                            attrs: AdamWUpdateAttrs): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  const op = 'adamWUpdate';
+  const names = param instanceof tf.Tensor ? param.shape.map((_, i) => `d${i}`) : ['...'];
+  const p = checkTensor(op, 'param', param, names);
+  for (const [n, t] of [['m', m], ['v', v], ['grad', grad]] as const) checkTensor(op, n, t, names, p.shape);
+  checkAdamWAttrs(attrs);
+  if (hasFusedKernel(KArAtAdamW)) {
+    const a = {learningRate: attrs.learningRate, beta1: attrs.beta1, beta2: attrs.beta2,
+               epsilon: attrs.epsilon, weightDecay: attrs.weightDecay, step: attrs.step};
+    const out = tf.engine().runKernel(KArAtAdamW, {param: p, m, v, grad}, a as never) as unknown as tf.Tensor[];
+    return [out[0], out[1], out[2]];
+  }
+  return compositeAdamW(p, m, v, grad, attrs);
+}
