@@ -6,9 +6,11 @@
  * the kernels when a CUDA device is present.
  */
 import * as assert from 'node:assert/strict';
-import {existsSync} from 'node:fs';
+import {spawnSync} from 'node:child_process';
+import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs';
 import {createRequire} from 'node:module';
-import {resolve} from 'node:path';
+import {tmpdir} from 'node:os';
+import {join, resolve} from 'node:path';
 
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -219,5 +221,43 @@ describe('kernels-cuda: harness case files and compare tool', () => {
     const err = normalisedError(got.dataSync(), c.hidden).normErr;
     assert.ok(err < 1e-5, `composite vs CPU kernel: ${err}`);
     got.dispose();
+  });
+});
+
+describe('kernels-cuda: the CUDA kernel code under CPU emulation (emu/cuda_emu.h)', function() {
+  this.timeout(240000);
+  let dir = '';
+
+  before(async function() {
+    await tf.setBackend('cpu');
+    if (spawnSync('sh', ['-c', 'command -v g++'], {encoding: 'utf8'}).status !== 0) {
+      console.log('    (skipped: g++ not found, the emulation cannot be built)');
+      this.skip();
+    }
+    dir = mkdtempSync(join(tmpdir(), 'karat-emu-'));
+  });
+
+  after(() => {
+    if (dir) rmSync(dir, {recursive: true, force: true});
+  });
+
+  it('forward, backward (rank chunks, G = 8, several groups) match the float64 reference and are deterministic', () => {
+    const bin = join(dir, 'karat_harness_emu');
+    const build = spawnSync('g++', [
+      '-O2', '-std=c++20', '-DKARAT_EMULATE', '-DKARAT_BWD_TARGET_BLOCKS=16', '-include', 'emu/cuda_emu.h', '-x', 'c++', 'src/karat_fourier.cu',
+      '-x', 'c++', 'harness/karat_harness.cu', '-pthread', '-o', bin,
+    ], {cwd: resolve('kernels-cuda'), encoding: 'utf8'});
+    assert.equal(build.status, 0, `emulation build failed:\n${build.stderr}`);
+    const cases = join(dir, 'cases.bin');
+    const run = spawnSync(bin, [
+      '--cases', 'tiny-1x1,small-n17-g2,small-n33-g3,small-n65-r20-g8,small-n100-g5', '--iters', '1', '--warmup', '0',
+      '--dump', cases,
+    ], {encoding: 'utf8'});
+    assert.equal(run.status, 0, `emulated kernels failed:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /5 case\(s\), 0 failed/);
+    // The emulated CUDA outputs also agree with the TypeScript CPU kernel.
+    const reports = compareCases(readCases(readFileSync(cases)));
+    assert.equal(reports.length, 5);
+    for (const r of reports) assert.ok(r.pass && r.maxNormErr < 1e-5, `${r.name}: ${r.maxNormErr}`);
   });
 });

@@ -20,7 +20,9 @@
 //   char[8] "KARATCAS"; int32 version (1); int32 nameLen; name bytes padded to a multiple of 4;
 //   int32 B, h, N, r, G; float32 arrays: scores [B,h,N,N], coeffs [h,2,r,N,G], dy [B,h,N,r],
 //   hidden [B,h,N,r], dscores [B,h,N,N], dcoeffs [h,2,r,N,G]  (the last three: CUDA outputs).
+#ifndef KARAT_EMULATE
 #include <cuda_runtime.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -50,6 +52,8 @@ const Case kCases[] = {
     {"small-n65-r20-g8", 2, 2, 65, 20, 8, true, true, false},
     {"small-n100-g5", 3, 1, 100, 7, 5, true, true, false},
     {"mid-b4-n197-g3", 4, 3, 197, 12, 3, true, true, false},
+    // Many heads, tiny N: backward groups of several row tiles (the last one partial).
+    {"groups-b63-h128-n5", 63, 128, 5, 3, 2, true, true, false},
     {"vit-tiny-b32-g3", 32, 3, 197, 12, 3, true, false, true},
     {"vit-small-b32-g3", 32, 6, 197, 12, 3, false, false, true},
     {"vit-base-b32-g1", 32, 12, 197, 12, 1, false, false, true},

@@ -20,7 +20,9 @@
 #define KARAT_CUDA_H_
 
 #include <stddef.h>
+#ifndef KARAT_EMULATE
 #include <cuda_runtime_api.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {

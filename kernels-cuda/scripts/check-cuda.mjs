@@ -5,8 +5,10 @@
 //      cases, which checks its float64 reference and writes a case file;
 //   3. runs harness/compare.ts on that file: the TypeScript CPU kernel must agree (<= 1e-4);
 //   4. compiles the Node-API addon (C) and the TensorFlow op library (C++) when gcc/g++ and the
-//      Node headers are there (no linking, no GPU needed).
-// Without nvcc it prints a skip message and exits 0. Outputs go to a temp dir, so prebuilt
+//      Node headers are there (no linking, no GPU needed);
+//   5. builds the CPU emulation of the kernels (emu/cuda_emu.h, g++ only) and runs the exact
+//      kernel code on the small cases against the float64 reference.
+// Without nvcc, steps 1-4 are skipped with a message and step 5 still runs (exit 0 if it passes). Outputs go to a temp dir, so prebuilt
 // binaries in kernels-cuda/build are left alone.
 import {spawn, spawnSync} from 'node:child_process';
 import {existsSync, mkdtempSync, realpathSync, rmSync} from 'node:fs';
@@ -48,18 +50,39 @@ function run(label, cmd, args, opts = {}) {
   });
 }
 
+const tmp = mkdtempSync(join(tmpdir(), 'karat-cuda-check-'));
+const t0 = Date.now();
+const gcc = spawnSync('sh', ['-c', 'command -v gcc && command -v g++'], {encoding: 'utf8'}).status === 0;
+
+// 5 (first, needs only g++): the kernels under CPU emulation.
+async function emulation() {
+  if (!gcc) {
+    console.log('skip CPU emulation: g++ not found');
+    return true;
+  }
+  const bin = join(tmp, 'karat_harness_emu');
+  return await run('g++ -std=c++20 -DKARAT_EMULATE (kernels under CPU emulation)', 'g++',
+      ['-O2', '-std=c++20', '-Wall', '-Wno-unknown-pragmas', '-Werror', '-DKARAT_EMULATE', '-DKARAT_BWD_TARGET_BLOCKS=16', '-include',
+       'emu/cuda_emu.h', '-x', 'c++', 'src/karat_fourier.cu', '-x', 'c++', 'harness/karat_harness.cu',
+       '-pthread', '-o', bin]) &&
+      await run('karat_harness_emu: CUDA kernel code on the CPU vs float64 reference', bin,
+          ['--cases', 'tiny-1x1,small-n17-g2,small-n33-g3,small-n65-r20-g8,small-n100-g5', '--iters', '1', '--warmup', '0'],
+          {verbose: true});
+}
+
 const nvcc = findNvcc();
 if (!nvcc) {
-  console.log('check:cuda: SKIPPED: nvcc not found (set NVCC or CUDA_HOME, or put nvcc on PATH). ' +
-              'Nothing was compiled.');
-  process.exit(0);
+  console.log('check:cuda: nvcc not found (set NVCC or CUDA_HOME, or put nvcc on PATH): CUDA compile checks ' +
+              'SKIPPED; running the CPU emulation only.');
+  const emuOk = await emulation();
+  rmSync(tmp, {recursive: true, force: true});
+  console.log(`check:cuda: ${emuOk ? 'OK (emulation only, nvcc absent)' : 'FAILED'}`);
+  process.exit(emuOk ? 0 : 1);
 }
 const ver = spawnSync(nvcc, ['--version'], {encoding: 'utf8'}).stdout.trim().split('\n').pop();
 console.log(`check:cuda: ${nvcc} (${ver})`);
-const tmp = mkdtempSync(join(tmpdir(), 'karat-cuda-check-'));
 const nvflags = ['-O3', '-std=c++17', '-Xcompiler', '-fPIC'];
 let ok = true;
-const t0 = Date.now();
 
 // 1. kernels for both architectures, in parallel (2 cores).
 const r1 = await Promise.all(['80', '90'].map((sm) => run(
@@ -68,7 +91,6 @@ const r1 = await Promise.all(['80', '90'].map((sm) => run(
 ok &&= r1.every(Boolean);
 
 // 2. harness binary (sm_90 SASS, static runtime) + host compiles in parallel.
-const gcc = spawnSync('sh', ['-c', 'command -v gcc && command -v g++'], {encoding: 'utf8'}).status === 0;
 const nodeInclude = resolve(process.execPath, '../../include/node');
 // nvcc may be a wrapper script: ask it where its headers are.
 const dry = spawnSync(nvcc, ['--dryrun', '-x', 'cu', '-c', '/dev/null', '-o', '/dev/null'], {encoding: 'utf8'});
@@ -104,7 +126,8 @@ if (ok) {
         ['--import', 'tsx', join(cudaDir, 'harness', 'compare.ts'), cases], {cwd: root, verbose: true});
   }
 }
+ok = (await emulation()) && ok;
 rmSync(tmp, {recursive: true, force: true});
 console.log(`check:cuda: ${ok ? 'OK' : 'FAILED'} in ${((Date.now() - t0) / 1000).toFixed(1)}s ` +
-            '(compiled only: no GPU kernel was run)');
+            '(no GPU: kernels compiled, and run only under CPU emulation)');
 process.exit(ok ? 0 : 1);

@@ -22,7 +22,13 @@
 // ranks). Each block writes its partial sums to workspace[group, h, 2, r, N, G]; a second
 // kernel sums the groups in index order. No atomics: results are bitwise reproducible, and
 // the group count depends only on the shape (not on the GPU), so they are the same on any GPU.
+#ifdef KARAT_EMULATE
+// CPU emulation (emu/cuda_emu.h, force-included): runs this exact code without a GPU.
+#else
 #include <cuda_runtime.h>
+#define KARAT_DYNAMIC_SMEM(T, name) extern __shared__ T name[]
+#define KARAT_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
+#endif
 
 #include <cstdint>
 
@@ -35,7 +41,12 @@ constexpr int kQT = 32;          // q columns per tile
 constexpr int kQL = 4;           // q-lanes per row
 constexpr int kThreads = 128;    // kRows * kQL
 constexpr int kSST = kQT + 4;    // padded row stride of the scores tile (bank-conflict free)
-constexpr int kTargetBlocks = 512;  // backward: aim for about this many blocks (shape-only rule)
+// Backward: aim for about this many blocks (a shape-only rule, so results do not depend on the
+// GPU). The CPU emulation tests build with a small value to exercise groups of several tiles.
+#ifndef KARAT_BWD_TARGET_BLOCKS
+#define KARAT_BWD_TARGET_BLOCKS 512
+#endif
+constexpr int kTargetBlocks = KARAT_BWD_TARGET_BLOCKS;
 
 static_assert(kRows * kQL == kThreads, "tile mapping");
 
@@ -98,7 +109,7 @@ template <int RC>
 __global__ void __launch_bounds__(kThreads)
 fourierFwdKernel(const float* __restrict__ S, const float* __restrict__ C, float* __restrict__ Hid,
                  int B, int H, int N, int R, int G) {
-  extern __shared__ float4 smem4[];
+  KARAT_DYNAMIC_SMEM(float4, smem4);
   float* S_s = reinterpret_cast<float*>(smem4);
   float* C_s = S_s + kRows * kSST;
   const int CQS = coeffQStride(G, RC);
@@ -166,7 +177,7 @@ __global__ void __launch_bounds__(kThreads)
 fourierBwdKernel(const float* __restrict__ dY, const float* __restrict__ S,
                  const float* __restrict__ C, float* __restrict__ dS, float* __restrict__ ws,
                  int B, int H, int N, int R, int G, int tilesPerGroup) {
-  extern __shared__ float4 smem4[];
+  KARAT_DYNAMIC_SMEM(float4, smem4);
   const int CQS = coeffQStride(G, RC);
   const int FST = kQT * G;
   float* S_s = reinterpret_cast<float*>(smem4);  // scores tile, then dS tile
@@ -363,7 +374,7 @@ int launchFwd(const float* S, const float* C, float* Hd, const karat_dims& d, cu
   if (e != cudaSuccess) return cudaFail(e);
   const long long rows = (long long)d.batch * d.tokens;
   dim3 grid((unsigned)((rows + kRows - 1) / kRows), (unsigned)d.heads);
-  fourierFwdKernel<RC><<<grid, kThreads, smem, st>>>(S, C, Hd, d.batch, d.heads, d.tokens, d.rank, d.grid);
+  KARAT_LAUNCH(fourierFwdKernel<RC>, grid, kThreads, smem, st, S, C, Hd, d.batch, d.heads, d.tokens, d.rank, d.grid);
   e = cudaGetLastError();
   return e == cudaSuccess ? KARAT_OK : cudaFail(e);
 }
@@ -376,15 +387,15 @@ int launchBwd(const float* dY, const float* S, const float* C, float* dS, float*
   cudaError_t e = allowSmem(fourierBwdKernel<RC>, smem);
   if (e != cudaSuccess) return cudaFail(e);
   dim3 grid((unsigned)plan.groups, (unsigned)plan.qTiles, (unsigned)d.heads);
-  fourierBwdKernel<RC><<<grid, kThreads, smem, st>>>(dY, S, C, dS, ws, d.batch, d.heads, d.tokens,
-                                                     d.rank, d.grid, plan.tilesPerGroup);
+  KARAT_LAUNCH(fourierBwdKernel<RC>, grid, kThreads, smem, st, dY, S, C, dS, ws, d.batch, d.heads,
+               d.tokens, d.rank, d.grid, plan.tilesPerGroup);
   e = cudaGetLastError();
   if (e != cudaSuccess) return cudaFail(e);
   const size_t perGroup = (size_t)d.heads * 2 * d.rank * d.tokens * d.grid;
   const int threads = 256;
   size_t blocks = (perGroup + threads - 1) / threads;
   if (blocks > 4096) blocks = 4096;
-  reduceGroupsKernel<<<(unsigned)blocks, threads, 0, st>>>(ws, dC, perGroup, plan.groups);
+  KARAT_LAUNCH(reduceGroupsKernel, (unsigned)blocks, threads, 0, st, ws, dC, perGroup, plan.groups);
   e = cudaGetLastError();
   return e == cudaSuccess ? KARAT_OK : cudaFail(e);
 }
