@@ -12,9 +12,12 @@
  * --quick uses small shapes (SwiftShader); the bundle for the GPU machine is built by
  * bench/device/build.sh.
  *
- * Cases are data: add entries to the array returned by `benchCases()` (a BenchCase builds
- * its tensors in `prepare` and returns the function to time); model-level cases (ViT-Tiny
- * train step / inference) plug in the same way.
+ * --models adds the model level (bench/vit.ts): ViT-Tiny 224/16 batch 32 (--quick: a
+ * one-block tiny ViT at 32/8, batch 2) train step and inference, softmax vs G3B vs G3U
+ * with the fused kernels, plus G3B on the composite path (KARAT_FUSED=false).
+ *
+ * Op cases are data: add entries to the array returned by `benchCases()` (a BenchCase
+ * builds its tensors in `prepare` and returns the function to time).
  */
 import {writeFileSync} from 'node:fs';
 
@@ -24,6 +27,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as karat from '../src/index';
 import {setupWebGPUNode, releaseWebGPUNode} from '../test/support/webgpu_node';
 import {BenchRecord, measure, MeasureOptions, parseArgs, printTable} from './common';
+import {ATTENTIONS, benchViT, ViTCase, vitRatios} from './vit';
 
 export interface Dims {B: number, h: number, N: number, r: number, G: number}
 
@@ -247,8 +251,31 @@ async function main() {
                     ms_median: NaN, peak_bytes: NaN, error: String((e as Error).message)});
     }
   }
+  let modelRatios: Array<Record<string, string | number>> = [];
+  if (args.models) {
+    const vc: ViTCase = quick ?
+        {preset: 'tiny', depth: 1, batch: 2, imageSize: 32, patchSize: 8, numClasses: 10} :
+        {preset: 'tiny', batch: 32, imageSize: 224, patchSize: 16, numClasses: 1000};
+    const mopts: MeasureOptions = quick ? {warmup: 1, iters: 2} : {warmup: 1, iters: 3};
+    const runModels = async (label: string, fn: () => Promise<BenchRecord[]>) => {
+      console.log(`running ${label} ...`);
+      try {
+        records.push(...await fn());
+      } catch (e) {
+        console.error(`  failed: ${(e as Error).message}`);
+      }
+    };
+    await runModels('ViT softmax / G3B / G3U (fused)', () => benchViT(vc, mopts));
+    tf.env().set(karat.KARAT_FUSED_FLAG, false);
+    try {
+      await runModels('ViT G3B (composite)', () => benchViT(vc, mopts, [{impl: 'G3B-composite', attention: ATTENTIONS[1].attention}]));
+    } finally {
+      tf.env().set(karat.KARAT_FUSED_FLAG, true);
+    }
+    modelRatios = vitRatios(records);
+  }
   printTable(records);
-  console.table(records.map((r) => ({
+  console.table(records.filter((r) => r.case.startsWith('op ')).map((r) => ({
     case: r.case, impl: r.impl, pass: r.pass,
     'peak GPU MiB': r.peak_gpu_bytes == null ? '-' : ((r.peak_gpu_bytes as number) / 2 ** 20).toFixed(2),
     'kernel ms': r.kernel_ms == null ? '-' : (r.kernel_ms as number).toFixed(3),
@@ -260,8 +287,13 @@ async function main() {
     memory: r.memory_ratio.toFixed(2) + 'x',
     'GPU memory': r.gpu_memory_ratio == null ? '-' : r.gpu_memory_ratio.toFixed(2) + 'x',
   })));
+  if (modelRatios.length) {
+    console.log('model level, KArAt / softmax (lower = KArAt cheaper):');
+    console.table(modelRatios.map((r) => ({...r, time_ratio: (r.time_ratio as number).toFixed(2),
+                                           memory_ratio: (r.memory_ratio as number).toFixed(2)})));
+  }
   if (typeof args.json === 'string') {
-    writeFileSync(args.json, JSON.stringify({meta, check, records, ratios: rs}, null, 2));
+    writeFileSync(args.json, JSON.stringify({meta, check, records, ratios: rs, modelRatios}, null, 2));
     console.log(`wrote ${args.json}`);
   }
   if (check != null && check.some((c) => !c.ok)) process.exitCode = 1;

@@ -120,8 +120,8 @@ export const MIN_CHUNK_ROWS = 32;
 export function gradCoeffsPlan(d: FourierKArAtDims): GradCoeffsPlan {
   const qLanes = 32, chunkLanes = 8;
   const hb = harmonicBlocks(d.grid);
-  // 2 * pt * mb accumulators per thread, at most 64
-  const [pTiles, pt] = balancedTiles(d.rank, Math.max(1, Math.floor(32 / hb.mb)));
+  // 2 * pt * mb accumulators per thread, at most 96 (r = 12, G = 3: one p-tile, 72)
+  const [pTiles, pt] = balancedTiles(d.rank, Math.max(1, Math.floor(48 / hb.mb)));
   const rowsPerHead = d.batch * d.tokens;
   const want = Math.max(1, Math.min(MAX_CHUNKS, Math.ceil(rowsPerHead / MIN_CHUNK_ROWS)));
   const chunkRows = Math.ceil(rowsPerHead / want);

@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 source .device/env.sh > "$OUT/env.log" 2>&1 || { echo "env.sh failed, see $OUT/env.log"; cat "$OUT/env.log"; exit 3; }
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || true; } > "$OUT/gpu.txt"
 node --version >> "$OUT/gpu.txt" 2>&1
-node build/device/webgpu-bench.mjs --check --json "$OUT/webgpu-bench.json" "$@" 2>&1 | tee "$OUT/webgpu-bench.log"
+node build/device/webgpu-bench.mjs --check --models --json "$OUT/webgpu-bench.json" "$@" 2>&1 | tee "$OUT/webgpu-bench.log"
 rc=${PIPESTATUS[0]}
 echo "exit $rc" | tee -a "$OUT/webgpu-bench.log"
 exit "$rc"
