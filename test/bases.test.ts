@@ -120,7 +120,7 @@ describe('General KArAt operators (cpu, composite)', () => {
     const std = (init: 'scaled' | 'normal') => {
       const cfg = karat.resolveOperatorConfig({init, grid: G, rank: 8, seed: 5});
       const s = karat.operatorParamSpecs(cfg, 2, N)[0];
-      const v = s.initializer.apply(s.shape).dataSync();
+      const v = Array.from(s.initializer.apply(s.shape).dataSync());
       const mean = v.reduce((a, b) => a + b, 0) / v.length;
       return Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
     };
