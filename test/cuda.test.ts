@@ -225,7 +225,7 @@ describe('kernels-cuda: harness case files and compare tool', () => {
 });
 
 describe('kernels-cuda: the CUDA kernel code under CPU emulation (emu/cuda_emu.h)', function() {
-  this.timeout(240000);
+  this.timeout(300000);
   let dir = '';
 
   before(async function() {
@@ -259,5 +259,19 @@ describe('kernels-cuda: the CUDA kernel code under CPU emulation (emu/cuda_emu.h
     const reports = compareCases(readCases(readFileSync(cases)));
     assert.equal(reports.length, 5);
     for (const r of reports) assert.ok(r.pass && r.maxNormErr < 1e-5, `${r.name}: ${r.maxNormErr}`);
+  });
+
+  it('the TensorFlow op library registers its ops and runs its CPU and (emulated) GPU kernels against a mock TF C API', () => {
+    const bin = join(dir, 'tf_ops_mock_test');
+    const build = spawnSync('g++', [
+      '-O2', '-std=c++20', '-DKARAT_EMULATE', '-DKARAT_BWD_TARGET_BLOCKS=16', '-include', 'emu/cuda_emu.h',
+      '-x', 'c++', 'src/karat_fourier.cu', '-x', 'c++', 'tensorflow/karat_tf_ops.cc',
+      '-x', 'c++', 'tensorflow/tf_ops_mock_test.cc', '-pthread', '-o', bin,
+    ], {cwd: resolve('kernels-cuda'), encoding: 'utf8'});
+    assert.equal(build.status, 0, `mock build failed:\n${build.stderr}`);
+    const run = spawnSync(bin, [], {encoding: 'utf8'});
+    assert.equal(run.status, 0, `op library checks failed:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /GPU backward matches float64 reference/);
+    assert.match(run.stdout, /^0 failure\(s\)$/m);
   });
 });

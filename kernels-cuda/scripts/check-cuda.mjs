@@ -7,7 +7,8 @@
 //   4. compiles the Node-API addon (C) and the TensorFlow op library (C++) when gcc/g++ and the
 //      Node headers are there (no linking, no GPU needed);
 //   5. builds the CPU emulation of the kernels (emu/cuda_emu.h, g++ only) and runs the exact
-//      kernel code on the small cases against the float64 reference.
+//      kernel code on the small cases against the float64 reference, and runs the TensorFlow op
+//      library (CPU and emulated GPU kernels) against a mock of the TF C API.
 // Without nvcc, steps 1-4 are skipped with a message and step 5 still runs (exit 0 if it passes). Outputs go to a temp dir, so prebuilt
 // binaries in kernels-cuda/build are left alone.
 import {spawn, spawnSync} from 'node:child_process';
@@ -61,7 +62,14 @@ async function emulation() {
     return true;
   }
   const bin = join(tmp, 'karat_harness_emu');
-  return await run('g++ -std=c++20 -DKARAT_EMULATE (kernels under CPU emulation)', 'g++',
+  const mock = join(tmp, 'tf_ops_mock_test');
+  const emuFlags = ['-O2', '-std=c++20', '-Wall', '-Wno-unknown-pragmas', '-Werror', '-DKARAT_EMULATE',
+                    '-DKARAT_BWD_TARGET_BLOCKS=16', '-include', 'emu/cuda_emu.h'];
+  const tfOk = await run('g++ TF op library + mock TF C API (emulated GPU)', 'g++',
+      [...emuFlags, '-x', 'c++', 'src/karat_fourier.cu', '-x', 'c++', 'tensorflow/karat_tf_ops.cc', '-x', 'c++',
+       'tensorflow/tf_ops_mock_test.cc', '-pthread', '-o', mock]) &&
+      await run('tf_ops_mock_test: registration, validation, CPU and GPU kernels of libkarat_tf_ops', mock, []);
+  return tfOk && await run('g++ -std=c++20 -DKARAT_EMULATE (kernels under CPU emulation)', 'g++',
       ['-O2', '-std=c++20', '-Wall', '-Wno-unknown-pragmas', '-Werror', '-DKARAT_EMULATE', '-DKARAT_BWD_TARGET_BLOCKS=16', '-include',
        'emu/cuda_emu.h', '-x', 'c++', 'src/karat_fourier.cu', '-x', 'c++', 'harness/karat_harness.cu',
        '-pthread', '-o', bin]) &&

@@ -16,7 +16,9 @@
 // and synchronise their own stream after (outputs complete before TensorFlow reads them). This
 // is correct whatever stream flags TensorFlow uses, at the cost of two host synchronisations
 // per op. Registration runs from a static initialiser when TF_LoadLibrary dlopens the library.
+#ifndef KARAT_EMULATE
 #include <cuda_runtime_api.h>
+#endif
 
 #include <cmath>
 #include <cstdio>
