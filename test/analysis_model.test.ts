@@ -77,6 +77,18 @@ describe('analysis of a tiny ViT (cpu)', function() {
     model.dispose();
   });
 
+  it('async read-back gives the same attention and maps as the synchronous one', async () => {
+    const model = tinyVit('karat', 'universal');
+    const x = images(2, 9);
+    const a = an.computeAttention(model, x), b = await an.computeAttentionAsync(model, x);
+    assert.equal(a.length, b.length);
+    a.forEach((d, i) => assert.deepEqual(Array.from(d.activated), Array.from(b[i].activated)));
+    const m1 = an.attentionMaps(model, x), m2 = await an.attentionMapsAsync(model, x);
+    assert.deepEqual(Array.from(m1.images[1].rollout), Array.from(m2.images[1].rollout));
+    x.dispose();
+    model.dispose();
+  });
+
   it('spectra: σ̂(S) has rank <= r, row-stochastic softmax(S) has σ_1 >= 1; a softmax model reports softmax', () => {
     const model = tinyVit('karat');
     const x = images(2, 3);

@@ -80,11 +80,15 @@ function checkImages(model: tfl.LayersModel, images: unknown): tf.Tensor4D {
   return images as tf.Tensor4D;
 }
 
-/**
- * Scores, softmax and activated attention of every attention layer for `images` [B, H, W, C]
- * (preprocessed as the model expects). Runs the model once up to the attention inputs.
- */
-export function computeAttention(model: tfl.LayersModel, images: tf.Tensor4D): BlockAttentionData[] {
+interface AttentionTensors {
+  info: AttentionLayerInfo;
+  s: tf.Tensor4D;
+  sm: tf.Tensor4D;
+  act: tf.Tensor4D;
+}
+
+/** The tensors behind computeAttention (the caller disposes them). */
+function attentionTensors(model: tfl.LayersModel, images: tf.Tensor4D): AttentionTensors[] {
   const layers = findAttentionLayers(model);
   if (layers.length === 0) throw new KArAtArgumentError('analysis: the model has no KArAtMultiHeadAttention layer');
   const x = checkImages(model, images);
@@ -92,14 +96,12 @@ export function computeAttention(model: tfl.LayersModel, images: tf.Tensor4D): B
     const inp = l.layer.input;
     return (Array.isArray(inp) ? inp : [inp]) as tfl.SymbolicTensor[];
   });
-  const flat = inputsOf.flat();
-  const sub = tfl.model({inputs: model.inputs, outputs: flat});
-  const out: BlockAttentionData[] = [];
-  tf.tidy(() => {
+  const sub = tfl.model({inputs: model.inputs, outputs: inputsOf.flat()});
+  const kept = tf.tidy(() => {
     const predicted = sub.predict(x);
     const acts = (Array.isArray(predicted) ? predicted : [predicted]) as tf.Tensor3D[];
     let k = 0;
-    for (const [i, info] of layers.entries()) {
+    return layers.map((info, i): tf.Tensor4D[] => {
       const ins = acts.slice(k, k + inputsOf[i].length);
       k += inputsOf[i].length;
       const query = ins[0], key = ins[2] ?? ins[1] ?? ins[0];
@@ -121,15 +123,49 @@ export function computeAttention(model: tfl.LayersModel, images: tf.Tensor4D): B
         if (op == null) throw new KArAtArgumentError(`analysis: KArAt layer '${info.name}' has no operator (not built)`);
         act = operatorActivation(s, op.params(), op.cfg);
       }
-      const [B, h, N] = s.shape;
-      out.push({
-        name: info.name, index: info.index, kind: info.kind, batch: B, heads: h, tokens: N,
-        scores: s.dataSync() as Float32Array, softmax: sm.dataSync() as Float32Array,
-        activated: act.dataSync() as Float32Array,
-      });
-    }
+      return [s, sm, act];
+    });
   });
-  return out;
+  return layers.map((info, i) => ({info, s: kept[i][0], sm: kept[i][1], act: kept[i][2]}));
+}
+
+function toData(t: AttentionTensors, scores: Float32Array, softmax: Float32Array,
+                activated: Float32Array): BlockAttentionData {
+  const [B, h, N] = t.s.shape;
+  return {
+    name: t.info.name, index: t.info.index, kind: t.info.kind, batch: B, heads: h, tokens: N,
+    scores, softmax, activated,
+  };
+}
+
+/**
+ * Scores, softmax and activated attention of every attention layer for `images` [B, H, W, C]
+ * (preprocessed as the model expects). Runs the model once up to the attention inputs.
+ * Reads back synchronously; in a browser on WebGPU/WebGL prefer computeAttentionAsync.
+ */
+export function computeAttention(model: tfl.LayersModel, images: tf.Tensor4D): BlockAttentionData[] {
+  const ts = attentionTensors(model, images);
+  try {
+    return ts.map(t => toData(t, t.s.dataSync() as Float32Array, t.sm.dataSync() as Float32Array,
+                              t.act.dataSync() as Float32Array));
+  } finally {
+    ts.forEach(t => tf.dispose([t.s, t.sm, t.act]));
+  }
+}
+
+/** computeAttention with asynchronous read-back (no GPU pipeline stall). */
+export async function computeAttentionAsync(model: tfl.LayersModel, images: tf.Tensor4D): Promise<BlockAttentionData[]> {
+  const ts = attentionTensors(model, images);
+  try {
+    const out: BlockAttentionData[] = [];
+    for (const t of ts) {
+      const [a, b, c] = await Promise.all([t.s.data(), t.sm.data(), t.act.data()]);
+      out.push(toData(t, a as Float32Array, b as Float32Array, c as Float32Array));
+    }
+    return out;
+  } finally {
+    ts.forEach(t => tf.dispose([t.s, t.sm, t.act]));
+  }
 }
 
 /** One image's [h, N, N] slice of a [B, h, N, N] array. */
@@ -169,13 +205,29 @@ export interface AttentionMapsResult {
  */
 export function attentionMaps(model: tfl.LayersModel, images: tf.Tensor4D,
                               options: RolloutOptions = {}): AttentionMapsResult {
-  const grid = patchGrid(model);
-  const hasCls = model.layers.some(l => l.getClassName() === 'ClassToken');
-  if (!hasCls) {
+  checkClassToken(model);
+  return attentionMapsFromData(model, computeAttention(model, images), options);
+}
+
+/** attentionMaps with asynchronous read-back (for WebGPU / WebGL pages). */
+export async function attentionMapsAsync(model: tfl.LayersModel, images: tf.Tensor4D,
+                                         options: RolloutOptions = {}): Promise<AttentionMapsResult> {
+  checkClassToken(model);
+  return attentionMapsFromData(model, await computeAttentionAsync(model, images), options);
+}
+
+function checkClassToken(model: tfl.LayersModel) {
+  patchGrid(model);
+  if (!model.layers.some(l => l.getClassName() === 'ClassToken')) {
     throw new KArAtArgumentError("analysis: class-token attention maps need a model with a class token (vit pool 'token')");
   }
-  const data = computeAttention(model, images);
-  const B = images.shape[0];
+}
+
+/** Class-token maps and rollout from already computed attention (see computeAttention). */
+export function attentionMapsFromData(model: tfl.LayersModel, data: BlockAttentionData[],
+                                      options: RolloutOptions = {}): AttentionMapsResult {
+  const grid = patchGrid(model);
+  const B = data[0].batch;
   let signed = false;
   const result: ImageAttentionMaps[] = [];
   for (let b = 0; b < B; b++) {
