@@ -42,7 +42,7 @@ export async function benchViT(c: ViTCase, opts: MeasureOptions = {},
     const step = () => {
       const {value, grads} = tf.variableGrads(() => tf.mean(tfl.metrics.categoricalCrossentropy(
           labels, model.apply(x, {training: true}) as tf.Tensor)) as tf.Scalar, vars);
-      opt.applyGradients(grads as tf.NamedTensorMap as never);
+      opt.applyGradients(Object.entries(grads).map(([name, tensor]) => ({name, tensor})));
       return value;
     };
     const infer = () => model.predict(x) as tf.Tensor;
