@@ -1,0 +1,187 @@
+/**
+ * Trains the small Fourier-KArAt ViT shipped with the browser demo, picks the bundled sample
+ * images, and writes a set of example analyses. Run from the project root:
+ *
+ *     npx tsx examples/demo/train_demo_model.ts [--data /work/shared/datasets/cifar-10-binary.tar.gz]
+ *         [--train 8000] [--epochs 2] [--out examples/demo] [--analysis runs/demo-analysis]
+ *
+ * Model: ViT, 32x32 input, patch 8 (4 x 4 patches, N = 17 tokens), dim 32, depth 3, 2 heads,
+ * MLP ratio 2, Fourier-KArAt grid 3, rank 8, blockwise; ~30 k parameters (~0.1 MB).
+ * Training: Adam 2e-3 with cosine decay, batch 32, random crop (pad 4) and flip, CPU backend,
+ * a weight snapshot every 25 steps for the loss landscape. Small on purpose: the tfjs CPU
+ * backend on 2 shared cores does ~0.3 steps/s (its Conv2DBackpropFilter for the patch
+ * embedding dominates), so this is a demo model (about 35–40% test accuracy), not a result.
+ * Writes: <out>/model/{model.json,weights.bin}, <out>/samples/*.png, <out>/samples.json (file,
+ * label, class name, predicted class — samples are test images the model classifies
+ * correctly, one per class where possible, chosen by the model; the test accuracy is recorded
+ * next to them) and, under --analysis, attention maps, spectra, curves, histograms and the
+ * loss landscape of the run's per-epoch checkpoints.
+ */
+import {mkdirSync, writeFileSync} from 'node:fs';
+import {join} from 'node:path';
+import {deflateSync} from 'node:zlib';
+
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+
+import * as karat from '../../src/index';
+import {loadCifar} from '../../src/data/cifar';
+
+const an = karat.analysis;
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : def;
+}
+
+export const DEMO_MODEL = {
+  dim: 32, depth: 3, heads: 2, mlpRatio: 2, imageSize: 32, patchSize: 8, numClasses: 10,
+  attention: {type: 'fourier', grid: 3, rank: 8, mode: 'blockwise', seed: 7} as const,
+};
+/** Per-channel mean and std of CIFAR-10 training images (pixel / 255). */
+export const MEAN = [0.4914, 0.4822, 0.4465];
+export const STD = [0.2470, 0.2435, 0.2616];
+
+function normalise(px: Uint8Array, n: number): tf.Tensor4D {
+  const out = new Float32Array(n * 32 * 32 * 3);
+  for (let i = 0; i < out.length; i++) out[i] = (px[i] / 255 - MEAN[i % 3]) / STD[i % 3];
+  return tf.tensor4d(out, [n, 32, 32, 3]);
+}
+
+function augment(px: Uint8Array, n: number, rnd: () => number): Uint8Array {
+  const out = new Uint8Array(px.length);
+  for (let b = 0; b < n; b++) {
+    const dx = Math.floor(rnd() * 9) - 4, dy = Math.floor(rnd() * 9) - 4, flip = rnd() < 0.5;
+    for (let y = 0; y < 32; y++) {
+      for (let x = 0; x < 32; x++) {
+        const sx = (flip ? 31 - x : x) + dx, sy = y + dy;
+        for (let c = 0; c < 3; c++) {
+          out[((b * 32 + y) * 32 + x) * 3 + c] = sx < 0 || sx > 31 || sy < 0 || sy > 31 ? 0 :
+              px[((b * 32 + sy) * 32 + sx) * 3 + c];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function mulberry(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function main() {
+  await tf.setBackend('cpu');
+  const dataPath = arg('data', '/work/shared/datasets/cifar-10-binary.tar.gz');
+  const nTrain = Number(arg('train', '8000'));
+  const epochs = Number(arg('epochs', '2'));
+  const outDir = arg('out', 'examples/demo');
+  const anDir = arg('analysis', 'runs/demo-analysis');
+  const train = await loadCifar(dataPath, 'cifar10', 'train');
+  const test = await loadCifar(dataPath, 'cifar10', 'test');
+  const P = 32 * 32 * 3;
+  const trainPx = train.images!.subarray(0, nTrain * P), trainY = train.labels.subarray(0, nTrain);
+  const model = karat.models.vit({...DEMO_MODEL, attention: {...DEMO_MODEL.attention}});
+  console.log(`model: ${model.countParams()} parameters`);
+  const batch = 32, steps = Math.floor(nTrain / batch) * epochs;
+  const lr0 = 2e-3;
+  const opt = tf.train.adam(lr0);
+  const rnd = mulberry(1);
+  const checkpoints: Float32Array[][] = [model.getWeights().map(w => w.dataSync().slice() as Float32Array)];
+  let step = 0;
+  const t0 = Date.now();
+  for (let e = 0; e < epochs; e++) {
+    const order = tf.util.createShuffledIndices(nTrain);
+    let lossSum = 0, seen = 0;
+    for (let s = 0; s + batch <= nTrain; s += batch, step++) {
+      const idx = order.subarray(s, s + batch);
+      const px = new Uint8Array(batch * P);
+      const y = new Int32Array(batch);
+      idx.forEach((k, i) => {
+        px.set(trainPx.subarray(k * P, (k + 1) * P), i * P);
+        y[i] = trainY[k];
+      });
+      const lr = 0.5 * lr0 * (1 + Math.cos(Math.PI * step / steps));
+      (opt as unknown as {learningRate: number}).learningRate = lr;
+      const x = normalise(augment(px, batch, rnd), batch);
+      const yt = tf.oneHot(tf.tensor1d(y, 'int32'), 10);
+      const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(yt, model.apply(x, {training: true}) as tf.Tensor2D) as tf.Scalar, true)!;
+      lossSum += loss.dataSync()[0] * batch;
+      seen += batch;
+      tf.dispose([x, yt, loss]);
+      if (step % 25 === 0 && step > 0) checkpoints.push(model.getWeights().map(w => w.dataSync().slice() as Float32Array));
+      if (step % 25 === 0) console.log(`epoch ${e} step ${step}/${steps} loss ${(lossSum / seen).toFixed(3)} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    }
+  }
+  checkpoints.push(model.getWeights().map(w => w.dataSync().slice() as Float32Array));
+  // Test accuracy and sample selection.
+  const nTest = 2000;
+  const preds = new Int32Array(nTest);
+  for (let s = 0; s < nTest; s += 250) {
+    const x = normalise(test.images!.subarray(s * P, (s + 250) * P), 250);
+    const p = tf.argMax(model.predict(x) as tf.Tensor, 1);
+    preds.set(p.dataSync() as Int32Array, s);
+    tf.dispose([x, p]);
+  }
+  let correct = 0;
+  for (let i = 0; i < nTest; i++) if (preds[i] === test.labels[i]) correct++;
+  const acc = correct / nTest;
+  console.log(`test accuracy on the first ${nTest} test images: ${(100 * acc).toFixed(1)}%`);
+
+  mkdirSync(join(outDir, 'model'), {recursive: true});
+  mkdirSync(join(outDir, 'samples'), {recursive: true});
+  await model.save(karat.io.fileSystem(join(outDir, 'model')));
+  const samples: Array<Record<string, unknown>> = [];
+  for (let c = 0; c < 10 && samples.length < 6; c++) {
+    const i = Array.from({length: nTest}, (_, k) => k).find(k => test.labels[k] === c && preds[k] === c);
+    if (i == null) continue;
+    const rgb = test.images!.subarray(i * P, (i + 1) * P);
+    const file = `samples/${test.classNames[c]}_${i}.png`;
+    writeFileSync(join(outDir, file), an.encodePNG(rgb, 32, 32, 3, {deflate: b => deflateSync(b)}));
+    samples.push({file, label: c, className: test.classNames[c], testIndex: i, predicted: c});
+  }
+  writeFileSync(join(outDir, 'samples.json'), JSON.stringify({
+    classNames: test.classNames, mean: MEAN, std: STD, testAccuracy: acc, testImages: nTest,
+    trainImages: nTrain, epochs, note: 'samples are CIFAR-10 test images that this model classifies correctly',
+    samples,
+  }, null, 2) + '\n');
+
+  // Example analyses.
+  mkdirSync(anDir, {recursive: true});
+  const write = (files: Record<string, string | Uint8Array>) => {
+    for (const [name, data] of Object.entries(files)) {
+      mkdirSync(join(anDir, name, '..'), {recursive: true});
+      writeFileSync(join(anDir, name), data);
+    }
+  };
+  const k = samples.length;
+  const px = new Uint8Array(k * P);
+  samples.forEach((s, i) => px.set(test.images!.subarray((s.testIndex as number) * P, (s.testIndex as number + 1) * P), i * P));
+  const x = normalise(px, k);
+  const maps = an.attentionMaps(model, x);
+  write(an.renderAttentionReport(maps, samples.map((_, i) => ({width: 32, height: 32, data: px.subarray(i * P, (i + 1) * P)})),
+                                 {deflate: b => deflateSync(b), captions: samples.map(s => s.className as string)}));
+  write(an.renderSpectra(an.attentionSpectra(model, x)));
+  const ranges = an.scoreRanges(model, x);
+  const layer = an.findAttentionLayers(model)[DEMO_MODEL.depth - 1].layer;
+  const r = ranges[DEMO_MODEL.depth - 1][0];
+  const curves = an.activationCurves(layer.operator!.cfg, layer.operator!.params(),
+      [0, 1, 2, 3].map(p => ({head: 0, p, q: 0})), an.linspace(r.min, r.max, 120));
+  write({'curves.svg': an.renderCurves(curves, `Learned φ̂_pq, last block, head 0, q = 0 (class token)`, r)});
+  write({'weights.svg': an.renderWeightHistograms(an.weightDistributions(model))});
+  const xl = normalise(test.images!.subarray(0, 128 * P), 128);
+  const land = await an.lossLandscape({model, checkpoints, loss: an.crossEntropyLoss(xl, test.labels.subarray(0, 128)), resolution: 9});
+  write({'landscape.svg': an.renderLandscape(land)});
+  console.log(`analyses written to ${anDir}; total ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+main().catch(e => {
+  console.error(e);
+  process.exit(1);
+});
