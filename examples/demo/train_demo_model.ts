@@ -181,7 +181,7 @@ async function main() {
   console.log(`analyses written to ${anDir}; total ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
-main().catch(e => {
+if (process.argv[1]?.endsWith("train_demo_model.ts")) main().catch(e => {
   console.error(e);
   process.exit(1);
 });
