@@ -7,6 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 import {KArAtArgumentError} from '../ops/validate';
 import {AttentionActivation, KArAtAttentionConfig, resolveAttention} from '../layers/attention_config';
+import {fusedLayerNormalization} from '../layers/fused_layers';
 import {checkRate} from '../layers/layer_utils';
 import {checkHeads, ClassToken, LearnedPositionEmbedding, PatchEmbedding, SelectToken, transformerEncoderBlock} from '../layers/vit_blocks';
 
@@ -217,7 +218,8 @@ export function vit(args: ViTArgs): tfl.LayersModel {
       attentionActivation: cfg.attention, layerNormEpsilon: eps, name: `block${i}`,
     });
   }
-  x = tfl.layers.layerNormalization({epsilon: eps, name: 'norm'}).apply(x) as tfl.SymbolicTensor;
+  // Stock LayerNormalization with a fused webgpu path (layers/fused_layers.ts, issue 9).
+  x = fusedLayerNormalization({epsilon: eps, name: 'norm'}).apply(x) as tfl.SymbolicTensor;
   if (pool === 'token') {
     x = new SelectToken({index: 0, name: 'take_cls'}).apply(x) as tfl.SymbolicTensor;
   } else {

@@ -1,0 +1,262 @@
+/**
+ * Fused layer ops (issue 9): LayerNorm, bias + GELU, AdamW update.
+ * cpu: composite paths vs tfjs-layers / autodiff / a float64 reference; argument errors.
+ * webgpu (Dawn; skipped when unavailable): fused kernels vs the cpu composite, gradients
+ * included, and a ViT whose layers take the fused path matching the stock path.
+ */
+import * as assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import '@tensorflow/tfjs-backend-cpu';
+
+import * as karat from '../src/index';
+import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
+import {releaseWebGPUAfterAllTests, useWebGPUBackend} from './support/webgpu_node';
+
+releaseWebGPUAfterAllTests();
+
+function rand(shape: number[], scale = 1, seed = 1): Float32Array {
+  let s = seed * 9301 + 49297;
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (s * 9301 + 49297) % 233280;
+    out[i] = scale * (s / 233280 * 2 - 1);
+  }
+  return out;
+}
+
+function maxRelErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
+  assert.equal(got.length, ref.length);
+  let e = 0, m = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = Math.abs(got[i] - ref[i]);
+    e = Number.isNaN(d) ? Infinity : Math.max(e, d);
+    m = Math.max(m, Math.abs(ref[i]));
+  }
+  return e / Math.max(1, m);
+}
+
+async function values(ts: tf.Tensor[]): Promise<Float32Array[]> {
+  return Promise.all(ts.map((t) => t.data() as Promise<Float32Array>));
+}
+
+/** LayerNorm forward, and grads of sum(y · w) w.r.t. x, gamma, beta through autodiff. */
+function layerNormAll(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, w: tf.Tensor, eps: number): tf.Tensor[] {
+  return tf.tidy(() => {
+    const y = karat.layerNorm(x, g, b, eps);
+    const grads = tf.grads((xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) =>
+        tf.sum(tf.mul(karat.layerNorm(xx, gg as tf.Tensor1D, bb as tf.Tensor1D, eps), w)))([x, g, b]);
+    return [y, ...grads];
+  });
+}
+
+function biasGeluAll(x: tf.Tensor, b: tf.Tensor1D, w: tf.Tensor): tf.Tensor[] {
+  return tf.tidy(() => {
+    const y = karat.biasGelu(x, b);
+    const grads = tf.grads((xx: tf.Tensor, bb: tf.Tensor) =>
+        tf.sum(tf.mul(karat.biasGelu(xx, bb as tf.Tensor1D), w)))([x, b]);
+    return [y, ...grads];
+  });
+}
+
+function below(x: number, limit: number, what = 'value') {
+  assert.ok(x < limit, `${what}: ${x} is not below ${limit}`);
+}
+
+const HYPER = {learningRate: 0.01, beta1: 0.9, beta2: 0.99, epsilon: 1e-6, weightDecay: 0.05, step: 3};
+
+describe('fused layer ops: composite path (cpu)', () => {
+  before(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('layerNorm equals tfjs-layers LayerNormalization (forward and gradients)', async () => {
+    const shape = [2, 5, 12];
+    const x = tf.tensor3d(rand(shape, 2, 3), shape as [number, number, number]);
+    const layer = tfl.layers.layerNormalization({epsilon: 1e-5, gammaInitializer: 'randomNormal', betaInitializer: 'randomNormal'});
+    layer.build(shape);
+    const [gamma, beta] = layer.getWeights() as [tf.Tensor1D, tf.Tensor1D];
+    const w = tf.tensor3d(rand(shape, 1, 7), shape as [number, number, number]);
+    const ours = await values(layerNormAll(x, gamma, beta, w, 1e-5));
+    const stockY = layer.apply(x) as tf.Tensor;
+    const stockDx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(layer.apply(xx) as tf.Tensor, w)))(x);
+    below(maxRelErr(ours[0], await stockY.data()), 1e-5);
+    below(maxRelErr(ours[1], await stockDx.data()), 1e-4);
+    tf.dispose([x, w, stockY, stockDx, gamma, beta]);
+  });
+
+  it('analytic LayerNorm backward equals autodiff of the composite', async () => {
+    const [M, C] = [9, 7];
+    const x = tf.tensor2d(rand([M, C], 3, 2), [M, C]);
+    const g = tf.tensor1d(rand([C], 1, 4)), b = tf.tensor1d(rand([C], 1, 5));
+    const dy = tf.tensor2d(rand([M, C], 1, 6), [M, C]);
+    const auto = tf.grads((xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) =>
+        tf.sum(tf.mul(karat.compositeLayerNorm(xx as tf.Tensor2D, gg as tf.Tensor1D, bb as tf.Tensor1D, 1e-3), dy)))([x, g, b]);
+    const ana = karat.compositeLayerNormGrad(dy, x, g, 1e-3);
+    for (let i = 0; i < 3; i++) below(maxRelErr(await ana[i].data(), await auto[i].data()), 1e-4);
+    tf.dispose([x, g, b, dy, ...auto, ...ana]);
+  });
+
+  it('biasGelu equals a Dense layer with activation gelu, and its analytic grad equals autodiff', async () => {
+    const [M, C] = [6, 10];
+    const x = tf.tensor2d(rand([M, C], 3, 8), [M, C]);
+    const b = tf.tensor1d(rand([C], 1, 9));
+    const stock = tfl.layers.activation({activation: 'gelu'}).apply(tf.add(x, b)) as tf.Tensor;
+    const ours = karat.biasGelu(x, b);
+    below(maxRelErr(await ours.data(), await stock.data()), 1e-6);
+    const dy = tf.tensor2d(rand([M, C], 1, 10), [M, C]);
+    const auto = tf.grads((xx: tf.Tensor, bb: tf.Tensor) =>
+        tf.sum(tf.mul(karat.compositeBiasGelu(xx as tf.Tensor2D, bb as tf.Tensor1D), dy)))([x, b]);
+    const ana = karat.compositeBiasGeluGrad(dy, x, b);
+    // tfjs's erf is an approximation (|err| < 1.5e-7) whose autodiff uses the exact derivative.
+    for (let i = 0; i < 2; i++) below(maxRelErr(await ana[i].data(), await auto[i].data()), 1e-5);
+    tf.dispose([x, b, stock, ours, dy, ...auto, ...ana]);
+  });
+
+  it('adamWUpdate equals a float64 reference of AdamW', async () => {
+    const n = 37;
+    const p = rand([n], 1, 11), m = rand([n], 0.1, 12), g = rand([n], 1, 14);
+    const v = rand([n], 0.1, 13).map(Math.abs);
+    const out = karat.adamWUpdate(tf.tensor1d(p), tf.tensor1d(m), tf.tensor1d(v), tf.tensor1d(g), HYPER);
+    const [p1, m1, v1] = await values(out);
+    const {learningRate: lr, beta1: b1, beta2: b2, epsilon: eps, weightDecay: wd, step: t} = HYPER;
+    for (let i = 0; i < n; i++) {
+      const mm = b1 * m[i] + (1 - b1) * g[i];
+      const vv = b2 * v[i] + (1 - b2) * g[i] * g[i];
+      const pp = p[i] * (1 - lr * wd) - lr * (mm / (1 - b1 ** t)) / (Math.sqrt(vv / (1 - b2 ** t)) + eps);
+      assert.ok(Math.abs(m1[i] - mm) <= 1e-6, `m1[i] ${m1[i]} vs ${mm}`);
+      assert.ok(Math.abs(v1[i] - vv) <= 1e-6, `v1[i] ${v1[i]} vs ${vv}`);
+      assert.ok(Math.abs(p1[i] - pp) <= 1e-5, `p1[i] ${p1[i]} vs ${pp}`);
+    }
+    tf.dispose(out);
+  });
+
+  it('rejects bad arguments with messages naming them', () => {
+    const x = tf.zeros([3, 4]);
+    assert.throws(() => karat.layerNorm(x, tf.zeros([5]) as tf.Tensor1D, tf.zeros([4]) as tf.Tensor1D),
+                  /layerNorm: argument 'gamma'.*C=4.*got \[5\]/);
+    assert.throws(() => karat.layerNorm(x, tf.zeros([4]) as tf.Tensor1D, tf.zeros([4]) as tf.Tensor1D, -1),
+                  /argument 'epsilon'/);
+    assert.throws(() => karat.biasGelu('x' as never, tf.zeros([4]) as tf.Tensor1D), /biasGelu: argument 'x'/);
+    assert.throws(() => karat.biasGelu(x, tf.zeros([3]) as tf.Tensor1D), /biasGelu: argument 'bias'/);
+    assert.throws(() => karat.adamWUpdate(x, x, tf.zeros([4, 3]), x, HYPER), /adamWUpdate: argument 'v'/);
+    assert.throws(() => karat.adamWUpdate(x, x, x, x, {...HYPER, step: 0}), /'step'/);
+    assert.throws(() => karat.adamWUpdate(x, x, x, x, {...HYPER, beta1: 1}), /beta1/);
+  });
+
+  it('the layers keep the stock path off webgpu (no fused kernels run on cpu)', async () => {
+    const model = karat.models.vit({preset: 'tiny', depth: 1, dim: 24, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3});
+    const x = tf.randomNormal([1, 8, 8, 3]);
+    const info = await tf.profile(() => model.predict(x) as tf.Tensor);
+    const names = info.kernels.map((k) => k.name);
+    assert.ok(names.includes('FusedBatchNorm'));
+    assert.deepEqual(names.filter((n) => n.startsWith('KArAt')), []);
+    info.result && tf.dispose(info.result as tf.Tensor);
+    x.dispose();
+    model.dispose();
+  });
+});
+
+describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
+  this.timeout(300000);
+  before(async function() {
+    await useWebGPUBackend(this);
+  });
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  async function onBoth(fn: () => tf.Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
+    await tf.setBackend('cpu');
+    const ref = await values(tf.tidy(fn));
+    await tf.setBackend('webgpu');
+    const got = await values(tf.tidy(fn));
+    return [ref, got];
+  }
+
+  for (const [M, C] of [[7, 100], [70, 33], [3, 192]]) {
+    it(`LayerNorm forward and backward match cpu, M=${M} C=${C}`, async () => {
+      const [ref, got] = await onBoth(() => {
+        const x = tf.add(tf.tensor2d(rand([M, C], 2, M), [M, C]), 0.5);
+        const g = tf.tensor1d(rand([C], 1, 2)), b = tf.tensor1d(rand([C], 1, 3));
+        const w = tf.tensor2d(rand([M, C], 1, 4), [M, C]);
+        return layerNormAll(x, g as tf.Tensor1D, b as tf.Tensor1D, w, 1e-6);
+      });
+      ref.forEach((r, i) => below(maxRelErr(got[i], r), 1e-4, `output ${i}`));
+    });
+  }
+
+  it('the webgpu LayerNorm dispatches one kernel forward and the fused grad kernel backward', async () => {
+    await tf.setBackend('webgpu');
+    const x = tf.randomNormal([4, 8]), g = tf.ones([8]) as tf.Tensor1D, b = tf.zeros([8]) as tf.Tensor1D;
+    const info = await tf.profile(() => tf.grad((xx: tf.Tensor) => tf.sum(karat.layerNorm(xx, g, b)))(x));
+    const names = info.kernels.map((k) => k.name);
+    assert.ok(names.includes('KArAtLayerNorm'));
+    assert.ok(names.includes('KArAtLayerNormGrad'));
+    assert.ok(!names.includes('FusedBatchNorm'));
+    tf.dispose([x, g, b, info.result as tf.Tensor]);
+  });
+
+  for (const [M, C] of [[5, 70], [130, 9]]) {
+    it(`bias+GELU forward and backward match cpu, M=${M} C=${C}`, async () => {
+      const [ref, got] = await onBoth(() => {
+        const x = tf.tensor2d(rand([M, C], 4, 5), [M, C]);
+        const b = tf.tensor1d(rand([C], 1, 6));
+        const w = tf.tensor2d(rand([M, C], 1, 7), [M, C]);
+        return biasGeluAll(x, b as tf.Tensor1D, w);
+      });
+      ref.forEach((r, i) => below(maxRelErr(got[i], r), 1e-4, `output ${i}`));
+    });
+  }
+
+  it('AdamW update matches cpu (rank 3 parameter)', async () => {
+    const shape = [3, 5, 7];
+    const [ref, got] = await onBoth(() => karat.adamWUpdate(
+        tf.tensor(rand(shape, 1, 1), shape), tf.tensor(rand(shape, 0.1, 2), shape),
+        tf.abs(tf.tensor(rand(shape, 0.1, 3), shape)), tf.tensor(rand(shape, 1, 4), shape), HYPER));
+    ref.forEach((r, i) => below(maxRelErr(got[i], r), 1e-5, `output ${i}`));
+    await tf.setBackend('webgpu');
+    const t = tf.ones([4]);
+    const info = await tf.profile(() => karat.adamWUpdate(t, t, t, t, HYPER));
+    assert.deepEqual(info.kernels.map((k) => k.name), ['KArAtAdamW']);
+    tf.dispose([t, ...(info.result as tf.Tensor[])]);
+  });
+
+  it('a ViT on webgpu: fused layers give the stock loss and gradients, with fewer dispatches', async () => {
+    await tf.setBackend('webgpu');
+    const model = karat.models.vit({
+      preset: 'tiny', depth: 1, dim: 24, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3,
+      attention: {type: 'fourier', grid: 2, rank: 3, mode: 'blockwise'},
+    });
+    const x = tf.randomNormal([2, 8, 8, 3]);
+    const y = tf.oneHot(tf.tensor1d([0, 2], 'int32'), 3);
+    const vars = model.trainableWeights.map((w) => (w as unknown as {val: tf.Variable}).val);
+    const run = async (fused: boolean) => {
+      tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, fused);
+      try {
+        const info = await tf.profile(() => {
+          const r = tf.variableGrads(() => tf.mean(tfl.metrics.categoricalCrossentropy(
+              y, model.apply(x, {training: true}) as tf.Tensor)) as tf.Scalar, vars);
+          return [r.value, ...Object.values(r.grads)];
+        });
+        const out = info.result as tf.Tensor[];
+        const vals = await values(out);
+        tf.dispose(out);
+        return {vals, names: info.kernels.map((k) => k.name)};
+      } finally {
+        tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, true);
+      }
+    };
+    const stock = await run(false);
+    const fused = await run(true);
+    assert.equal(stock.names.some((n) => n.startsWith('KArAtLayerNorm')), false);
+    for (const k of ['KArAtLayerNorm', 'KArAtLayerNormGrad', 'KArAtBiasGelu', 'KArAtBiasGeluGrad']) {
+      assert.ok(fused.names.includes(k), k);
+    }
+    below(fused.names.length, stock.names.length / 2, 'kernel calls fused vs stock');
+    stock.vals.forEach((r, i) => below(maxRelErr(fused.vals[i], r), 2e-4, `grad ${i}`));
+    tf.dispose([x, y]);
+    model.dispose();
+  });
+});
