@@ -4,6 +4,7 @@
  *
  *     npx tsx examples/demo/train_demo_model.ts [--data /work/shared/datasets/cifar-10-binary.tar.gz]
  *         [--train 8000] [--epochs 2] [--out examples/demo] [--analysis runs/demo-analysis]
+ *     npx tsx examples/demo/train_demo_model.ts --select-only   (re-pick samples for the saved model)
  *
  * Model: ViT, 32x32 input, patch 8 (4 x 4 patches, N = 17 tokens), dim 32, depth 3, 2 heads,
  * MLP ratio 2, Fourier-KArAt grid 3, rank 8, blockwise; ~30 k parameters (~0.1 MB).
@@ -12,20 +13,21 @@
  * backend on 2 shared cores does ~0.3 steps/s (its Conv2DBackpropFilter for the patch
  * embedding dominates), so this is a demo model (about 35–40% test accuracy), not a result.
  * Writes: <out>/model/{model.json,weights.bin}, <out>/samples/*.png, <out>/samples.json (file,
- * label, class name, predicted class — samples are test images the model classifies
- * correctly, one per class where possible, chosen by the model; the test accuracy is recorded
- * next to them) and, under --analysis, attention maps, spectra, curves, histograms and the
+ * label, class name — samples are test images the model classifies correctly with a top-2
+ * margin >= 0.15, one per class where possible; the test accuracy is recorded next to them) and, under --analysis, attention maps, spectra, curves, histograms and the
  * loss landscape of the run's per-epoch checkpoints.
  */
-import {mkdirSync, writeFileSync} from 'node:fs';
+import {mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {deflateSync} from 'node:zlib';
 
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
 
 import * as karat from '../../src/index';
 import {loadCifar} from '../../src/data/cifar';
+import type {ImageDataset} from '../../src/data/dataset';
 
 const an = karat.analysis;
 
@@ -76,6 +78,59 @@ function mulberry(seed: number) {
   };
 }
 
+/**
+ * Accuracy on the first 2,000 test images, and up to 6 samples (one per class, in class order)
+ * among the test images the model classifies correctly with a margin of at least 0.15 between
+ * the top two probabilities (so that float differences between backends cannot flip them).
+ */
+async function selectSamples(model: tfl.LayersModel, test: ImageDataset, outDir: string,
+                             info: Record<string, unknown>): Promise<Array<Record<string, unknown>>> {
+  const P = 32 * 32 * 3, nTest = 2000;
+  const preds = new Int32Array(nTest), margins = new Float32Array(nTest);
+  for (let s = 0; s < nTest; s += 250) {
+    const x = normalise(test.images!.subarray(s * P, (s + 250) * P), 250);
+    const probs = tf.softmax(model.predict(x) as tf.Tensor2D);
+    const {values, indices} = tf.topk(probs, 2);
+    const v = values.dataSync(), ix = indices.dataSync();
+    for (let i = 0; i < 250; i++) {
+      preds[s + i] = ix[2 * i];
+      margins[s + i] = v[2 * i] - v[2 * i + 1];
+    }
+    tf.dispose([x, probs, values, indices]);
+  }
+  let correct = 0;
+  for (let i = 0; i < nTest; i++) if (preds[i] === test.labels[i]) correct++;
+  const acc = correct / nTest;
+  console.log(`test accuracy on the first ${nTest} test images: ${(100 * acc).toFixed(1)}%`);
+  mkdirSync(join(outDir, 'samples'), {recursive: true});
+  for (const f of readdirSync(join(outDir, 'samples'))) unlinkSync(join(outDir, 'samples', f));
+  const samples: Array<Record<string, unknown>> = [];
+  for (let c = 0; c < 10 && samples.length < 6; c++) {
+    const i = Array.from({length: nTest}, (_, k) => k).find(k => test.labels[k] === c && preds[k] === c && margins[k] >= 0.15);
+    if (i == null) continue;
+    const rgb = test.images!.subarray(i * P, (i + 1) * P);
+    const file = `samples/${test.classNames[c]}_${i}.png`;
+    writeFileSync(join(outDir, file), an.encodePNG(rgb, 32, 32, 3, {deflate: b => deflateSync(b)}));
+    samples.push({file, label: c, className: test.classNames[c], testIndex: i, margin: Number(margins[i].toFixed(3))});
+  }
+  writeFileSync(join(outDir, 'samples.json'), JSON.stringify({
+    classNames: test.classNames, mean: MEAN, std: STD, testAccuracy: acc, testImages: nTest, ...info,
+    note: 'samples are CIFAR-10 test images that this model classifies correctly (top-2 probability margin >= 0.15)',
+    samples,
+  }, null, 2) + '\n');
+  return samples;
+}
+
+/** --select-only: re-pick the samples for the saved model in <out>/model. */
+async function selectOnly() {
+  await tf.setBackend('cpu');
+  const outDir = arg('out', 'examples/demo');
+  const test = await loadCifar(arg('data', '/work/shared/datasets/cifar-10-binary.tar.gz'), 'cifar10', 'test');
+  const model = await tfl.loadLayersModel(karat.io.fileSystem(join(outDir, 'model')));
+  const old = JSON.parse(readFileSync(join(outDir, 'samples.json'), 'utf8'));
+  await selectSamples(model, test, outDir, {trainImages: old.trainImages, epochs: old.epochs});
+}
+
 async function main() {
   await tf.setBackend('cpu');
   const dataPath = arg('data', '/work/shared/datasets/cifar-10-binary.tar.gz');
@@ -120,37 +175,9 @@ async function main() {
     }
   }
   checkpoints.push(model.getWeights().map(w => w.dataSync().slice() as Float32Array));
-  // Test accuracy and sample selection.
-  const nTest = 2000;
-  const preds = new Int32Array(nTest);
-  for (let s = 0; s < nTest; s += 250) {
-    const x = normalise(test.images!.subarray(s * P, (s + 250) * P), 250);
-    const p = tf.argMax(model.predict(x) as tf.Tensor, 1);
-    preds.set(p.dataSync() as Int32Array, s);
-    tf.dispose([x, p]);
-  }
-  let correct = 0;
-  for (let i = 0; i < nTest; i++) if (preds[i] === test.labels[i]) correct++;
-  const acc = correct / nTest;
-  console.log(`test accuracy on the first ${nTest} test images: ${(100 * acc).toFixed(1)}%`);
-
   mkdirSync(join(outDir, 'model'), {recursive: true});
-  mkdirSync(join(outDir, 'samples'), {recursive: true});
   await model.save(karat.io.fileSystem(join(outDir, 'model')));
-  const samples: Array<Record<string, unknown>> = [];
-  for (let c = 0; c < 10 && samples.length < 6; c++) {
-    const i = Array.from({length: nTest}, (_, k) => k).find(k => test.labels[k] === c && preds[k] === c);
-    if (i == null) continue;
-    const rgb = test.images!.subarray(i * P, (i + 1) * P);
-    const file = `samples/${test.classNames[c]}_${i}.png`;
-    writeFileSync(join(outDir, file), an.encodePNG(rgb, 32, 32, 3, {deflate: b => deflateSync(b)}));
-    samples.push({file, label: c, className: test.classNames[c], testIndex: i, predicted: c});
-  }
-  writeFileSync(join(outDir, 'samples.json'), JSON.stringify({
-    classNames: test.classNames, mean: MEAN, std: STD, testAccuracy: acc, testImages: nTest,
-    trainImages: nTrain, epochs, note: 'samples are CIFAR-10 test images that this model classifies correctly',
-    samples,
-  }, null, 2) + '\n');
+  const samples = await selectSamples(model, test, outDir, {trainImages: nTrain, epochs});
 
   // Example analyses.
   mkdirSync(anDir, {recursive: true});
@@ -181,7 +208,7 @@ async function main() {
   console.log(`analyses written to ${anDir}; total ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
-if (process.argv[1]?.endsWith("train_demo_model.ts")) main().catch(e => {
+if (process.argv[1]?.endsWith('train_demo_model.ts')) (process.argv.includes('--select-only') ? selectOnly() : main()).catch(e => {
   console.error(e);
   process.exit(1);
 });
