@@ -30,3 +30,6 @@ export * as analysis from './analysis/index';
 export * from './ops/fused_layers';
 export {fusedDense, fusedLayerNormalization} from './layers/fused_layers';
 import '../kernels-webgpu/register_layers';
+// Training recipe, datasets and the `karat` CLI's building blocks (issue 4).
+export * as training from './training/index';
+export * as data from './data/index';

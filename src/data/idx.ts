@@ -2,11 +2,9 @@
  * IDX readers for MNIST and Fashion-MNIST (`*-images-idx3-ubyte[.gz]`,
  * `*-labels-idx1-ubyte[.gz]`), gzip detected by its magic bytes.
  */
-import {existsSync, readFileSync} from 'node:fs';
-import {join} from 'node:path';
-import {gunzipSync} from 'node:zlib';
 
 import {DataError, ImageDataset, inMemoryDataset} from './dataset';
+import {nodeFs, nodePath, nodeZlib} from './node';
 
 export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 export const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
@@ -16,7 +14,7 @@ export function parseIdx(raw: Uint8Array, source: string): {dims: number[], data
   let buf = raw;
   if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
     try {
-      buf = gunzipSync(buf);
+      buf = nodeZlib().gunzipSync(buf);
     } catch (e) {
       throw new DataError(`${source}: corrupt or truncated gzip data (${(e as Error).message})`);
     }
@@ -64,9 +62,9 @@ export function idxDataset(images: Uint8Array, labels: Uint8Array, name: string,
 export function loadIdxDir(dir: string, split: 'train' | 'test', name: string, classNames: string[]): ImageDataset {
   const prefix = split === 'train' ? 'train' : 't10k';
   const find = (base: string) => {
-    for (const f of [`${base}.gz`, base]) if (existsSync(join(dir, f))) return join(dir, f);
-    throw new DataError(`${name}: missing ${join(dir, base)}[.gz]`);
+    for (const f of [`${base}.gz`, base]) if (nodeFs().existsSync(nodePath().join(dir, f))) return nodePath().join(dir, f);
+    throw new DataError(`${name}: missing ${nodePath().join(dir, base)}[.gz]`);
   };
   const ip = find(`${prefix}-images-idx3-ubyte`), lp = find(`${prefix}-labels-idx1-ubyte`);
-  return idxDataset(readFileSync(ip), readFileSync(lp), `${name}/${split}`, classNames, ip, lp);
+  return idxDataset(nodeFs().readFileSync(ip), nodeFs().readFileSync(lp), `${name}/${split}`, classNames, ip, lp);
 }

@@ -8,11 +8,9 @@
  * (bilinear) to a fixed size. Decoding happens per batch inside the prefetching loader,
  * so memory stays bounded by the prefetch depth, not the dataset size.
  */
-import {existsSync, readdirSync, statSync} from 'node:fs';
-import {createRequire} from 'node:module';
-import {extname, join} from 'node:path';
 
 import {DataError, ImageDataset} from './dataset';
+import {nodeFs, nodeFsP, nodeModuleApi, nodePath} from './node';
 
 const EXTS = new Set(['.png', '.jpg', '.jpeg']);
 
@@ -28,12 +26,12 @@ type JpegModule = {decode(b: Buffer, o: {useTArray: boolean, formatAsRGBA: boole
 
 let req: NodeRequire | null = null;
 function load<T>(name: string): T {
-  req = req ?? createRequire(join(process.cwd(), 'package.json'));
+  req = req ?? nodeModuleApi().createRequire(nodePath().join(process.cwd(), 'package.json'));
   try {
     return req(name) as T;
   } catch {
     try {
-      return createRequire(__filenameSafe())(name) as T;
+      return nodeModuleApi().createRequire(__filenameSafe())(name) as T;
     } catch {
       throw new DataError(`image folders need the '${name}' package: npm install ${name}`);
     }
@@ -41,7 +39,7 @@ function load<T>(name: string): T {
 }
 function __filenameSafe(): string {
   // Resolves relative to this package when bundled as CommonJS; falls back to cwd.
-  return typeof __filename === 'string' ? __filename : join(process.cwd(), 'noop.js');
+  return typeof __filename === 'string' ? __filename : nodePath().join(process.cwd(), 'noop.js');
 }
 
 /** Decodes one PNG or JPEG file (by magic bytes) into RGBA. */
@@ -103,10 +101,10 @@ export interface ImageFolderOptions {
 
 /** Indexes `root/<class>/<image>` and returns a lazily decoded dataset. */
 export function loadImageFolder(root: string, opts: ImageFolderOptions = {}): ImageDataset {
-  if (!existsSync(root) || !statSync(root).isDirectory()) throw new DataError(`image folder '${root}' does not exist or is not a directory`);
+  if (!nodeFs().existsSync(root) || !nodeFs().statSync(root).isDirectory()) throw new DataError(`image folder '${root}' does not exist or is not a directory`);
   const H = opts.height ?? 32, W = opts.width ?? 32, C = opts.channels ?? 3;
   if (C !== 1 && C !== 3) throw new DataError(`image folder: channels must be 1 or 3, got ${C}`);
-  const dirs = readdirSync(root).filter((d) => statSync(join(root, d)).isDirectory()).sort();
+  const dirs = nodeFs().readdirSync(root).filter((d) => nodeFs().statSync(nodePath().join(root, d)).isDirectory()).sort();
   const classNames = opts.classNames ?? dirs;
   if (classNames.length < 2) {
     throw new DataError(`image folder '${root}': expected one sub-folder per class (at least 2), found ${classNames.length}`);
@@ -114,11 +112,11 @@ export function loadImageFolder(root: string, opts: ImageFolderOptions = {}): Im
   const files: string[] = [];
   const labels: number[] = [];
   classNames.forEach((cls, label) => {
-    const d = join(root, cls);
-    if (!existsSync(d)) throw new DataError(`image folder '${root}': class folder '${cls}' is missing`);
-    for (const f of readdirSync(d).sort()) {
-      if (EXTS.has(extname(f).toLowerCase())) {
-        files.push(join(d, f));
+    const d = nodePath().join(root, cls);
+    if (!nodeFs().existsSync(d)) throw new DataError(`image folder '${root}': class folder '${cls}' is missing`);
+    for (const f of nodeFs().readdirSync(d).sort()) {
+      if (EXTS.has(nodePath().extname(f).toLowerCase())) {
+        files.push(nodePath().join(d, f));
         labels.push(label);
       }
     }
@@ -131,7 +129,7 @@ export function loadImageFolder(root: string, opts: ImageFolderOptions = {}): Im
     readImages: async (indices, out) => {
       for (let k = 0; k < indices.length; k++) {
         const f = files[indices[k]];
-        const img = decodeImage(await import('node:fs/promises').then((m) => m.readFile(f)), f);
+        const img = decodeImage(await nodeFsP().readFile(f), f);
         resizeInto(img, H, W, C, out, k * per);
       }
     },

@@ -9,13 +9,9 @@
  * pixels. The header carries the SHA-256 of the decoded labels + NHWC pixels, so a
  * damaged file is reported instead of silently training on garbage.
  */
-import {createHash} from 'node:crypto';
-import {existsSync, readFileSync} from 'node:fs';
-import {dirname, join} from 'node:path';
-import {fileURLToPath} from 'node:url';
-import {brotliCompressSync, brotliDecompressSync, constants as zc} from 'node:zlib';
 
 import {DataError, ImageDataset, inMemoryDataset} from './dataset';
+import {nodeCrypto, nodeFs, nodePath, nodeUrl, nodeZlib} from './node';
 
 const MAGIC = 'KARATDS1';
 
@@ -60,7 +56,7 @@ function predictPlanes(img: Uint8Array, H: number, W: number, C: number, out: Ui
 }
 
 function digest(labels: Uint8Array, pixels: Uint8Array): string {
-  return createHash('sha256').update(labels).update(pixels).digest('hex');
+  return nodeCrypto().createHash('sha256').update(labels).update(pixels).digest('hex');
 }
 
 /** Encodes splits (each an in-memory dataset with identical geometry) into the .kds format. */
@@ -91,10 +87,10 @@ export function encodeSubset(splits: Array<{name: string, ds: ImageDataset}>, op
     sha256: digest(labels, pixels), ...(opts.source ? {source: opts.source} : {}),
   };
   const payload = Buffer.concat([labels, residual]);
-  const packed = brotliCompressSync(payload, {
+  const packed = nodeZlib().brotliCompressSync(payload, {
     params: {
-      [zc.BROTLI_PARAM_QUALITY]: opts.quality ?? 11, [zc.BROTLI_PARAM_LGWIN]: 24,
-      [zc.BROTLI_PARAM_SIZE_HINT]: payload.length,
+      [nodeZlib().constants.BROTLI_PARAM_QUALITY]: opts.quality ?? 11, [nodeZlib().constants.BROTLI_PARAM_LGWIN]: 24,
+      [nodeZlib().constants.BROTLI_PARAM_SIZE_HINT]: payload.length,
     },
   });
   const h = Buffer.from(JSON.stringify(header), 'utf8');
@@ -122,7 +118,7 @@ export function decodeSubset(buf: Uint8Array, source: string): {header: SubsetHe
   }
   let payload: Buffer;
   try {
-    payload = brotliDecompressSync(b.subarray(12 + hl));
+    payload = nodeZlib().brotliDecompressSync(b.subarray(12 + hl));
   } catch (e) {
     throw new DataError(`${source}: corrupt or truncated compressed data (${(e as Error).message})`);
   }
@@ -160,16 +156,16 @@ export const EMBEDDED_SUBSET_FILE = 'cifar10-subset.kds';
 export function embeddedSubsetPath(): string {
   const candidates: string[] = [];
   try {
-    let d = dirname(fileURLToPath(import.meta.url));
+    let d = nodePath().dirname(nodeUrl().fileURLToPath(import.meta.url));
     for (let i = 0; i < 5; i++) {
-      candidates.push(join(d, 'data', EMBEDDED_SUBSET_FILE));
-      d = dirname(d);
+      candidates.push(nodePath().join(d, 'data', EMBEDDED_SUBSET_FILE));
+      d = nodePath().dirname(d);
     }
   } catch {
     // not an ES module URL (bundled): fall back to the working directory
   }
-  candidates.push(join(process.cwd(), 'data', EMBEDDED_SUBSET_FILE));
-  const found = candidates.find((p) => existsSync(p));
+  candidates.push(nodePath().join(process.cwd(), 'data', EMBEDDED_SUBSET_FILE));
+  const found = candidates.find((p) => nodeFs().existsSync(p));
   if (!found) {
     throw new DataError(`the embedded CIFAR-10 subset (data/${EMBEDDED_SUBSET_FILE}) was not found; looked in ${candidates.join(', ')}`);
   }
@@ -178,8 +174,8 @@ export function embeddedSubsetPath(): string {
 
 /** Loads a split ('train' or 'test') of a .kds file (default: the embedded CIFAR-10 subset). */
 export function loadSubset(split: string, path = embeddedSubsetPath()): ImageDataset {
-  if (!existsSync(path)) throw new DataError(`dataset subset '${path}' does not exist`);
-  const {splits} = decodeSubset(readFileSync(path), path);
+  if (!nodeFs().existsSync(path)) throw new DataError(`dataset subset '${path}' does not exist`);
+  const {splits} = decodeSubset(nodeFs().readFileSync(path), path);
   const ds = splits.get(split);
   if (!ds) throw new DataError(`${path}: no split '${split}' (has ${[...splits.keys()].join(', ')})`);
   return ds;

@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// Launcher of the `karat` command. In a source checkout it runs src/cli/run.ts with tsx
+// (no build step needed); in the published package it runs the built dist/karat-cli.cjs.
+'use strict';
+const {existsSync} = require('node:fs');
+const {dirname, join} = require('node:path');
+const {pathToFileURL} = require('node:url');
+const {spawn} = require('node:child_process');
+
+const root = join(__dirname, '..');
+const built = join(root, 'dist', 'karat-cli.cjs');
+const source = join(root, 'src', 'cli', 'run.ts');
+
+function tsxLoader() {
+  try {
+    // the loader's absolute URL, so that any working directory works
+    return pathToFileURL(join(dirname(require.resolve('tsx/package.json', {paths: [root]})), 'dist', 'loader.mjs')).href;
+  } catch {
+    return null;
+  }
+}
+
+const loader = existsSync(source) ? tsxLoader() : null;
+if (loader) {
+  const child = spawn(process.execPath, ['--no-warnings', '--import', loader, source, ...process.argv.slice(2)],
+                      {stdio: 'inherit', cwd: process.cwd()});
+  // Ctrl-C in a terminal reaches both processes; a signal sent to this launcher alone is
+  // forwarded, so the CLI can report its last complete checkpoint and exit 130.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, () => {
+      if (child.exitCode == null) child.kill(sig);
+    });
+  }
+  child.on('exit', (code, signal) => process.exit(code != null ? code : 128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1)));
+} else if (existsSync(built)) {
+  require(built);
+} else {
+  console.error('karat: neither the built CLI (dist/karat-cli.cjs) nor tsx with the TypeScript sources was found; ' +
+                'run `npm install` (development) or `npm run build`');
+  process.exit(1);
+}

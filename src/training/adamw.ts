@@ -1,0 +1,147 @@
+/**
+ * AdamW (Loshchilov & Hutter) with decoupled weight decay, parameter groups (decay on/off,
+ * learning-rate multiplier) and serialisable state. The update per parameter p with
+ * gradient g at step t (1-based), learning rate lr:
+ *
+ *     m = β1 m + (1-β1) g;  v = β2 v + (1-β2) g²
+ *     p = p - lr·wd·p - lr · (m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + ε)
+ *
+ * (weight decay applied to p before the Adam step, as PyTorch's AdamW does.)
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface ParamGroupRule {
+  /** Apply weight decay to this parameter. */
+  decay: boolean;
+  /** Multiplies the scheduled learning rate (e.g. a separate KArAt learning rate). */
+  lrScale: number;
+  /** A label for logs ('decay', 'no_decay', 'karat', ...). */
+  group: string;
+}
+
+export interface AdamWConfig {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  weightDecay: number;
+}
+
+export const DEFAULT_ADAMW: AdamWConfig = {beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.05};
+
+export interface Param {
+  name: string;
+  variable: tf.Variable;
+  rule: ParamGroupRule;
+}
+
+/** Serialised optimiser state: JSON-able meta plus one Float32Array (m then v of each param). */
+export interface AdamWState {
+  meta: {step: number, config: AdamWConfig, params: Array<{name: string, shape: number[], group: string}>};
+  data: Float32Array;
+}
+
+export class AdamW {
+  readonly config: AdamWConfig;
+  step = 0;
+  private m: tf.Variable[];
+  private v: tf.Variable[];
+
+  constructor(readonly params: Param[], config: Partial<AdamWConfig> = {}) {
+    this.config = {...DEFAULT_ADAMW, ...config};
+    const names = new Set<string>();
+    for (const p of params) {
+      if (names.has(p.name)) throw new Error(`AdamW: duplicate parameter name '${p.name}'`);
+      names.add(p.name);
+    }
+    this.m = params.map((p) => tf.variable(tf.zerosLike(p.variable), false));
+    this.v = params.map((p) => tf.variable(tf.zerosLike(p.variable), false));
+  }
+
+  /** Applies one update with `grads` (same order as params) at learning rate `lr`. */
+  apply(grads: tf.Tensor[], lr: number): void {
+    if (grads.length !== this.params.length) {
+      throw new Error(`AdamW.apply: ${grads.length} gradients for ${this.params.length} parameters`);
+    }
+    this.step++;
+    const {beta1: b1, beta2: b2, epsilon: eps, weightDecay: wd} = this.config;
+    const bc1 = 1 - Math.pow(b1, this.step), bc2 = 1 - Math.pow(b2, this.step);
+    tf.tidy(() => {
+      this.params.forEach((p, i) => {
+        const g = grads[i];
+        const lrP = lr * p.rule.lrScale;
+        const m = tf.add(tf.mul(this.m[i], b1), tf.mul(g, 1 - b1));
+        const v = tf.add(tf.mul(this.v[i], b2), tf.mul(tf.square(g), 1 - b2));
+        this.m[i].assign(m);
+        this.v[i].assign(v);
+        let w: tf.Tensor = p.variable;
+        if (p.rule.decay && wd > 0) w = tf.mul(w, 1 - lrP * wd);
+        const upd = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
+        p.variable.assign(tf.sub(w, tf.mul(upd, lrP)));
+      });
+    });
+  }
+
+  async getState(): Promise<AdamWState> {
+    const total = this.params.reduce((a, p) => a + 2 * p.variable.size, 0);
+    const data = new Float32Array(total);
+    let o = 0;
+    for (let i = 0; i < this.params.length; i++) {
+      for (const t of [this.m[i], this.v[i]]) {
+        const d = await t.data() as Float32Array;
+        data.set(d, o);
+        o += d.length;
+      }
+    }
+    return {
+      meta: {step: this.step, config: this.config, params: this.params.map((p) => ({name: p.name, shape: p.variable.shape, group: p.rule.group}))},
+      data,
+    };
+  }
+
+  /** Restores state saved by getState(); parameter names and shapes must match. */
+  setState(state: AdamWState): void {
+    const ps = state.meta.params;
+    if (ps.length !== this.params.length) {
+      throw new Error(`optimizer state has ${ps.length} parameters, the model has ${this.params.length}`);
+    }
+    ps.forEach((s, i) => {
+      const p = this.params[i];
+      if (s.name !== p.name || s.shape.join(',') !== p.variable.shape.join(',')) {
+        throw new Error(`optimizer state parameter ${i} is '${s.name}' [${s.shape}], the model has '${p.name}' [${p.variable.shape}]`);
+      }
+    });
+    let o = 0;
+    for (let i = 0; i < this.params.length; i++) {
+      const n = this.params[i].variable.size, shape = this.params[i].variable.shape;
+      this.m[i].assign(tf.tensor(state.data.subarray(o, o + n), shape));
+      o += n;
+      this.v[i].assign(tf.tensor(state.data.subarray(o, o + n), shape));
+      o += n;
+    }
+    if (o !== state.data.length) throw new Error(`optimizer state has ${state.data.length} values, expected ${o}`);
+    this.step = state.meta.step;
+  }
+
+  dispose(): void {
+    tf.dispose([...this.m, ...this.v]);
+  }
+}
+
+/** Global L2 norm of a list of gradients (one scalar download). */
+export function globalNorm(grads: tf.Tensor[]): tf.Scalar {
+  return tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+}
+
+/**
+ * Clips gradients by global norm: g * min(1, maxNorm / (norm + 1e-6)). Returns the new
+ * gradients (the inputs are not disposed) and the norm before clipping.
+ */
+export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): {grads: tf.Tensor[], norm: tf.Scalar} {
+  const norm = globalNorm(grads);
+  if (!(maxNorm > 0)) return {grads: grads.map((g) => tf.clone(g)), norm};
+  const out = tf.tidy(() => {
+    const scale = tf.minimum(tf.scalar(1), tf.div(tf.scalar(maxNorm), tf.add(norm, 1e-6)));
+    return grads.map((g) => tf.mul(g, scale));
+  });
+  return {grads: out, norm};
+}

@@ -1,0 +1,11 @@
+/** The training recipe (karat.training): AdamW, schedules, checkpoints, the trainer, backends, logs and plots. */
+export * from './adamw';
+export * from './schedule';
+export * from './metrics';
+export * from './checkpoint';
+export * from './config';
+export * from './model';
+export * from './trainer';
+export * from './backend';
+export * from './logging';
+export * from './plot';

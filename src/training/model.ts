@@ -1,0 +1,64 @@
+/**
+ * Builds the ViT described by a TrainConfig with the project's models.vit (logits output),
+ * deterministically: tfjs initialisers draw their seeds from Math.random, which is
+ * replaced by a seeded generator while the model is built.
+ */
+import type * as tfl from '@tensorflow/tfjs-layers';
+
+import {vit, ViTArgs} from '../models/index';
+import {Rng} from '../data/rng';
+import {TrainConfig} from './config';
+
+/** JSON-serialisable model description stored in checkpoints. */
+export type ModelSpec = ViTArgs;
+
+export function modelSpecFor(cfg: TrainConfig, data: {height: number, width: number, channels: number, numClasses: number}): ModelSpec {
+  if (data.height % cfg.patchSize !== 0 || data.width % cfg.patchSize !== 0) {
+    throw new Error(`patch size ${cfg.patchSize} does not divide the image size ${data.height}x${data.width}`);
+  }
+  return {
+    dim: cfg.dim, depth: cfg.depth, heads: cfg.heads, mlpRatio: cfg.mlpRatio,
+    imageSize: data.height === data.width ? data.height : [data.height, data.width],
+    patchSize: cfg.patchSize, channels: data.channels, numClasses: data.numClasses,
+    attention: cfg.attention === 'softmax' ? 'softmax' : {type: 'fourier', grid: cfg.grid, rank: cfg.rank, mode: cfg.mode},
+    dropPath: cfg.dropPath, classifierActivation: 'linear',
+  };
+}
+
+/** Runs `fn` with Math.random drawing from `rng` (restored afterwards, even on error). */
+export function withMathRandom<T>(rng: Rng, fn: () => T): T {
+  const orig = Math.random;
+  Math.random = () => rng.uniform();
+  try {
+    return fn();
+  } finally {
+    Math.random = orig;
+  }
+}
+
+export function buildModel(spec: ModelSpec, seed: number): tfl.LayersModel {
+  return withMathRandom(new Rng(seed ^ 0x1badb002), () => vit(spec));
+}
+
+/** Parameter count (unique variables). */
+export function countParams(model: tfl.LayersModel): number {
+  const seen = new Set<number>();
+  let n = 0;
+  for (const w of model.weights) {
+    const v = w.read();
+    if (seen.has(v.id)) continue;
+    seen.add(v.id);
+    n += v.size;
+  }
+  return n;
+}
+
+/** Grouping rule of one weight: no decay on biases, norms, embeddings, KArAt coefficients. */
+export function paramRule(name: string, rank: number, cfg: TrainConfig): {decay: boolean, lrScale: number, group: string} {
+  const karat = /(^|\/)karat\//.test(name);
+  if (karat) {
+    return {decay: cfg.karatDecay, lrScale: cfg.karatLr > 0 ? cfg.karatLr / cfg.lr : 1, group: 'karat'};
+  }
+  const noDecay = rank <= 1 || /(bias|gamma|beta|norm|token|pos_embed|embedding)/i.test(name);
+  return {decay: !noDecay, lrScale: 1, group: noDecay ? 'no_decay' : 'decay'};
+}

@@ -1,0 +1,291 @@
+/**
+ * The training loop: data with augmentation and prefetch, AdamW with warm-up + cosine
+ * schedule and gradient clipping, evaluation every epoch (loss, top-1, top-5), last and
+ * best checkpoints, and exact resume at epoch boundaries.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+
+import {AugmentConfig, NO_AUGMENT} from '../data/augment';
+import {ImageDataset} from '../data/dataset';
+import {DownloadProgress} from '../data/download';
+import {BatchLoader, epochSeed} from '../data/loader';
+import {loadDatasetPair, normalisationFor} from '../data/registry';
+import {Rng} from '../data/rng';
+import {AdamW, clipByGlobalNorm} from './adamw';
+import {BackendInfo, selectBackend} from './backend';
+import {assignWeights, Checkpoint, CheckpointError, modelWeights, readCheckpoint, readWeights, writeCheckpoint} from './checkpoint';
+import {ConfigError, TrainConfig} from './config';
+import {confusionMatrix, softCrossEntropy, topKCorrect} from './metrics';
+import {buildModel, countParams, ModelSpec, modelSpecFor, paramRule, withMathRandom} from './model';
+import {learningRate, ScheduleConfig} from './schedule';
+import {nodeFs, nodePath} from '../data/node';
+
+export interface StepInfo {
+  epoch: number;          // 1-based
+  epochs: number;
+  batch: number;          // 1-based within the epoch
+  batches: number;
+  step: number;           // global optimiser steps done
+  loss: number;
+  /** Running mean loss over the epoch so far. */
+  meanLoss: number;
+  /** Running top-1 on the (possibly mixed) training batches against the original labels. */
+  trainAcc: number;
+  lr: number;
+  gradNorm: number;
+  imagesPerSec: number;
+  epochElapsed: number;
+  epochEta: number;
+}
+
+export interface EvalResult {
+  loss: number;
+  top1: number;
+  top5: number;
+  confusion: number[][];
+  examples: number;
+  seconds: number;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  step: number;
+  lr: number;
+  trainLoss: number;
+  trainAcc: number;
+  testLoss: number;
+  testTop1: number;
+  testTop5: number;
+  epochSeconds: number;
+  imagesPerSec: number;
+  best: boolean;
+}
+
+export interface StartInfo {
+  runDir: string;
+  backend: BackendInfo & {auto: boolean};
+  params: number;
+  train: ImageDataset;
+  test: ImageDataset;
+  batchesPerEpoch: number;
+  startEpoch: number;
+  resumedFrom: string | null;
+  spec: ModelSpec;
+}
+
+export interface TrainerEvents {
+  onStart?(info: StartInfo): void;
+  onStep?(s: StepInfo): void;
+  onEpoch?(r: EpochRecord, ev: EvalResult): void;
+  /** Download progress (with --download). */
+  onDownload?(p: DownloadProgress): void;
+}
+
+export interface TrainResult {
+  runDir: string;
+  history: EpochRecord[];
+  best: {epoch: number, top1: number} | null;
+  lastCheckpoint: string;
+  bestCheckpoint: string | null;
+  model: tfl.LayersModel;
+  backend: string;
+  params: number;
+  seconds: number;
+}
+
+/** Fields that define the model: a checkpoint only fits a run with the same values. */
+const MODEL_FIELDS = ['dataset', 'dim', 'depth', 'heads', 'mlpRatio', 'patchSize', 'attention', 'grid', 'rank', 'mode', 'imageSize'] as const;
+
+/** Finds the checkpoint file for --resume (a file, a run directory, or 'auto'). */
+export function resolveResume(resume: string, runDir: string): string | null {
+  if (resume === 'auto') {
+    const p = nodePath().join(runDir, 'last.ckpt');
+    return nodeFs().existsSync(p) ? p : null;
+  }
+  if (nodeFs().existsSync(resume) && nodeFs().statSync(resume).isDirectory()) {
+    const p = nodePath().join(resume, 'last.ckpt');
+    if (!nodeFs().existsSync(p)) throw new CheckpointError(`--resume: directory '${resume}' has no last.ckpt`);
+    return p;
+  }
+  if (!nodeFs().existsSync(resume)) throw new CheckpointError(`--resume: checkpoint '${resume}' does not exist`);
+  return resume;
+}
+
+export function augmentFor(cfg: TrainConfig, norm: {mean: number[], std: number[]}): AugmentConfig {
+  return {
+    mean: norm.mean, std: norm.std, cropPadding: cfg.cropPadding, hflip: cfg.hflip, mixupAlpha: cfg.mixup,
+    cutmixAlpha: cfg.cutmix, mixProb: cfg.mixProb, switchProb: cfg.switchProb, labelSmoothing: cfg.labelSmoothing,
+    randomErasing: cfg.randomErasing,
+  };
+}
+
+/** Evaluates `model` on `loader` (loss with hard labels, top-1, top-5, confusion matrix). */
+export async function evaluate(model: tfl.LayersModel, loader: BatchLoader, numClasses: number): Promise<EvalResult> {
+  const t0 = performance.now();
+  let lossSum = 0, c1 = 0, c5 = 0, n = 0;
+  const confusion = Array.from({length: numClasses}, () => new Array<number>(numClasses).fill(0));
+  const {height: H, width: W, channels: C} = loader.ds;
+  for await (const b of loader.epoch(0)) {
+    const [logits, loss] = tf.tidy(() => {
+      const x = tf.tensor4d(b.x, [b.size, H, W, C]);
+      const lg = model.apply(x, {training: false}) as tf.Tensor2D;
+      const l = tf.mul(softCrossEntropy(lg, tf.tensor2d(b.y, [b.size, numClasses])), b.size);
+      return [lg, l];
+    });
+    const lg = await logits.data() as Float32Array;
+    lossSum += (await loss.data())[0];
+    tf.dispose([logits, loss]);
+    c1 += topKCorrect(lg, b.labels, numClasses, 1);
+    c5 += topKCorrect(lg, b.labels, numClasses, Math.min(5, numClasses));
+    confusionMatrix(lg, b.labels, numClasses, confusion);
+    n += b.size;
+  }
+  return {loss: lossSum / n, top1: c1 / n, top5: c5 / n, confusion, examples: n, seconds: (performance.now() - t0) / 1000};
+}
+
+/** Trains as configured; resumes when cfg.resume is set. */
+export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runName?: string): Promise<TrainResult> {
+  const t0 = performance.now();
+  const runDir = nodePath().join(cfg.outDir, runName ?? cfg.runName ?? defaultRunName(cfg));
+  nodeFs().mkdirSync(runDir, {recursive: true});
+
+  let resumeCk: Checkpoint | null = null;
+  let resumedFrom: string | null = null;
+  if (cfg.resume) {
+    resumedFrom = resolveResume(cfg.resume, runDir);
+    if (resumedFrom) {
+      resumeCk = readCheckpoint(resumedFrom);
+      const saved = resumeCk.header.trainer.config as Partial<TrainConfig> | undefined;
+      if (saved) {
+        const diff = MODEL_FIELDS.filter((k) => saved[k] !== undefined && saved[k] !== cfg[k])
+            .map((k) => `${k}: checkpoint ${JSON.stringify(saved[k])}, this run ${JSON.stringify(cfg[k])}`);
+        if (diff.length) {
+          throw new CheckpointError(`--resume: checkpoint '${resumedFrom}' is from an incompatible model/dataset (${diff.join('; ')})`);
+        }
+      }
+    }
+  }
+  const seed = resumeCk ? Number(resumeCk.header.trainer.seed) : cfg.seed;
+
+  const backend = await selectBackend(cfg.backend);
+  const {train: trainDs, test: testDs} = await loadDatasetPair(cfg.dataset, {
+    dataDir: cfg.dataDir, download: cfg.download, downloadOptions: {onProgress: events.onDownload}, trainLimit: cfg.trainLimit, testLimit: cfg.testLimit, imageSize: cfg.imageSize,
+  });
+  const norm = normalisationFor(cfg.dataset, trainDs);
+  const aug = augmentFor(cfg, norm);
+  const trainLoader = new BatchLoader(trainDs, {batchSize: cfg.batchSize, train: true, augment: aug, seed, prefetch: cfg.prefetch});
+  const evalLoader = new BatchLoader(testDs, {
+    batchSize: Math.min(cfg.evalBatchSize, testDs.size), train: false, augment: {...NO_AUGMENT, mean: norm.mean, std: norm.std},
+    seed, prefetch: cfg.prefetch,
+  });
+  const K = trainDs.numClasses;
+  const {height: H, width: W, channels: C} = trainDs;
+
+  const spec = modelSpecFor(cfg, {height: H, width: W, channels: C, numClasses: K});
+  const model = buildModel(spec, seed);
+  const weights = modelWeights(model).filter((w) => w.trainable);
+  const params = weights.map((w) => ({name: w.name, variable: w.variable, rule: paramRule(w.name, w.variable.rank, cfg)}));
+  const opt = new AdamW(params, {beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weightDecay});
+  const batches = cfg.stepsPerEpoch > 0 ? Math.min(cfg.stepsPerEpoch, trainLoader.length) : trainLoader.length;
+  const sched: ScheduleConfig = {
+    baseLr: cfg.lr, minLr: cfg.minLr, warmupStartLr: cfg.warmupLr,
+    warmupSteps: Math.round(cfg.warmupEpochs * batches), totalSteps: cfg.epochs * batches,
+  };
+
+  let startEpoch = 0, step = 0;
+  let history: EpochRecord[] = [];
+  let best: {epoch: number, top1: number} | null = null;
+  if (resumeCk) {
+    assignWeights(model, resumeCk, `checkpoint '${resumedFrom}'`);
+    if (!resumeCk.optimizer) throw new CheckpointError(`checkpoint '${resumedFrom}' has no optimizer state, cannot resume`);
+    try {
+      opt.setState(resumeCk.optimizer);
+    } catch (e) {
+      throw new CheckpointError(`checkpoint '${resumedFrom}': ${(e as Error).message}`);
+    }
+    const tr = resumeCk.header.trainer;
+    startEpoch = Number(tr.epoch);
+    step = Number(tr.step);
+    history = (tr.history as EpochRecord[]) ?? [];
+    best = (tr.best as {epoch: number, top1: number} | null) ?? null;
+  }
+  const nParams = countParams(model);
+  events.onStart?.({runDir, backend, params: nParams, train: trainDs, test: testDs, batchesPerEpoch: batches, startEpoch, resumedFrom, spec});
+
+  const vars = params.map((p) => p.variable);
+  const lastPath = nodePath().join(runDir, 'last.ckpt'), bestPath = nodePath().join(runDir, 'best.ckpt');
+
+  for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
+    const stepRng = new Rng(epochSeed(seed ^ 0x2545f491, epoch));
+    const te = performance.now();
+    let lossSum = 0, accSum = 0, seen = 0, lastNorm = 0, lr = 0;
+    let b = 0;
+    for await (const batch of trainLoader.epoch(epoch)) {
+      if (b >= batches) break;
+      lr = learningRate(sched, step);
+      const xT = tf.tensor4d(batch.x, [batch.size, H, W, C]);
+      const yT = tf.tensor2d(batch.y, [batch.size, K]);
+      let logits: tf.Tensor | null = null;
+      const {value, grads} = withMathRandom(stepRng, () => tf.variableGrads(() => {
+        const lg = model.apply(xT, {training: true}) as tf.Tensor2D;
+        logits = tf.keep(lg);
+        return softCrossEntropy(lg, yT);
+      }, vars));
+      const gl = vars.map((v) => grads[v.name]);
+      const {grads: clipped, norm} = clipByGlobalNorm(gl, cfg.clipGrad);
+      opt.apply(clipped, lr);
+      const loss = (await value.data())[0];
+      lastNorm = (await norm.data())[0];
+      const lg = await logits!.data() as Float32Array;
+      tf.dispose([xT, yT, value, norm, logits!, ...clipped, ...Object.values(grads)]);
+      if (!Number.isFinite(loss)) {
+        throw new Error(`training diverged at epoch ${epoch + 1}, step ${step + 1}: loss is ${loss} (lower --lr or enable --clip-grad)`);
+      }
+      step++;
+      b++;
+      lossSum += loss * batch.size;
+      accSum += topKCorrect(lg, batch.labels, K, 1);
+      seen += batch.size;
+      const el = (performance.now() - te) / 1000;
+      events.onStep?.({
+        epoch: epoch + 1, epochs: cfg.epochs, batch: b, batches, step, loss, meanLoss: lossSum / seen, trainAcc: accSum / seen,
+        lr, gradNorm: lastNorm, imagesPerSec: seen / el, epochElapsed: el, epochEta: el / b * (batches - b),
+      });
+    }
+    const trainSeconds = (performance.now() - te) / 1000;
+    const ev = await evaluate(model, evalLoader, K);
+    const isBest = best == null || ev.top1 > best.top1;
+    if (isBest) best = {epoch: epoch + 1, top1: ev.top1};
+    const rec: EpochRecord = {
+      epoch: epoch + 1, step, lr, trainLoss: lossSum / seen, trainAcc: accSum / seen, testLoss: ev.loss,
+      testTop1: ev.top1, testTop5: ev.top5, epochSeconds: trainSeconds, imagesPerSec: seen / trainSeconds, best: isBest,
+    };
+    history.push(rec);
+    const w = await readWeights(model);
+    const ck: Checkpoint = {
+      header: {
+        format: 1, createdAt: new Date().toISOString(), modelSpec: spec, weights: w.entries, optimizer: null,
+        trainer: {epoch: epoch + 1, step, seed, config: {...cfg, resume: null}, history, best, backend: backend.name,
+          classNames: trainDs.classNames, normalisation: norm, lastEval: {loss: ev.loss, top1: ev.top1, top5: ev.top5}},
+        weightFloats: 0, optimizerFloats: 0,
+      },
+      weights: w.data, optimizer: await opt.getState(),
+    };
+    writeCheckpoint(lastPath, ck);
+    if (isBest) writeCheckpoint(bestPath, {...ck, optimizer: null});
+    events.onEpoch?.(rec, ev);
+  }
+  opt.dispose();
+  if (history.length === 0) throw new ConfigError(`nothing to train: the run is already at epoch ${startEpoch} of ${cfg.epochs}`);
+  return {
+    runDir, history, best, lastCheckpoint: lastPath, bestCheckpoint: nodeFs().existsSync(bestPath) ? bestPath : null, model,
+    backend: backend.name, params: nParams, seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+export function defaultRunName(cfg: TrainConfig): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  const att = cfg.attention === 'softmax' ? 'softmax' : `G${cfg.grid}${cfg.mode === 'blockwise' ? 'B' : 'U'}`;
+  return `${cfg.preset ?? cfg.dataset}-${cfg.model}-${att}-${stamp}`;
+}
