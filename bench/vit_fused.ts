@@ -3,7 +3,8 @@
  * one process:
  *   impl 'stock'  : KARAT_WEBGPU_FUSED_LAYERS=false, tf.train.adam (what bench/vit.ts measures)
  *   impl 'fused'  : KARAT_WEBGPU_FUSED_LAYERS=true (fused LayerNorm, bias+GELU), fused AdamW
- *                   update op (adamWUpdate, weight decay 0 so the math equals Adam)
+ *                   (adamWUpdateVariables: one in-place dispatch per parameter; weight decay 0
+ *                   so the math equals Adam)
  * for softmax and G3B attention, train step (fwd + bwd + update) and inference, plus
  * WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE variants. Used by bench/webgpu.ts (--vit) and
  * bench/webgpu_profile.ts.
@@ -57,8 +58,9 @@ export function makeTrainStep(o: TrainStepOptions): TrainStep {
   const vars = model.trainableWeights.map((w) => (w as unknown as {val: tf.Variable}).val);
   const fusedOpt = (o.optimizer ?? (tf.env().getBool(KARAT_WEBGPU_FUSED_LAYERS_FLAG) ? 'adamw-fused' : 'adam')) === 'adamw-fused';
   const adam = fusedOpt ? null : tf.train.adam(1e-4);
-  const ms = fusedOpt ? vars.map((v) => tf.variable(tf.zerosLike(v), false)) : [];
-  const vs = fusedOpt ? vars.map((v) => tf.variable(tf.zerosLike(v), false)) : [];
+  const zeros = (v: tf.Variable) => tf.tidy(() => tf.variable(tf.zerosLike(v), false));
+  const ms = fusedOpt ? vars.map(zeros) : [];
+  const vs = fusedOpt ? vars.map(zeros) : [];
   let t = 0;
   const loss = () => tf.mean(tfl.metrics.categoricalCrossentropy(
       labels, model.apply(x, {training: true}) as tf.Tensor)) as tf.Scalar;
@@ -69,16 +71,9 @@ export function makeTrainStep(o: TrainStepOptions): TrainStep {
       return;
     }
     t++;
-    tf.tidy(() => {
-      vars.forEach((v, i) => {
-        const [p1, m1, v1] = karat.adamWUpdate(v, ms[i], vs[i], g[v.name], {
-          learningRate: 1e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, step: t,
-        });
-        v.assign(p1);
-        ms[i].assign(m1);
-        vs[i].assign(v1);
-      });
-    });
+    vars.forEach((v, i) => karat.adamWUpdateVariables(v, ms[i], vs[i], g[v.name], {
+      learningRate: 1e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, step: t,
+    }));
   };
   const step = () => {
     const r = grads();

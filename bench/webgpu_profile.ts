@@ -37,10 +37,11 @@ export function isNonDispatch(name: string): boolean {
 /**
  * GPU programs one kernel call dispatches: 0 for non-dispatching kernels, the known count for
  * the plugin's multi-program kernels (FourierKArAtGrad: 3, or 2 when dCoeffs needs one chunk),
- * 1 for every other (stock) kernel.
+ * 1 for every other (stock) kernel. KArAtAdamWInPlace counts 1 (its in-place dispatch; it falls
+ * back to 3 only when a buffer is shared).
  */
 export const PROGRAMS_PER_KERNEL: Record<string, number> = {
-  KArAtLayerNormGrad: 4, KArAtBiasGeluGrad: 2, KArAtAdamW: 3, FourierKArAtGrad: 3,
+  KArAtLayerNormGrad: 4, KArAtBiasGeluGrad: 2, KArAtAdamW: 3, KArAtAdamWInPlace: 1, FourierKArAtGrad: 3,
 };
 export function programsOf(name: string): number {
   return isNonDispatch(name) ? 0 : PROGRAMS_PER_KERNEL[name] ?? 1;

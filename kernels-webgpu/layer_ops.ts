@@ -5,11 +5,14 @@
  *   KArAtBiasGelu       1 dispatch
  *   KArAtBiasGeluGrad   2 dispatches (dx, dbias)
  *   KArAtAdamW          3 dispatches (m', v', param')
+ *   KArAtAdamWInPlace   1 dispatch updating param, m, v in place when safe (adamw_inplace.ts), else 3
  */
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
+import {env} from '@tensorflow/tfjs-core';
 import type {KernelConfig, KernelFunc, NamedAttrMap, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {AdamWUpdateAttrs, adamWScalars, KArAtAdamW, KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad} from '../src/ops/fused_layers';
+import {AdamWUpdateAttrs, adamWScalars, KArAtAdamW, KArAtAdamWInPlace, KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad} from '../src/ops/fused_layers';
+import {adamWInPlace} from './adamw_inplace';
 import {AdamWProgram, BiasGeluProgram, ColumnSumProgram, LayerNormGradDxProgram, LayerNormProgram, LayerNormStatsProgram} from './layer_ops_webgpu';
 
 type Args<I> = {inputs: I, backend: WebGPUBackend, attrs?: NamedAttrMap};
@@ -49,17 +52,30 @@ export function biasGeluGrad(args: Args<{dy: TensorInfo, x: TensorInfo, bias: Te
   return [dx, dbias];
 }
 
-export function adamW(args: Args<{param: TensorInfo, m: TensorInfo, v: TensorInfo, grad: TensorInfo}>): TensorInfo[] {
+type AdamWArgs = Args<{param: TensorInfo, m: TensorInfo, v: TensorInfo, grad: TensorInfo}>;
+
+export function adamW(args: AdamWArgs, inPlace = false): TensorInfo[] {
   const {param, m, v, grad} = args.inputs;
   const a = args.attrs as unknown as AdamWUpdateAttrs;
   const {bc1, bc2, decay} = adamWScalars(a);
-  const u = [a.beta1, a.beta2, a.epsilon, a.learningRate, decay, bc1, bc2].map((x) => ({type: 'float32', data: [x]}));
+  const hyper = [a.beta1, a.beta2, a.epsilon, a.learningRate, decay, bc1, bc2];
   const b = args.backend;
+  if (inPlace && adamWInPlace(b, param, m, v, grad, hyper, {batchSize: env().getNumber('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')})) {
+    // The outputs are the updated inputs (one more reference each, as Reshape does).
+    for (const t of [param, m, v]) b.incRef(t.dataId);
+    return [param, m, v].map((t) => ({dataId: t.dataId, shape: t.shape.slice(), dtype: t.dtype}));
+  }
+  const u = hyper.map((x) => ({type: 'float32', data: [x]}));
   const shape = param.shape;
   const m1 = b.runWebGPUProgram(new AdamWProgram('m', shape), [m, grad], 'float32', u);
   const v1 = b.runWebGPUProgram(new AdamWProgram('v', shape), [v, grad], 'float32', u);
   const p1 = b.runWebGPUProgram(new AdamWProgram('param', shape), [param, m, v, grad], 'float32', u);
   return [p1, m1, v1];
+}
+
+/** KArAtAdamWInPlace: one in-place dispatch when safe (adamw_inplace.ts), else as KArAtAdamW. */
+export function adamWInPlaceKernel(args: AdamWArgs): TensorInfo[] {
+  return adamW(args, true);
 }
 
 const kf = (f: unknown) => f as KernelFunc;
@@ -69,5 +85,6 @@ export const layerOpKernelConfigs: KernelConfig[] = [
   {kernelName: KArAtLayerNormGrad, backendName: 'webgpu', kernelFunc: kf(layerNormGrad)},
   {kernelName: KArAtBiasGelu, backendName: 'webgpu', kernelFunc: kf(biasGelu)},
   {kernelName: KArAtBiasGeluGrad, backendName: 'webgpu', kernelFunc: kf(biasGeluGrad)},
-  {kernelName: KArAtAdamW, backendName: 'webgpu', kernelFunc: kf(adamW)},
+  {kernelName: KArAtAdamW, backendName: 'webgpu', kernelFunc: kf((a: AdamWArgs) => adamW(a))},
+  {kernelName: KArAtAdamWInPlace, backendName: 'webgpu', kernelFunc: kf(adamWInPlaceKernel)},
 ];

@@ -132,6 +132,20 @@ describe('fused layer ops: composite path (cpu)', () => {
     tf.dispose(out);
   });
 
+  it('adamWUpdateVariables assigns what adamWUpdate returns', async () => {
+    const shape = [4, 3];
+    const init = [rand(shape, 1, 21), rand(shape, 0.1, 22), rand(shape, 0.1, 23).map(Math.abs)];
+    const g = tf.tensor(rand(shape, 1, 24), shape);
+    const vars = init.map((a) => tf.variable(tf.tensor(a, shape)));
+    const ref = karat.adamWUpdate(vars[0], vars[1], vars[2], g, HYPER);
+    const refVals = await values(ref);
+    karat.adamWUpdateVariables(vars[0], vars[1], vars[2], g, HYPER);
+    const got = await values(vars);
+    refVals.forEach((r, i) => below(maxRelErr(got[i], r), 1e-7, `output ${i}`));
+    assert.throws(() => karat.adamWUpdateVariables(g as never, vars[1], vars[2], g, HYPER), /argument 'param' must be a tf.Variable/);
+    tf.dispose([g, ...vars, ...ref]);
+  });
+
   it('rejects bad arguments with messages naming them', () => {
     const x = tf.zeros([3, 4]);
     assert.throws(() => karat.layerNorm(x, tf.zeros([5]) as tf.Tensor1D, tf.zeros([4]) as tf.Tensor1D),
@@ -221,6 +235,52 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     const info = await tf.profile(() => karat.adamWUpdate(t, t, t, t, HYPER));
     assert.deepEqual(info.kernels.map((k) => k.name), ['KArAtAdamW']);
     tf.dispose([t, ...(info.result as tf.Tensor[])]);
+  });
+
+  it('AdamW on variables: one in-place dispatch per parameter, matching cpu over two steps', async () => {
+    const shape = [5, 13];
+    const init = [rand(shape, 1, 31), rand(shape, 0.1, 32), rand(shape, 0.1, 33).map(Math.abs)];
+    const grads = [rand(shape, 1, 34), rand(shape, 1, 35)];
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      const vars = init.map((a) => tf.tidy(() => tf.variable(tf.tensor(a, shape))));
+      const ids = vars.map((v) => v.dataId);
+      await vars[0].data();  // a cached CPU copy must not survive the in-place update
+      const names: string[] = [];
+      for (let s = 0; s < 2; s++) {
+        const g = tf.tensor(grads[s], shape);
+        const info = await tf.profile(() => karat.adamWUpdateVariables(vars[0], vars[1], vars[2], g, {...HYPER, step: s + 1}));
+        names.push(...info.kernels.map((k) => k.name));
+        g.dispose();
+      }
+      const out = await values(vars);
+      const same = vars.map((v, i) => v.dataId === ids[i]);
+      tf.dispose(vars);
+      return {out, names, same};
+    };
+    const ref = await run('cpu');
+    const before = tf.memory().numTensors;
+    const got = await run('webgpu');
+    assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+    ref.out.forEach((r, i) => below(maxRelErr(got.out[i], r), 1e-5, `output ${i}`));
+    assert.deepEqual(got.names, ['KArAtAdamWInPlace', 'KArAtAdamWInPlace']);
+    assert.deepEqual(got.same, [true, true, true], 'updated in place (same buffers)');
+  });
+
+  it('AdamW on variables whose buffer is shared falls back to new buffers and leaves the other tensor intact', async () => {
+    await tf.setBackend('webgpu');
+    const shape = [6];
+    const shared = tf.tensor(rand(shape, 1, 41), shape);
+    const p = tf.variable(shared);  // shares the buffer of 'shared' (2 references)
+    const m = tf.tidy(() => tf.variable(tf.zeros(shape))), v = tf.tidy(() => tf.variable(tf.zeros(shape)));
+    const g = tf.tensor(rand(shape, 1, 42), shape);
+    const ref = await values(karat.compositeAdamW(p, m, v, g, HYPER));
+    const sharedBefore = Float32Array.from(await shared.data() as Float32Array);
+    karat.adamWUpdateVariables(p, m, v, g, HYPER);
+    below(maxRelErr(await p.data() as Float32Array, ref[0]), 1e-6, 'param');
+    below(maxRelErr(await m.data() as Float32Array, ref[1]), 1e-6, 'm');
+    assert.deepEqual(Array.from(await shared.data() as Float32Array), Array.from(sharedBefore));
+    tf.dispose([shared, p, m, v, g]);
   });
 
   it('a ViT on webgpu: fused layers give the stock loss and gradients, with fewer dispatches', async () => {

@@ -9,6 +9,7 @@
  *   KArAtBiasGeluGrad     {dy [M,C], x [M,C], bias [C]}                        -> [dx, dbias]
  *   KArAtAdamW            {param, m, v, grad} (one shape), attrs AdamWUpdateAttrs
  *                                                                              -> [param', m', v']
+ *   KArAtAdamWInPlace     same; the outputs may be the (updated) inputs themselves
  *
  * Each public op runs the kernel registered for the active backend when there is one and the
  * KARAT_FUSED flag is on (kernels-webgpu/ registers them for 'webgpu'); otherwise a composite
@@ -30,6 +31,8 @@ export const KArAtLayerNormGrad = 'KArAtLayerNormGrad';
 export const KArAtBiasGelu = 'KArAtBiasGelu';
 export const KArAtBiasGeluGrad = 'KArAtBiasGeluGrad';
 export const KArAtAdamW = 'KArAtAdamW';
+/** As KArAtAdamW, but the kernel may update param, m, v in place and return them (used by adamWUpdateVariables). */
+export const KArAtAdamWInPlace = 'KArAtAdamWInPlace';
 
 export interface LayerNormAttrs {epsilon: number}
 
@@ -267,4 +270,35 @@ export function adamWUpdate(param: tf.Tensor, m: tf.Tensor, v: tf.Tensor, grad: 
     return [out[0], out[1], out[2]];
   }
   return compositeAdamW(p, m, v, grad, attrs);
+}
+
+/**
+ * One AdamW step applied to variables: param, m and v are assigned their new values. On webgpu
+ * the kernel updates the three buffers in place with ONE dispatch when no other tensor shares
+ * them (otherwise, and on other backends, it is adamWUpdate followed by assign). The optimizer
+ * of src/training can call this per parameter.
+ */
+export function adamWUpdateVariables(param: tf.Variable, m: tf.Variable, v: tf.Variable, grad: tf.Tensor,
+                                     attrs: AdamWUpdateAttrs): void {
+  const op = 'adamWUpdateVariables';
+  for (const [n, t] of [['param', param], ['m', m], ['v', v]] as const) {
+    if (!(t instanceof tf.Variable)) throw new KArAtArgumentError(`${op}: argument '${n}' must be a tf.Variable`);
+  }
+  const names = param.shape.map((_, i) => `d${i}`);
+  for (const [n, t] of [['m', m], ['v', v], ['grad', grad]] as const) checkTensor(op, n, t, names, param.shape);
+  checkTensor(op, 'param', param, names);
+  checkAdamWAttrs(attrs);
+  tf.tidy(() => {
+    let out: tf.Tensor[];
+    if (hasFusedKernel(KArAtAdamWInPlace)) {
+      const a = {learningRate: attrs.learningRate, beta1: attrs.beta1, beta2: attrs.beta2,
+                 epsilon: attrs.epsilon, weightDecay: attrs.weightDecay, step: attrs.step};
+      out = tf.engine().runKernel(KArAtAdamWInPlace, {param, m, v, grad}, a as never) as unknown as tf.Tensor[];
+    } else {
+      out = compositeAdamW(param, m, v, grad, attrs);
+    }
+    param.assign(out[0]);
+    m.assign(out[1]);
+    v.assign(out[2]);
+  });
 }
