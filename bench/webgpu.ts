@@ -241,13 +241,23 @@ async function main() {
 
   const opts: MeasureOptions = quick ? {warmup: 1, iters: 3} : {warmup: 3, iters: 10};
   const records: BenchRecord[] = [];
+  // Each record is logged and the JSON rewritten as soon as it exists, so that a run cut
+  // short by a time limit still leaves its results behind.
+  const flush = () => {
+    if (typeof args.json === 'string') writeFileSync(args.json, JSON.stringify({meta, check, records}, null, 2));
+  };
+  const push = (...rs: BenchRecord[]) => {
+    for (const r of rs) console.log(`RECORD ${JSON.stringify(r)}`);
+    records.push(...rs);
+    flush();
+  };
   for (const c of benchCases(quick)) {
     console.log(`running ${c.case} ${c.impl} ${c.pass} ...`);
     try {
-      records.push(await runCase(c, opts));
+      push(await runCase(c, opts));
     } catch (e) {
       console.error(`  failed: ${(e as Error).message}`);
-      records.push({backend: 'webgpu', case: c.case, impl: c.impl, ...c.dims, pass: c.pass,
+      push({backend: 'webgpu', case: c.case, impl: c.impl, ...c.dims, pass: c.pass,
                     ms_median: NaN, peak_bytes: NaN, error: String((e as Error).message)});
     }
   }
@@ -260,7 +270,7 @@ async function main() {
     const runModels = async (label: string, fn: () => Promise<BenchRecord[]>) => {
       console.log(`running ${label} ...`);
       try {
-        records.push(...await fn());
+        push(...await fn());
       } catch (e) {
         console.error(`  failed: ${(e as Error).message}`);
       }
