@@ -4,6 +4,7 @@
  *   KArAtLayerNormGrad  4 dispatches (row stats, dx, dgamma, dbeta)
  *   KArAtBiasGelu       1 dispatch
  *   KArAtBiasGeluGrad   2 dispatches (dx, dbias)
+ *   KArAtSoftmax        1 dispatch;  KArAtSoftmaxGrad 1 dispatch (stock Softmax gradient: 4)
  *   KArAtAdamW          3 dispatches (m', v', param')
  *   KArAtAdamWInPlace   1 dispatch updating param, m, v in place when safe (adamw_inplace.ts), else 3
  */
@@ -11,9 +12,9 @@ import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import {env} from '@tensorflow/tfjs-core';
 import type {KernelConfig, KernelFunc, NamedAttrMap, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {AdamWUpdateAttrs, adamWScalars, KArAtAdamW, KArAtAdamWInPlace, KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad} from '../src/ops/fused_layers';
+import {AdamWUpdateAttrs, adamWScalars, KArAtAdamW, KArAtAdamWInPlace, KArAtSoftmax, KArAtSoftmaxGrad, KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad} from '../src/ops/fused_layers';
 import {adamWInPlace} from './adamw_inplace';
-import {AdamWProgram, BiasGeluProgram, ColumnSumProgram, LayerNormGradDxProgram, LayerNormProgram, LayerNormStatsProgram} from './layer_ops_webgpu';
+import {AdamWProgram, BiasGeluProgram, ColumnSumProgram, LayerNormGradDxProgram, LayerNormProgram, LayerNormStatsProgram, SoftmaxGradRowProgram, SoftmaxRowProgram} from './layer_ops_webgpu';
 
 type Args<I> = {inputs: I, backend: WebGPUBackend, attrs?: NamedAttrMap};
 
@@ -73,6 +74,18 @@ export function adamW(args: AdamWArgs, inPlace = false): TensorInfo[] {
   return [p1, m1, v1];
 }
 
+export function softmax(args: Args<{logits: TensorInfo}>): TensorInfo {
+  const {logits} = args.inputs;
+  const [M, C] = logits.shape;
+  return args.backend.runWebGPUProgram(new SoftmaxRowProgram(M, C), [logits], 'float32');
+}
+
+export function softmaxGrad(args: Args<{dy: TensorInfo, y: TensorInfo}>): TensorInfo {
+  const {dy, y} = args.inputs;
+  const [M, C] = y.shape;
+  return args.backend.runWebGPUProgram(new SoftmaxGradRowProgram(M, C), [dy, y], 'float32');
+}
+
 /** KArAtAdamWInPlace: one in-place dispatch when safe (adamw_inplace.ts), else as KArAtAdamW. */
 export function adamWInPlaceKernel(args: AdamWArgs): TensorInfo[] {
   return adamW(args, true);
@@ -85,6 +98,8 @@ export const layerOpKernelConfigs: KernelConfig[] = [
   {kernelName: KArAtLayerNormGrad, backendName: 'webgpu', kernelFunc: kf(layerNormGrad)},
   {kernelName: KArAtBiasGelu, backendName: 'webgpu', kernelFunc: kf(biasGelu)},
   {kernelName: KArAtBiasGeluGrad, backendName: 'webgpu', kernelFunc: kf(biasGeluGrad)},
+  {kernelName: KArAtSoftmax, backendName: 'webgpu', kernelFunc: kf(softmax)},
+  {kernelName: KArAtSoftmaxGrad, backendName: 'webgpu', kernelFunc: kf(softmaxGrad)},
   {kernelName: KArAtAdamW, backendName: 'webgpu', kernelFunc: kf((a: AdamWArgs) => adamW(a))},
   {kernelName: KArAtAdamWInPlace, backendName: 'webgpu', kernelFunc: kf(adamWInPlaceKernel)},
 ];

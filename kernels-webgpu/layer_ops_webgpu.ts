@@ -214,6 +214,72 @@ export class ColumnSumProgram extends RowProgram {
   }
 }
 
+/** Softmax over the last axis of x [M, C]: one workgroup per row (max, sum of exp, write). */
+export class SoftmaxRowProgram extends RowProgram {
+  variableNames = ['x'];
+  constructor(M: number, C: number) {
+    super([M, C], M, 'karatSoftmax');
+  }
+  getUserCode(): string {
+    return `
+      var<workgroup> buf : array<f32, ${ROW_WG}>;
+      fn main(index : i32) {
+        let tid = i32(localId.x);
+        let M = uniforms.xShape[0];
+        let C = uniforms.xShape[1];
+        let rowRaw = index / ${ROW_WG};
+        let row = min(rowRaw, M - 1);
+        let base = row * C;
+        var mx = -3.402823e+38;
+        for (var c = tid; c < C; c = c + ${ROW_WG}) { mx = max(mx, x[base + c]); }
+        buf[tid] = mx;
+        workgroupBarrier();
+        for (var s = ${ROW_WG / 2}; s > 0; s = s >> 1) {
+          if (tid < s) { buf[tid] = max(buf[tid], buf[tid + s]); }
+          workgroupBarrier();
+        }
+        let rowMax = buf[0];
+        workgroupBarrier();
+        var acc = 0.0;
+        for (var c = tid; c < C; c = c + ${ROW_WG}) { acc = acc + exp(x[base + c] - rowMax); }
+        buf[tid] = acc;
+        ${reduceSnippet('buf')}
+        let inv = 1.0 / buf[0];
+        if (rowRaw < M) {
+          for (var c = tid; c < C; c = c + ${ROW_WG}) { result[base + c] = exp(x[base + c] - rowMax) * inv; }
+        }
+      }`;
+  }
+}
+
+/** Softmax backward dx = y · (dy - Σ dy·y) per row of [M, C]: one workgroup per row. */
+export class SoftmaxGradRowProgram extends RowProgram {
+  variableNames = ['dy', 'y'];
+  constructor(M: number, C: number) {
+    super([M, C], M, 'karatSoftmaxGrad');
+  }
+  getUserCode(): string {
+    return `
+      var<workgroup> buf : array<f32, ${ROW_WG}>;
+      fn main(index : i32) {
+        let tid = i32(localId.x);
+        let M = uniforms.yShape[0];
+        let C = uniforms.yShape[1];
+        let rowRaw = index / ${ROW_WG};
+        let row = min(rowRaw, M - 1);
+        let base = row * C;
+        var acc = 0.0;
+        for (var c = tid; c < C; c = c + ${ROW_WG}) { acc = acc + dy[base + c] * y[base + c]; }
+        buf[tid] = acc;
+        ${reduceSnippet('buf')}
+        let dot = buf[0];
+        if (rowRaw < M) {
+          for (var c = tid; c < C; c = c + ${ROW_WG}) { result[base + c] = y[base + c] * (dy[base + c] - dot); }
+        }
+      }`;
+  }
+}
+
 abstract class ElementwiseProgram implements WebGPUProgram {
   outputShape: number[];
   shaderKey: string;

@@ -224,6 +224,17 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     });
   }
 
+  for (const shape of [[3, 50], [2, 3, 7, 7]]) {
+    it(`softmax over the last axis, forward and backward match cpu, [${shape}]`, async () => {
+      const [ref, got] = await onBoth(() => {
+        const x = tf.tensor(rand(shape, 6, shape.length), shape);
+        const w = tf.tensor(rand(shape, 1, 9), shape);
+        return [karat.softmaxLastAxis(x), tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(karat.softmaxLastAxis(xx), w)))(x)];
+      });
+      ref.forEach((r, i) => below(maxRelErr(got[i], r), 1e-5, `output ${i}`));
+    });
+  }
+
   it('AdamW update matches cpu (rank 3 parameter)', async () => {
     const shape = [3, 5, 7];
     const [ref, got] = await onBoth(() => karat.adamWUpdate(
@@ -283,11 +294,12 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     tf.dispose([shared, p, m, v, g]);
   });
 
-  it('a ViT on webgpu: fused layers give the stock loss and gradients, with fewer dispatches', async () => {
+  for (const att of ['karat', 'softmax'] as const) {
+  it(`a ${att} ViT on webgpu: fused layers give the stock loss and gradients, with fewer dispatches`, async () => {
     await tf.setBackend('webgpu');
     const model = karat.models.vit({
       preset: 'tiny', depth: 1, dim: 24, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3,
-      attention: {type: 'fourier', grid: 2, rank: 3, mode: 'blockwise'},
+      attention: att === 'softmax' ? 'softmax' : {type: 'fourier', grid: 2, rank: 3, mode: 'blockwise'},
     });
     const x = tf.randomNormal([2, 8, 8, 3]);
     const y = tf.oneHot(tf.tensor1d([0, 2], 'int32'), 3);
@@ -311,7 +323,9 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     const stock = await run(false);
     const fused = await run(true);
     assert.equal(stock.names.some((n) => n.startsWith('KArAtLayerNorm')), false);
-    for (const k of ['KArAtLayerNorm', 'KArAtLayerNormGrad', 'KArAtBiasGelu', 'KArAtBiasGeluGrad']) {
+    const expected = ['KArAtLayerNorm', 'KArAtLayerNormGrad', 'KArAtBiasGelu', 'KArAtBiasGeluGrad'];
+    if (att === 'softmax') expected.push('KArAtSoftmax', 'KArAtSoftmaxGrad');
+    for (const k of expected) {
       assert.ok(fused.names.includes(k), k);
     }
     below(fused.names.length, stock.names.length / 2, 'kernel calls fused vs stock');
@@ -319,4 +333,5 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     tf.dispose([x, y]);
     model.dispose();
   });
+  }
 });

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import {operatorActivation, operatorAttention, operatorHidden, ResolvedOperatorConfig} from '../bases/index';
 import {foldedAttention} from '../ops/fourier_karat';
+import {KArAtSoftmax, softmaxLastAxis, useFusedLayers} from '../ops/fused_layers';
 import {KArAtArgumentError} from '../ops/validate';
 
 export type CoreActivation =
@@ -57,7 +58,9 @@ export function attentionCore(a: AttentionCoreArgs): AttentionCoreResult {
         const keep = tf.cast(a.mask, 'float32');
         logits = tf.add(logits, tf.mul(tf.sub(1, keep), -1e9)) as tf.Tensor4D;
       }
-      const p = tf.softmax(logits, -1) as tf.Tensor4D;
+      // On webgpu (flag KARAT_WEBGPU_FUSED_LAYERS) a softmax whose backward is one dispatch.
+      const p = (a.mask == null && useFusedLayers(KArAtSoftmax) ?
+          softmaxLastAxis(logits) : tf.softmax(logits, -1)) as tf.Tensor4D;
       const pd = drop ? tf.dropout(p, a.dropout) as tf.Tensor4D : p;
       const output = tf.matMul(pd, a.value) as tf.Tensor4D;
       return a.returnScores ? {output, scores: p} : {output};

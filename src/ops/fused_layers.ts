@@ -7,6 +7,8 @@
  *   KArAtLayerNormGrad    {dy [M,C], x [M,C], gamma [C]}, attrs {epsilon}      -> [dx, dgamma, dbeta]
  *   KArAtBiasGelu         {x [M,C], bias [C]}                                  -> gelu(x + bias) [M,C]
  *   KArAtBiasGeluGrad     {dy [M,C], x [M,C], bias [C]}                        -> [dx, dbias]
+ *   KArAtSoftmax          {logits [M,C]}                                       -> softmax over C
+ *   KArAtSoftmaxGrad      {dy [M,C], y [M,C]}                                  -> y·(dy - Σ dy·y)
  *   KArAtAdamW            {param, m, v, grad} (one shape), attrs AdamWUpdateAttrs
  *                                                                              -> [param', m', v']
  *   KArAtAdamWInPlace     same; the outputs may be the (updated) inputs themselves
@@ -30,6 +32,8 @@ export const KArAtLayerNorm = 'KArAtLayerNorm';
 export const KArAtLayerNormGrad = 'KArAtLayerNormGrad';
 export const KArAtBiasGelu = 'KArAtBiasGelu';
 export const KArAtBiasGeluGrad = 'KArAtBiasGeluGrad';
+export const KArAtSoftmax = 'KArAtSoftmax';
+export const KArAtSoftmaxGrad = 'KArAtSoftmaxGrad';
 export const KArAtAdamW = 'KArAtAdamW';
 /** As KArAtAdamW, but the kernel may update param, m, v in place and return them (used by adamWUpdateVariables). */
 export const KArAtAdamWInPlace = 'KArAtAdamWInPlace';
@@ -209,6 +213,40 @@ tf.registerGradient({
     const [x, bias] = saved as [tf.Tensor2D, tf.Tensor1D];
     const [dx, db] = biasGeluGrad(dy as tf.Tensor, x, bias);
     return {x: () => dx, bias: () => db};
+  },
+});
+
+// ------------------------------------------------------------------ softmax (attention)
+
+/** Softmax backward from stock ops: y · (dy - Σ_c dy·y). */
+export function compositeSoftmaxGrad(dy: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.mul(y, tf.sub(dy, tf.sum(tf.mul(dy, y), -1, true))) as tf.Tensor2D);
+}
+
+/**
+ * Softmax over the last axis (any rank), with a one-dispatch backward on webgpu (stock tfjs's
+ * Softmax gradient is four kernels). Composite: tf.softmax (its stock gradient).
+ */
+export function softmaxLastAxis(logits: tf.Tensor): tf.Tensor {
+  if (!(logits instanceof tf.Tensor) || logits.rank < 1) checkTensor('softmaxLastAxis', 'logits', logits, ['...', 'C']);
+  if (logits.dtype !== 'float32') {
+    throw new KArAtArgumentError(`softmaxLastAxis: argument 'logits' must have dtype float32, got ${logits.dtype}`);
+  }
+  if (!hasFusedKernel(KArAtSoftmax)) return tf.softmax(logits, -1);
+  return tf.tidy(() => tf.reshape(
+      tf.engine().runKernel(KArAtSoftmax, {logits: rows2d(logits)}, {}) as tf.Tensor, logits.shape));
+}
+
+tf.registerGradient({
+  kernelName: KArAtSoftmax,
+  outputsToSave: [true],
+  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+    const [y] = saved as [tf.Tensor2D];
+    return {
+      logits: () => hasFusedKernel(KArAtSoftmaxGrad) ?
+          tf.engine().runKernel(KArAtSoftmaxGrad, {dy: dy as tf.Tensor2D, y}, {}) as tf.Tensor :
+          compositeSoftmaxGrad(dy as tf.Tensor2D, y),
+    };
   },
 });
 
