@@ -129,7 +129,7 @@ describe('training: schedule, metrics, config', () => {
     const c = resolveConfig([{from: 'file', values: {preset: 'quick', epochs: 5}}, {from: 'flags', values: {epochs: '7', hflip: 'false'}}]);
     assert.equal(c.epochs, 7);
     assert.equal(c.hflip, false);
-    assert.equal(c.dim, 64);
+    assert.equal(c.dim, 48);
     const t = resolveConfig([{from: 'flags', values: {preset: 'cifar10-paper'}}]);
     assert.deepEqual([t.dim, t.depth, t.heads, t.grid, t.mode, t.epochs, t.dataset], [192, 12, 3, 3, 'blockwise', 100, 'cifar10']);
     assert.throws(() => resolveConfig([{from: 'flags', values: {preset: 'huge'}}]), (e: Error) => e instanceof ConfigError && /unknown preset 'huge'; known presets: quick, cifar10-paper, cifar100-paper/.test(e.message));

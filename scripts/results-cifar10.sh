@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Softmax vs Fourier-KArAt (G3B, G3U) with the same small ViT and budget on CIFAR-10
+# (32x32, patch 4), as published in docs/results.md. The three runs go in parallel
+# (one process each); shared settings are in docs/results/cifar10-small.json.
+#   bash scripts/results-cifar10.sh            # writes runs/results/{softmax,G3B,G3U}/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CFG=docs/results/cifar10-small.json
+node bin/karat.cjs train --config $CFG --attention softmax --run-name softmax > runs/results-softmax.log 2>&1 &
+node bin/karat.cjs train --config $CFG --attention fourier --mode blockwise --run-name G3B > runs/results-G3B.log 2>&1 &
+node bin/karat.cjs train --config $CFG --attention fourier --mode universal --run-name G3U > runs/results-G3U.log 2>&1 &
+wait
