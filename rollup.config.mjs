@@ -13,6 +13,13 @@ const ts = () => typescript({
 const banner = `/** tfjs-karat: Kolmogorov-Arnold Attention for TensorFlow.js. Apache-2.0. */`;
 
 export default [
+  // The `karat` command for the published package (bin/karat.cjs runs it when there are no sources).
+  {
+    input: 'src/cli/run.ts',
+    external: (id) => isExternal(id) || ['pngjs', 'jpeg-js'].includes(id),
+    plugins: [resolve({browser: false, preferBuiltins: true}), ts()],
+    output: [{file: 'dist/karat-cli.cjs', format: 'cjs', sourcemap: true, banner: `${banner}`, inlineDynamicImports: true}],
+  },
   {
     input: 'src/index.ts',
     external: isExternal,
