@@ -57,7 +57,7 @@ function open(f: Frame, title: string): string[] {
 
 function axes(f: Frame, xTicks: number[], xPos: (v: number) => number, yTicks: number[],
               yPos: (v: number) => number, xLabel: string, yLabel: string,
-              yFmt: (v: number) => string = fmt): string[] {
+              yFmt: (v: number) => string = fmt, gridLines = true): string[] {
   const out = [
     `<rect x="${f.left}" y="${f.top}" width="${f.right - f.left}" height="${f.bottom - f.top}" ` +
         `fill="none" stroke="#333"/>`,
@@ -72,7 +72,7 @@ function axes(f: Frame, xTicks: number[], xPos: (v: number) => number, yTicks: n
     const y = yPos(t);
     if (y < f.top - 0.5 || y > f.bottom + 0.5) continue;
     out.push(`<line x1="${f.left - 5}" y1="${y.toFixed(1)}" x2="${f.left}" y2="${y.toFixed(1)}" stroke="#333"/>`);
-    out.push(`<line x1="${f.left}" y1="${y.toFixed(1)}" x2="${f.right}" y2="${y.toFixed(1)}" stroke="#eee"/>`);
+    if (gridLines) out.push(`<line x1="${f.left}" y1="${y.toFixed(1)}" x2="${f.right}" y2="${y.toFixed(1)}" stroke="#eee"/>`);
     out.push(`<text x="${f.left - 8}" y="${(y + 4).toFixed(1)}" text-anchor="end">${yFmt(t)}</text>`);
   }
   out.push(`<text x="${(f.left + f.right) / 2}" y="${f.height - 10}" text-anchor="middle">${escapeXml(xLabel)}</text>`);
@@ -395,7 +395,7 @@ export function heatmapPlot(o: HeatmapOptions): string {
     out.push(`<text x="${X(sa) + 6}" y="${Y(sb) - 6}" fill="#000">start</text>`);
     out.push(`<text x="${X(ea) + 6}" y="${Y(eb) - 6}" fill="#000">end</text>`);
   }
-  out.push(...axes(f, niceTicks(x0, x1), X, niceTicks(y0, y1), Y, o.xLabel ?? '', o.yLabel ?? ''));
+  out.push(...axes(f, niceTicks(x0, x1), X, niceTicks(y0, y1), Y, o.xLabel ?? '', o.yLabel ?? '', fmt, false));
   out.push(...colorBar(f, sc, o.valueLabel ?? ''));
   if (o.path && o.pathLabel) {
     out.push(`<text x="${f.left}" y="${f.top - 4}" font-size="10" fill="#d62728">${escapeXml(o.pathLabel)}</text>`);
