@@ -25,6 +25,7 @@ import {buildModel, ModelSpec} from '../training/model';
 import {plotRuns} from '../training/plot';
 import {evaluate, train} from '../training/trainer';
 import {version} from '../version';
+import {cmdAnalyze} from './analyze';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -309,6 +310,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdEval(rest);
       case 'info':
         return await cmdInfo(rest);
+      case 'analyze':
+        return await cmdAnalyze(rest);
       case undefined:
       case '--help':
       case '-h':

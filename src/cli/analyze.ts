@@ -1,0 +1,283 @@
+/**
+ * `karat analyze`: the analyses of src/analysis from the command line (Node).
+ *
+ *   karat analyze --checkpoint runs/<run>/best.ckpt [--images 4] [--out runs/<run>/analysis]
+ *   karat analyze --model dir/model.json --mean 0.49,0.48,0.45 --std 0.25,0.24,0.26 --image a.png,b.jpg
+ *   karat analyze --checkpoint runs/<run>/last.ckpt --path runs/<run>/snapshots   (loss landscape)
+ *
+ * Writes attention/index.html (+ PNG overlays per image, block, head and the rollout),
+ * spectra/block<j>.svg, curves.svg, weights.svg and, with --path, landscape.svg, plus
+ * summary.json, into --out.
+ */
+import {existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs';
+import {dirname, join} from 'node:path';
+import {deflateSync} from 'node:zlib';
+
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+
+import * as an from '../analysis/index';
+import {loadDatasetPair} from '../data/registry';
+import {decodeImage, resizeInto} from '../data/image_folder';
+import {fileSystem} from '../io/index';
+import {releaseBackends, selectBackend} from '../training/backend';
+import {assignWeights, Checkpoint, readCheckpoint} from '../training/checkpoint';
+import {BACKENDS, kebab, TrainConfig} from '../training/config';
+import {buildModel, ModelSpec} from '../training/model';
+import {parseFlags, UsageError} from './main';
+
+export const ANALYZE_HELP = `usage: karat analyze (--checkpoint FILE | --model DIR|model.json) [options]
+
+  --checkpoint FILE     a checkpoint of 'karat train' (model, weights and input normalisation)
+  --model PATH          a tfjs layers model (model.json + weights.bin), e.g. from exportModel
+  --mean A,B,C --std A,B,C   input normalisation for --model (default: 0,0,0 and 1,1,1)
+  --dataset NAME        dataset to take images from (default: the checkpoint's, else cifar10-subset)
+  --data-dir PATH       dataset location
+  --images N            first N test images (default 4)
+  --image F1,F2,...     PNG/JPEG files instead (resized to the model's input size)
+  --out DIR             output folder (default: <checkpoint dir>/analysis, or runs/analysis)
+  --what LIST           any of maps,spectra,curves,weights,landscape (default: all available)
+  --curves B:H:P:Q,...  activation curves to plot (block:head:p:q); default: last block, head 0,
+                        q = 0 (class token), p = 0..3
+  --path DIR|F1,F2,...  checkpoints along one training run, in order (>= 3; a directory: its
+                        *.ckpt files sorted by training step) for the loss landscape
+  --resolution N        landscape grid points per axis (default 15)
+  --landscape-examples N  test images for the landscape loss (default 256)
+  --backend NAME        ${BACKENDS.join(', ')} (default auto)`;
+
+const KNOWN = new Set(['checkpoint', 'model', 'mean', 'std', 'dataset', 'dataDir', 'images', 'image', 'out', 'what',
+  'curves', 'path', 'resolution', 'landscapeExamples', 'backend', 'help']);
+const WHAT = ['maps', 'spectra', 'curves', 'weights', 'landscape'];
+
+function numList(flag: string, v: unknown, n: number): number[] {
+  const xs = String(v).split(',').map(Number);
+  if (xs.length !== n || xs.some(x => !Number.isFinite(x))) {
+    throw new UsageError(`karat analyze: --${flag} must be ${n} comma-separated numbers, got '${String(v)}'`);
+  }
+  return xs;
+}
+
+function posInt(flag: string, v: unknown, def: number): number {
+  if (v == null) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`karat analyze: --${flag} must be an integer >= 1, got '${String(v)}'`);
+  return n;
+}
+
+function pathCheckpoints(spec: string): string[] {
+  if (existsSync(spec) && statSync(spec).isDirectory()) {
+    const files = readdirSync(spec).filter(f => f.endsWith('.ckpt')).map(f => join(spec, f));
+    const step = (f: string) => Number((readCheckpoint(f).header.trainer as {step?: number}).step ?? 0);
+    const withStep = files.map(f => ({f, s: step(f)})).sort((a, b) => a.s - b.s || a.f.localeCompare(b.f));
+    return withStep.map(x => x.f);
+  }
+  return spec.split(',').filter(Boolean);
+}
+
+export async function cmdAnalyze(argv: string[]): Promise<number> {
+  const {flags} = parseFlags(argv, new Set(['help']));
+  if (flags.help) {
+    console.log(ANALYZE_HELP);
+    return 0;
+  }
+  for (const k of Object.keys(flags)) if (!KNOWN.has(k)) throw new UsageError(`karat analyze: unknown flag --${kebab(k)}`);
+  if ((flags.checkpoint == null) === (flags.model == null)) {
+    throw new UsageError('karat analyze: give exactly one of --checkpoint FILE or --model PATH');
+  }
+  const what = new Set(flags.what == null ? WHAT : String(flags.what).split(','));
+  for (const w of what) {
+    if (!WHAT.includes(w)) throw new UsageError(`karat analyze: --what must list some of ${WHAT.join(', ')}, got '${w}'`);
+  }
+  if (flags.what != null && what.has('landscape') && flags.path == null) {
+    throw new UsageError('karat analyze: --what landscape needs --path (checkpoints along the run)');
+  }
+  const backendName = String(flags.backend ?? 'auto');
+  if (!BACKENDS.includes(backendName as never)) {
+    throw new UsageError(`karat analyze: unknown backend '${backendName}'; expected one of ${BACKENDS.join(', ')}`);
+  }
+  const backend = await selectBackend(backendName as TrainConfig['backend']);
+  console.log(`backend: ${backend.name} — ${backend.detail}`);
+
+  // Model and input normalisation.
+  let model: tfl.LayersModel;
+  let norm = {mean: [0, 0, 0], std: [1, 1, 1]};
+  let ck: Checkpoint | null = null;
+  let savedDataset: string | null = null, savedDataDir: string | null = null;
+  if (flags.checkpoint != null) {
+    ck = readCheckpoint(String(flags.checkpoint));
+    model = buildModel(ck.header.modelSpec as ModelSpec, 0);
+    assignWeights(model, ck, `checkpoint '${flags.checkpoint}'`);
+    norm = (ck.header.trainer.normalisation as typeof norm | undefined) ?? norm;
+    const cfg = (ck.header.trainer.config ?? {}) as Partial<TrainConfig>;
+    savedDataset = cfg.dataset ?? null;
+    savedDataDir = cfg.dataDir ?? null;
+  } else {
+    const p = String(flags.model);
+    model = await tfl.loadLayersModel(fileSystem(p.endsWith('model.json') ? dirname(p) : p));
+  }
+  if (flags.mean != null) norm = {...norm, mean: numList('mean', flags.mean, 3)};
+  if (flags.std != null) norm = {...norm, std: numList('std', flags.std, 3)};
+  const [, H, W, C] = model.inputs[0].shape as number[];
+
+  // Images.
+  let rgb: Uint8Array[];
+  let captions: string[];
+  let labels: number[] | null = null;
+  let classNames: string[] | null = null;
+  let landscapeData: {px: Uint8Array, labels: number[]} | null = null;
+  if (flags.image != null) {
+    const files = String(flags.image).split(',').filter(Boolean);
+    rgb = files.map(f => {
+      if (!existsSync(f)) throw new UsageError(`karat analyze: --image '${f}' does not exist`);
+      const out = new Uint8Array(H * W * C);
+      resizeInto(decodeImage(readFileSync(f), f), H, W, C, out, 0);
+      return out;
+    });
+    captions = files;
+  } else {
+    const n = posInt('images', flags.images, 4);
+    const dataset = String(flags.dataset ?? savedDataset ?? 'cifar10-subset');
+    const {test} = await loadDatasetPair(dataset, {
+      dataDir: (flags.dataDir as string | undefined) ?? (flags.dataset ? null : savedDataDir),
+      testLimit: Math.max(n, what.has('landscape') ? posInt('landscape-examples', flags.landscapeExamples, 256) : 0),
+      imageSize: H,
+    });
+    const count = Math.min(n, test.size);
+    const all = new Uint8Array(count * H * W * C);
+    await test.readImages(Array.from({length: count}, (_, i) => i), all);
+    rgb = Array.from({length: count}, (_, i) => all.slice(i * H * W * C, (i + 1) * H * W * C));
+    labels = Array.from(test.labels.subarray(0, count));
+    classNames = test.classNames;
+    captions = labels.map((l, i) => `${test.name} #${i}, label ${test.classNames[l]}`);
+    if (what.has('landscape') && flags.path != null) {
+      const m = Math.min(test.size, posInt('landscape-examples', flags.landscapeExamples, 256));
+      const px = new Uint8Array(m * H * W * C);
+      await test.readImages(Array.from({length: m}, (_, i) => i), px);
+      landscapeData = {px, labels: Array.from(test.labels.subarray(0, m))};
+    }
+  }
+  if (C !== 3) throw new UsageError(`karat analyze: the maps need RGB models (3 channels), this one has ${C}`);
+  const toTensor = (px: Uint8Array, n: number) => tf.tidy(() => {
+    const x = tf.div(tf.tensor4d(px, [n, H, W, C], 'float32'), 255);
+    return tf.div(tf.sub(x, tf.tensor1d(norm.mean)), tf.tensor1d(norm.std)) as tf.Tensor4D;
+  });
+  const batch = new Uint8Array(rgb.length * H * W * C);
+  rgb.forEach((r, i) => batch.set(r, i * H * W * C));
+  const x = toTensor(batch, rgb.length);
+  const probs = (model.predict(x) as tf.Tensor).arraySync() as number[][];
+  captions = captions.map((c, i) => {
+    const k = probs[i].indexOf(Math.max(...probs[i]));
+    return `${c}; predicted ${classNames ? classNames[k] : `class ${k}`}`;
+  });
+
+  const out = String(flags.out ?? (flags.checkpoint ? join(dirname(String(flags.checkpoint)), 'analysis') : 'runs/analysis'));
+  const written: string[] = [];
+  const write = (files: an.ReportFiles) => {
+    for (const [name, data] of Object.entries(files)) {
+      const p = join(out, name);
+      mkdirSync(dirname(p), {recursive: true});
+      writeFileSync(p, data);
+      written.push(p);
+    }
+  };
+  const png = {deflate: (b: Uint8Array) => new Uint8Array(deflateSync(b))};
+  const layers = an.findAttentionLayers(model);
+  const summary: Record<string, unknown> = {
+    model: flags.checkpoint ?? flags.model, images: captions, blocks: layers.map(l => ({name: l.name, kind: l.kind, heads: l.heads})),
+  };
+
+  if (what.has('maps')) {
+    const maps = an.attentionMaps(model, x);
+    write(an.renderAttentionReport(maps, rgb.map(d => ({width: W, height: H, data: d})), {...png, captions}));
+    summary.mapsSigned = maps.signed;
+  }
+  if (what.has('spectra')) {
+    const sp = an.attentionSpectra(model, x);
+    write(an.renderSpectra(sp));
+    summary.spectra = sp.blocks.map(b => ({name: b.name, heads: b.heads.map(h => ({
+      scores: Array.from(h.scores.slice(0, 16)), softmax: Array.from(h.softmax.slice(0, 16)), activated: Array.from(h.activated.slice(0, 16)),
+    }))}));
+  }
+  const karatLayers = layers.filter(l => l.kind === 'karat');
+  if (what.has('curves') && karatLayers.length > 0) {
+    const ranges = an.scoreRanges(model, x);
+    const specs = flags.curves != null ? String(flags.curves).split(',').map(s => {
+      const v = s.split(':').map(Number);
+      if (v.length !== 4 || v.some(n => !Number.isInteger(n) || n < 0)) {
+        throw new UsageError(`karat analyze: --curves entries must be block:head:p:q (integers), got '${s}'`);
+      }
+      return {block: v[0], head: v[1], p: v[2], q: v[3]};
+    }) : (() => {
+      const last = karatLayers[karatLayers.length - 1];
+      const r = last.config!.rank === 'full' ? last.layer.operator!.tokens : last.config!.rank as number;
+      return Array.from({length: Math.min(4, r)}, (_, p) => ({block: last.index, head: 0, p, q: 0}));
+    })();
+    const byBlock = new Map<number, typeof specs>();
+    for (const s of specs) {
+      if (s.block >= layers.length || layers[s.block].kind !== 'karat') {
+        throw new UsageError(`karat analyze: --curves block ${s.block} is not a KArAt block (KArAt blocks: ${karatLayers.map(l => l.index).join(', ')})`);
+      }
+      byBlock.set(s.block, [...(byBlock.get(s.block) ?? []), s]);
+    }
+    const svgs: string[] = [];
+    const curveSummary: unknown[] = [];
+    for (const [block, list] of byBlock) {
+      const op = layers[block].layer.operator!;
+      const rs = list.map(s => ranges[block][s.head] ?? ranges[block][0]);
+      const lo = Math.min(...rs.map(r => r.min)), hi = Math.max(...rs.map(r => r.max));
+      const curves = an.activationCurves(op.cfg, op.params(), list, an.linspace(lo, hi, 160));
+      svgs.push(an.renderCurves(curves, `Learned φ̂_pq(x), ${layers[block].name} (observed score range)`,
+                                {min: lo, max: hi, p01: Math.min(...rs.map(r => r.p01)), p99: Math.max(...rs.map(r => r.p99))}));
+      curveSummary.push({block, range: [lo, hi], pairs: list});
+    }
+    svgs.forEach((s, i) => write({[svgs.length === 1 ? 'curves.svg' : `curves_${i}.svg`]: s}));
+    summary.curves = curveSummary;
+  }
+  if (what.has('weights')) {
+    const d = an.weightDistributions(model);
+    write({'weights.svg': an.renderWeightHistograms(d)});
+    const stats = (a: Float32Array) => {
+      if (a.length === 0) return null;
+      let m = 0, s = 0;
+      for (const v of a) m += v / a.length;
+      for (const v of a) s += (v - m) * (v - m) / a.length;
+      return {count: a.length, mean: m, std: Math.sqrt(s)};
+    };
+    summary.weights = {fourierA: stats(d.fourierA), fourierB: stats(d.fourierB), proj: stats(d.proj), query: stats(d.query), key: stats(d.key)};
+  }
+  if (what.has('landscape') && flags.path != null) {
+    const files = pathCheckpoints(String(flags.path));
+    if (files.length < 3) throw new UsageError(`karat analyze: --path needs >= 3 checkpoints, got ${files.length}`);
+    const ld = landscapeData;
+    if (ld == null) throw new UsageError('karat analyze: the loss landscape needs dataset images (not --image)');
+    const current = model.getWeights().map(t => t.dataSync().slice() as Float32Array);
+    const snapshots = files.map(f => {
+      assignWeights(model, readCheckpoint(f), `checkpoint '${f}'`);
+      return model.getWeights().map(t => t.dataSync().slice() as Float32Array);
+    });
+    model.setWeights(current.map((d, i) => tf.tensor(d, model.weights[i].shape as number[])));
+    const xl = toTensor(ld.px, ld.labels.length);
+    const res = posInt('resolution', flags.resolution, 15);
+    let last = 0;
+    const land = await an.lossLandscape({
+      model, checkpoints: snapshots, loss: an.crossEntropyLoss(xl, ld.labels), resolution: res,
+      onProgress: (d, t) => {
+        if (d - last >= t / 10 || d === t) {
+          last = d;
+          console.log(`landscape: ${d}/${t} loss evaluations`);
+        }
+      },
+    });
+    xl.dispose();
+    write({'landscape.svg': an.renderLandscape(land)});
+    summary.landscape = {checkpoints: files, explained: land.explained, path: land.path, pathLosses: land.pathLosses,
+                         minLoss: Math.min(...land.losses), maxLoss: Math.max(...land.losses)};
+  }
+  x.dispose();
+  write({'summary.json': JSON.stringify(summary, null, 2) + '\n'});
+  console.log(`wrote ${written.length} files to ${out}:`);
+  for (const f of written.filter(f => !f.endsWith('.png'))) console.log(`  ${f}`);
+  console.log(`  (+ ${written.filter(f => f.endsWith('.png')).length} PNG overlays under ${join(out, 'attention')})`);
+  releaseBackends();
+  return 0;
+}
