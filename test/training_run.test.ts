@@ -166,6 +166,14 @@ describe('karat CLI (child process)', function() {
     assert.equal(res.status, 0, res.stderr);
     assert.match(res.stdout, /resumed from .*last\.ckpt at epoch \d+/);
     assert.match(res.stdout, /summary\nepoch\s+train loss\s+train acc\s+test loss\s+top-1\s+top-5/);
+    // the final model is also exported in the tfjs layers format and loads with tf.loadLayersModel
+    const tfl = await import('@tensorflow/tfjs-layers');
+    const loaded = await tfl.loadLayersModel(`file://${join(out, 'r1', 'model', 'model.json')}`);
+    assert.deepEqual(loaded.outputs[0].shape, [null, 10]);
+    const ckFinal = readCheckpoint(join(out, 'r1', 'last.ckpt'));
+    const w0 = await loaded.weights[0].read().data();
+    assert.deepEqual(Array.from(w0), Array.from(ckFinal.weights[0]), 'exported weights = last checkpoint');
+    loaded.dispose();
   });
 
   it('bad input gives one clear error line and exit code 2', function() {

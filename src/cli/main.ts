@@ -17,7 +17,7 @@ import {NO_AUGMENT} from '../data/augment';
 import {loadDatasetPair} from '../data/registry';
 import {DownloadProgress} from '../data/download';
 import {AUTO_ORDER, activateBackend, releaseBackends, selectBackend} from '../training/backend';
-import {assignWeights, CheckpointError, readCheckpoint} from '../training/checkpoint';
+import {assignWeights, CheckpointError, exportModel, readCheckpoint} from '../training/checkpoint';
 import {BACKENDS, ConfigError, DATASETS, DEFAULTS, FIELD_HELP, FIELD_KINDS, kebab, PRESETS, resolveConfig, TrainConfig} from '../training/config';
 import {appendEpochLogs, appendEvent, epochTable, formatDuration, Progress, table} from '../training/logging';
 import {formatConfusion} from '../training/metrics';
@@ -200,13 +200,14 @@ async function cmdTrain(argv: string[]): Promise<number> {
   writeFileSync(join(result.runDir, 'summary.json'), JSON.stringify({
     config: cfg, backend: result.backend, params: result.params, seconds: result.seconds, best: result.best, last, history: result.history,
   }, null, 2) + '\n');
+  await exportModel(result.model, join(result.runDir, 'model'));
   console.log('\nsummary');
   console.log(epochTable(result.history));
   console.log(`\nbest test top-1 ${(100 * (result.best?.top1 ?? 0)).toFixed(2)}% at epoch ${result.best?.epoch}; ` +
       `last top-1 ${(100 * last.testTop1).toFixed(2)}%, top-5 ${(100 * last.testTop5).toFixed(2)}%; ` +
       `total ${formatDuration(result.seconds)} on ${result.backend}`);
   console.log(`files: ${result.lastCheckpoint}, ${result.bestCheckpoint ?? '-'}, ${join(result.runDir, 'log.jsonl')}, ` +
-      `${join(result.runDir, 'log.csv')}, ${join(result.runDir, 'curves.svg')}`);
+      `${join(result.runDir, 'log.csv')}, ${join(result.runDir, 'curves.svg')}, ${join(result.runDir, 'model', 'model.json')} (tfjs format, last epoch)`);
   releaseBackends();
   return 0;
 }

@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
+import {fileSystem} from '../io/index';
 import {AdamWState} from './adamw';
 import {nodeFs, nodePath} from '../data/node';
 
@@ -177,18 +178,10 @@ export function assignWeights(model: tfl.LayersModel, ck: Checkpoint, what: stri
   tf.tidy(() => ws.forEach((w, i) => w.variable.assign(tf.tensor(ck.weights[i], w.variable.shape))));
 }
 
-/** Saves `model` in the standard tfjs layers format: `dir/model.json` + `dir/weights.bin`. */
+/**
+ * Saves `model` in the standard tfjs layers format (`dir/model.json` + `dir/weights.bin`) with
+ * the project's file IO handler (src/io), loadable with tf.loadLayersModel('file://dir/model.json').
+ */
 export async function exportModel(model: tfl.LayersModel, dir: string): Promise<void> {
-  await model.save(tf.io.withSaveHandler(async (art) => {
-    nodeFs().mkdirSync(dir, {recursive: true});
-    const data = art.weightData == null ? new Uint8Array(0) :
-        Array.isArray(art.weightData) ? Buffer.concat(art.weightData.map((b) => new Uint8Array(b))) : new Uint8Array(art.weightData);
-    writeFileAtomic(nodePath().join(dir, 'weights.bin'), [data]);
-    const json = {
-      modelTopology: art.modelTopology, format: art.format, generatedBy: art.generatedBy, convertedBy: art.convertedBy,
-      weightsManifest: [{paths: ['./weights.bin'], weights: art.weightSpecs}],
-    };
-    writeFileAtomic(nodePath().join(dir, 'model.json'), [Buffer.from(JSON.stringify(json))]);
-    return {modelArtifactsInfo: {dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: data.length}};
-  }));
+  await model.save(fileSystem(dir));
 }
