@@ -97,8 +97,15 @@ describe('data: tar.gz reader and CIFAR binary', () => {
     assert.deepEqual([...fromDir.labels], [0, 1, 2, 3]);
   });
 
-  it('CIFAR-100 uses the fine label (second byte) or the coarse one on request', () => {
+  it('CIFAR-100 uses the fine label (second byte) or the coarse one on request', async () => {
     const buf = cifarRecords(30, 2, 100);
+    const tgz = join(tmp, 'c100.tar.gz');
+    writeFileSync(tgz, gzipSync(writeTar([{name: 'cifar-100-binary/train.bin', data: buf}, {name: 'cifar-100-binary/test.bin', data: cifarRecords(5, 2, 100)},
+      {name: 'cifar-100-binary/fine_label_names.txt', data: Buffer.from(Array.from({length: 100}, (_, i) => `fine${i}`).join('\n'))}])));
+    const ds = await loadCifar(tgz, 'cifar100', 'train');
+    assert.deepEqual([ds.size, ds.numClasses, ds.labels[25], ds.classNames[25]], [30, 100, 25, 'fine25']);
+    const dsCoarse = await loadCifar(tgz, 'cifar100', 'train', {coarse: true});
+    assert.deepEqual([dsCoarse.numClasses, dsCoarse.labels[25]], [20, 5]);
     const fine = parseCifarRecords(buf, 'cifar100', 'x');
     const coarse = parseCifarRecords(buf, 'cifar100', 'x', true);
     assert.equal(fine.labels[25], 25);

@@ -8,7 +8,7 @@ import type {EpochRecord, StepInfo} from './trainer';
 import {nodeFs, nodePath} from '../data/node';
 
 export const CSV_COLUMNS: Array<keyof EpochRecord> = [
-  'epoch', 'step', 'lr', 'trainLoss', 'trainAcc', 'testLoss', 'testTop1', 'testTop5', 'epochSeconds', 'imagesPerSec', 'best',
+  'epoch', 'step', 'lr', 'trainLoss', 'trainAcc', 'testLoss', 'testTop1', 'testTop5', 'epochSeconds', 'imagesPerSec', 'cpuSeconds', 'best',
 ];
 
 /** Appends one record to `<runDir>/log.jsonl` and `<runDir>/log.csv` (header on creation). */

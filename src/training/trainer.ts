@@ -59,6 +59,11 @@ export interface EpochRecord {
   testTop5: number;
   epochSeconds: number;
   imagesPerSec: number;
+  /**
+   * CPU seconds this process used for the epoch's training steps (user + system). With the
+   * single-threaded cpu backend this is the wall time the epoch would take on an idle core.
+   */
+  cpuSeconds: number;
   best: boolean;
 }
 
@@ -219,6 +224,7 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
     const stepRng = new Rng(epochSeed(seed ^ 0x2545f491, epoch));
     const te = performance.now();
+    const cpu0 = process.cpuUsage();
     let lossSum = 0, accSum = 0, seen = 0, lastNorm = 0, lr = 0;
     let b = 0;
     for await (const batch of trainLoader.epoch(epoch)) {
@@ -254,12 +260,14 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
       });
     }
     const trainSeconds = (performance.now() - te) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     const ev = await evaluate(model, evalLoader, K);
     const isBest = best == null || ev.top1 > best.top1;
     if (isBest) best = {epoch: epoch + 1, top1: ev.top1};
     const rec: EpochRecord = {
       epoch: epoch + 1, step, lr, trainLoss: lossSum / seen, trainAcc: accSum / seen, testLoss: ev.loss,
-      testTop1: ev.top1, testTop5: ev.top5, epochSeconds: trainSeconds, imagesPerSec: seen / trainSeconds, best: isBest,
+      testTop1: ev.top1, testTop5: ev.top5, epochSeconds: trainSeconds, imagesPerSec: seen / trainSeconds, cpuSeconds, best: isBest,
     };
     history.push(rec);
     const w = await readWeights(model);
