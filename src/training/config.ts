@@ -87,7 +87,7 @@ export const PRESETS: Record<string, {description: string, config: Partial<Train
   'quick': {
     description: 'small Fourier-KArAt ViT (G3B) on the embedded CIFAR-10 subset; under 10 minutes on 2 CPU cores',
     config: {
-      dataset: 'cifar10-subset', model: 'custom', dim: 48, depth: 3, heads: 4, mlpRatio: 2, patchSize: 8,
+      dataset: 'cifar10-subset', model: 'custom', dim: 48, depth: 2, heads: 4, mlpRatio: 2, patchSize: 8,
       attention: 'fourier', grid: 3, rank: 12, mode: 'blockwise',
       epochs: 2, batchSize: 50, lr: 2e-3, minLr: 1e-4, warmupEpochs: 0.2, weightDecay: 0.05,
       mixup: 0, cutmix: 0, labelSmoothing: 0, randomErasing: 0, clipGrad: 1.0,
