@@ -3,7 +3,7 @@
  * images, and writes a set of example analyses. Run from the project root:
  *
  *     npx tsx examples/demo/train_demo_model.ts [--data /work/shared/datasets/cifar-10-binary.tar.gz]
- *         [--train 8000] [--epochs 2] [--out examples/demo] [--analysis runs/demo-analysis]
+ *         [--train 10000] [--epochs 2] [--out examples/demo] [--analysis runs/demo-analysis]
  *     npx tsx examples/demo/train_demo_model.ts --select-only   (re-pick samples for the saved model)
  *
  * Model: ViT, 32x32 input, patch 8 (4 x 4 patches, N = 17 tokens), dim 32, depth 3, 2 heads,
@@ -89,7 +89,7 @@ async function selectSamples(model: tfl.LayersModel, test: ImageDataset, outDir:
   const preds = new Int32Array(nTest), margins = new Float32Array(nTest);
   for (let s = 0; s < nTest; s += 250) {
     const x = normalise(test.images!.subarray(s * P, (s + 250) * P), 250);
-    const probs = tf.softmax(model.predict(x) as tf.Tensor2D);
+    const probs = model.predict(x) as tf.Tensor2D;  // softmax head: probabilities
     const {values, indices} = tf.topk(probs, 2);
     const v = values.dataSync(), ix = indices.dataSync();
     for (let i = 0; i < 250; i++) {
@@ -134,7 +134,7 @@ async function selectOnly() {
 async function main() {
   await tf.setBackend('cpu');
   const dataPath = arg('data', '/work/shared/datasets/cifar-10-binary.tar.gz');
-  const nTrain = Number(arg('train', '8000'));
+  const nTrain = Number(arg('train', '10000'));
   const epochs = Number(arg('epochs', '2'));
   const outDir = arg('out', 'examples/demo');
   const anDir = arg('analysis', 'runs/demo-analysis');
@@ -166,7 +166,11 @@ async function main() {
       (opt as unknown as {learningRate: number}).learningRate = lr;
       const x = normalise(augment(px, batch, rnd), batch);
       const yt = tf.oneHot(tf.tensor1d(y, 'int32'), 10);
-      const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(yt, model.apply(x, {training: true}) as tf.Tensor2D) as tf.Scalar, true)!;
+      // The classifier ends in softmax (the page shows probabilities): cross-entropy on probabilities.
+      const loss = opt.minimize(() => {
+        const p = model.apply(x, {training: true}) as tf.Tensor2D;
+        return tf.neg(tf.mean(tf.sum(tf.mul(yt, tf.log(tf.add(p, 1e-7))), 1))) as tf.Scalar;
+      }, true)!;
       lossSum += loss.dataSync()[0] * batch;
       seen += batch;
       tf.dispose([x, yt, loss]);
