@@ -59,11 +59,16 @@ async function one(backend: string): Promise<Record<string, unknown>> {
     out.infer_images_per_s = B / (median(ti) / 1000);
     await step();
     const ts: number[] = [];
+    const cpu0 = process.cpuUsage();
     for (let i = 0; i < iters; i++) {
       const t0 = performance.now();
       await step();
       ts.push(performance.now() - t0);
     }
+    const cpu = process.cpuUsage(cpu0);
+    // CPU seconds per step (all threads of the process, e.g. SwiftShader's workers too)
+    out.train_cpu_s_per_step = (cpu.user + cpu.system) / 1e6 / iters;
+    out.train_images_per_cpu_s = B / (out.train_cpu_s_per_step as number);
     out.train_step_ms = median(ts);
     out.train_images_per_s = B / (median(ts) / 1000);
   } catch (e) {
@@ -88,6 +93,7 @@ async function main() {
     console.log(JSON.stringify(results[results.length - 1]));
   }
   console.table(results.map((r) => ({backend: r.backend, 'train img/s': (r.train_images_per_s as number)?.toFixed(2) ?? '-',
+    'train img per CPU-s': (r.train_images_per_cpu_s as number)?.toFixed(2) ?? '-',
     'infer img/s': (r.infer_images_per_s as number)?.toFixed(1) ?? '-', error: r.error ?? ''})));
   if (args.json) {
     mkdirSync(dirname(String(args.json)), {recursive: true});
