@@ -139,7 +139,7 @@ export async function cmdAnalyze(argv: string[]): Promise<number> {
     const dataset = String(flags.dataset ?? savedDataset ?? 'cifar10-subset');
     const {test} = await loadDatasetPair(dataset, {
       dataDir: (flags.dataDir as string | undefined) ?? (flags.dataset ? null : savedDataDir),
-      testLimit: Math.max(n, what.has('landscape') ? posInt('landscape-examples', flags.landscapeExamples, 256) : 0),
+      testLimit: Math.max(n, what.has('landscape') && flags.path != null ? posInt('landscape-examples', flags.landscapeExamples, 256) : 0),
       imageSize: H,
     });
     const count = Math.min(n, test.size);
