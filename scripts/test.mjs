@@ -33,6 +33,17 @@ function run(label, cmd, cmdArgs, countsFile) {
   if (r.status !== 0 && !(c.failed > 0)) hardFailure = true;
 }
 
+// Strict type check of everything (sources, kernels, tests, benchmarks): one counted check.
+console.log('\n=== tsc --noEmit (strict) ===');
+const tsc = spawnSync('npx', ['tsc', '--noEmit', '-p', 'tsconfig.json'], {stdio: 'inherit'});
+if (tsc.status === 0) {
+  console.log('typecheck: passed');
+  total.passed += 1;
+} else {
+  console.log('typecheck: FAILED');
+  total.failed += 1;
+}
+
 run('mocha (Node)', 'npx', ['mocha', '--reporter', './test/support/count-reporter.cjs', ...mochaArgs],
     join(dir, 'mocha.json'));
 
