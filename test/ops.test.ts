@@ -181,7 +181,7 @@ describe('Fourier-KArAt bad input (cpu)', () => {
     await tf.setBackend('cpu');
   });
   const S = () => tf.zeros([2, 3, 5, 5]) as tf.Tensor4D;
-  const C = (shape: number[] = [3, 2, 4, 5, 2]) => tf.zeros(shape as [number, number, number, number, number]);
+  const C = (shape: number[] = [3, 2, 4, 5, 2]) => tf.zeros(shape) as unknown as tf.Tensor5D;
   const cases: Array<[string, () => unknown, RegExp]> = [
     ['scores of rank 3', () => karat.fourierKArAtHidden(tf.zeros([3, 5, 5]) as unknown as tf.Tensor4D, C()),
      /fourierKArAtHidden: argument 'scores' must have rank 4 .*got rank 3 with shape \[3, 5, 5\]/],
