@@ -89,7 +89,7 @@ export const PRESETS: Record<string, {description: string, config: Partial<Train
     config: {
       dataset: 'cifar10-subset', model: 'custom', dim: 48, depth: 2, heads: 4, mlpRatio: 2, patchSize: 8,
       attention: 'fourier', grid: 3, rank: 12, mode: 'blockwise',
-      epochs: 2, batchSize: 50, lr: 2e-3, minLr: 1e-4, warmupEpochs: 0.2, weightDecay: 0.05,
+      epochs: 2, batchSize: 50, stepsPerEpoch: 80, lr: 2e-3, minLr: 1e-4, warmupEpochs: 0.2, weightDecay: 0.05,
       mixup: 0, cutmix: 0, labelSmoothing: 0, randomErasing: 0, clipGrad: 1.0,
     },
   },
