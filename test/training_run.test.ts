@@ -69,6 +69,36 @@ describe('training: resume continues identically (cpu)', function() {
     for (const r of [straight, first, resumed, other]) r.model.dispose();
   });
 
+  it('--keep-epoch-checkpoints keeps one checkpoint per epoch, which karat analyze --path turns into a loss landscape', async () => {
+    const out = join(tmp, 'epochs');
+    const r = await train(cfgOf({epochs: 3, outDir: out, keepEpochCheckpoints: true}), {}, 'run');
+    const dir = join(out, 'run', 'epochs');
+    const files = readdirSync(dir).sort();
+    assert.deepEqual(files, ['epoch-001.ckpt', 'epoch-002.ckpt', 'epoch-003.ckpt']);
+    const steps = files.map((f) => Number((readCheckpoint(join(dir, f)).header.trainer as {step: number}).step));
+    assert.deepEqual(steps, [3, 6, 9]);
+    // The last epoch's snapshot holds the final weights.
+    const last = readCheckpoint(join(dir, 'epoch-003.ckpt'));
+    const finalWeights = await weightsOf(r);
+    assert.equal(last.weights.length, finalWeights.length);
+    last.weights.forEach((w, i) => assert.deepEqual(Array.from(w), Array.from(finalWeights[i]), `weight ${i}`));
+    assert.equal(last.optimizer, null);
+    const {cmdAnalyze} = await import('../src/cli/analyze');
+    const log = console.log;
+    console.log = () => {};
+    let code: number;
+    try {
+      code = await cmdAnalyze(['--checkpoint', join(out, 'run', 'last.ckpt'), '--path', dir, '--what', 'landscape',
+        '--resolution', '3', '--landscape-examples', '8', '--images', '1', '--out', join(out, 'analysis'), '--backend', 'cpu']);
+    } finally {
+      console.log = log;
+    }
+    assert.equal(code, 0);
+    const summary = JSON.parse(readFileSync(join(out, 'analysis', 'summary.json'), 'utf8'));
+    assert.equal(summary.landscape.checkpoints.length, 3);
+    assert.ok(Number.isFinite(summary.landscape.minLoss));
+  });
+
   it('a checkpoint of an incompatible model, a corrupt checkpoint and a too-large batch are clear errors', async () => {
     const out = join(tmp, 'bad');
     const r = await train(cfgOf({epochs: 1, outDir: out}), {}, 'run');

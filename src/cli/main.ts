@@ -106,8 +106,9 @@ usage:
   karat train [--preset quick|cifar10-paper|cifar100-paper] [--config FILE.json] [flags]
   karat eval  --checkpoint FILE [--dataset NAME] [--data-dir PATH] [--backend NAME] [--batch-size N] [--test-limit N]
   karat info  [--checkpoint FILE] [--probe]
+  karat analyze (--checkpoint FILE | --model PATH) [--path DIR] [--out DIR] [flags]
 
-'karat train --help' lists every training flag.`;
+'karat train --help' lists every training flag; 'karat analyze --help' the analysis flags.`;
 
 function readConfigFile(path: string): Record<string, unknown> {
   if (!existsSync(path)) throw new ConfigError(`--config: file '${path}' does not exist`);
@@ -323,7 +324,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(version);
         return 0;
       default:
-        throw new UsageError(`unknown command '${cmd}'; expected train, eval or info (karat --help)`);
+        throw new UsageError(`unknown command '${cmd}'; expected train, eval, info or analyze (karat --help)`);
     }
   } catch (e) {
     const err = e as Error;

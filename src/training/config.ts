@@ -68,6 +68,8 @@ export interface TrainConfig {
   stepsPerEpoch: number;
   /** Progress output: 'auto' (bar on a TTY, lines otherwise), 'bar', 'lines', 'none'. */
   progress: 'auto' | 'bar' | 'lines' | 'none';
+  /** Also keep a weights-only checkpoint per epoch in <run>/epochs/ (for `karat analyze --path`). */
+  keepEpochCheckpoints: boolean;
 }
 
 export const DEFAULTS: TrainConfig = {
@@ -79,7 +81,7 @@ export const DEFAULTS: TrainConfig = {
   weightDecay: 0.05, karatLr: 0, karatDecay: false, beta1: 0.9, beta2: 0.999, clipGrad: 1.0,
   cropPadding: 4, hflip: true, mixup: 0.8, cutmix: 1.0, mixProb: 1.0, switchProb: 0.5, labelSmoothing: 0.1, randomErasing: 0,
   seed: 42, backend: 'auto', outDir: 'runs', runName: null, resume: null, prefetch: 2, stepsPerEpoch: 0,
-  progress: 'auto',
+  progress: 'auto', keepEpochCheckpoints: false,
 };
 
 /** Presets: partial configs applied over the defaults. */
@@ -137,6 +139,7 @@ export const FIELD_KINDS: Record<keyof TrainConfig, Kind> = {
   hflip: 'bool', mixup: 'number', cutmix: 'number', mixProb: 'number', switchProb: 'number', labelSmoothing: 'number',
   randomErasing: 'number', seed: 'int', backend: 'string', outDir: 'string', runName: 'nullable-string',
   resume: 'nullable-string', prefetch: 'int', stepsPerEpoch: 'int', progress: 'string',
+  keepEpochCheckpoints: 'bool',
 };
 
 /** One-line help per field (the CLI's --help and the README table come from here). */
@@ -172,6 +175,7 @@ export const FIELD_HELP: Record<keyof TrainConfig, string> = {
   resume: "resume from a checkpoint file, a run directory, or 'auto' (the run's last.ckpt if present)",
   prefetch: 'batches prepared ahead of training', stepsPerEpoch: 'stop each epoch after N steps (0 = full epoch)',
   progress: 'progress output: auto | bar | lines | none',
+  keepEpochCheckpoints: 'keep a weights-only checkpoint per epoch in <run>/epochs/ (loss landscape: karat analyze --path <run>/epochs)',
 };
 
 export function kebab(s: string): string {

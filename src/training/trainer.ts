@@ -282,6 +282,11 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
     };
     writeCheckpoint(lastPath, ck);
     if (isBest) writeCheckpoint(bestPath, {...ck, optimizer: null});
+    if (cfg.keepEpochCheckpoints) {
+      const dir = nodePath().join(runDir, 'epochs');
+      nodeFs().mkdirSync(dir, {recursive: true});
+      writeCheckpoint(nodePath().join(dir, `epoch-${String(epoch + 1).padStart(3, '0')}.ckpt`), {...ck, optimizer: null});
+    }
     events.onEpoch?.(rec, ev);
   }
   opt.dispose();
