@@ -20,7 +20,7 @@ import * as an from '../analysis/index';
 import {loadDatasetPair} from '../data/registry';
 import {decodeImage, resizeInto} from '../data/image_folder';
 import {fileSystem} from '../io/index';
-import {releaseBackends, selectBackend} from '../training/backend';
+import {selectBackend} from '../training/backend';
 import {assignWeights, Checkpoint, readCheckpoint} from '../training/checkpoint';
 import {BACKENDS, kebab, TrainConfig} from '../training/config';
 import {buildModel, ModelSpec} from '../training/model';
@@ -278,6 +278,5 @@ export async function cmdAnalyze(argv: string[]): Promise<number> {
   console.log(`wrote ${written.length} files to ${out}:`);
   for (const f of written.filter(f => !f.endsWith('.png'))) console.log(`  ${f}`);
   console.log(`  (+ ${written.filter(f => f.endsWith('.png')).length} PNG overlays under ${join(out, 'attention')})`);
-  releaseBackends();
   return 0;
 }

@@ -209,7 +209,6 @@ async function cmdTrain(argv: string[]): Promise<number> {
       `total ${formatDuration(result.seconds)} on ${result.backend}`);
   console.log(`files: ${result.lastCheckpoint}, ${result.bestCheckpoint ?? '-'}, ${join(result.runDir, 'log.jsonl')}, ` +
       `${join(result.runDir, 'log.csv')}, ${join(result.runDir, 'curves.svg')}, ${join(result.runDir, 'model', 'model.json')} (tfjs format, last epoch)`);
-  releaseBackends();
   return 0;
 }
 
@@ -258,7 +257,6 @@ async function cmdEval(argv: string[]): Promise<number> {
   console.log(`dataset: ${test.name}, ${ev.examples} examples, ${ev.seconds.toFixed(1)} s`);
   console.log(`loss ${ev.loss.toFixed(4)}  top-1 ${(100 * ev.top1).toFixed(2)}%  top-5 ${(100 * ev.top5).toFixed(2)}%\n`);
   console.log(formatConfusion(ev.confusion, test.classNames));
-  releaseBackends();
   return 0;
 }
 
@@ -291,7 +289,6 @@ async function cmdInfo(argv: string[]): Promise<number> {
       }
     }
     console.log(table(['backend', 'status', 'detail'], rows));
-    releaseBackends();
   } else {
     console.log(`  ${BACKENDS.join(', ')}  (add --probe to start each one and report which work)`);
   }
@@ -304,6 +301,16 @@ async function cmdInfo(argv: string[]): Promise<number> {
 /** Runs the CLI; returns the exit code. Errors from bad input print one clear line. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  try {
+    return await dispatch(cmd, rest);
+  } finally {
+    // The commands themselves leave backends alone (they are also called in-process, e.g. by
+    // tests); the CLI drops WebGPU/Dawn at the end so that Node can exit.
+    releaseBackends();
+  }
+}
+
+async function dispatch(cmd: string | undefined, rest: string[]): Promise<number> {
   try {
     switch (cmd) {
       case 'train':
