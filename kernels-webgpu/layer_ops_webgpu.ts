@@ -60,6 +60,20 @@ abstract class RowProgram implements WebGPUProgram {
   abstract getUserCode(): string;
 }
 
+/**
+ * Start of a one-workgroup-per-row main() over a [M, C] input `v`: thread id `tid`, sizes
+ * `M`, `C`, the row (`rowRaw` may lie past the end in the last group; `row` is clamped) and
+ * its offset `base`.
+ */
+function rowPreamble(v: string): string {
+  return `let tid = i32(localId.x);
+        let M = uniforms.${v}Shape[0];
+        let C = uniforms.${v}Shape[1];
+        let rowRaw = index / ${ROW_WG};
+        let row = min(rowRaw, M - 1);
+        let base = row * C;`;
+}
+
 /** Mean and 1/sqrt(var + eps) of each row of x [M, C] (two passes), as WGSL statements. */
 function rowStatsSnippet(): string {
   return `
@@ -88,12 +102,7 @@ export class LayerNormProgram extends RowProgram {
     return `
       var<workgroup> buf : array<f32, ${ROW_WG}>;
       fn main(index : i32) {
-        let tid = i32(localId.x);
-        let M = uniforms.xShape[0];
-        let C = uniforms.xShape[1];
-        let rowRaw = index / ${ROW_WG};
-        let row = min(rowRaw, M - 1);
-        let base = row * C;
+        ${rowPreamble('x')}
         ${rowStatsSnippet()}
         if (rowRaw < M) {
           for (var c = tid; c < C; c = c + ${ROW_WG}) {
@@ -115,12 +124,7 @@ export class LayerNormStatsProgram extends RowProgram {
     return `
       var<workgroup> buf : array<f32, ${ROW_WG}>;
       fn main(index : i32) {
-        let tid = i32(localId.x);
-        let M = uniforms.xShape[0];
-        let C = uniforms.xShape[1];
-        let rowRaw = index / ${ROW_WG};
-        let row = min(rowRaw, M - 1);
-        let base = row * C;
+        ${rowPreamble('x')}
         ${rowStatsSnippet()}
         if (rowRaw < M && tid == 0) {
           result[row * 2] = mean;
@@ -141,12 +145,7 @@ export class LayerNormGradDxProgram extends RowProgram {
       var<workgroup> buf : array<f32, ${ROW_WG}>;
       var<workgroup> buf2 : array<f32, ${ROW_WG}>;
       fn main(index : i32) {
-        let tid = i32(localId.x);
-        let M = uniforms.xShape[0];
-        let C = uniforms.xShape[1];
-        let rowRaw = index / ${ROW_WG};
-        let row = min(rowRaw, M - 1);
-        let base = row * C;
+        ${rowPreamble('x')}
         let mean = stats[row * 2];
         let rstd = stats[row * 2 + 1];
         var s1 = 0.0;
@@ -224,12 +223,7 @@ export class SoftmaxRowProgram extends RowProgram {
     return `
       var<workgroup> buf : array<f32, ${ROW_WG}>;
       fn main(index : i32) {
-        let tid = i32(localId.x);
-        let M = uniforms.xShape[0];
-        let C = uniforms.xShape[1];
-        let rowRaw = index / ${ROW_WG};
-        let row = min(rowRaw, M - 1);
-        let base = row * C;
+        ${rowPreamble('x')}
         var mx = -3.402823e+38;
         for (var c = tid; c < C; c = c + ${ROW_WG}) { mx = max(mx, x[base + c]); }
         buf[tid] = mx;
@@ -262,12 +256,7 @@ export class SoftmaxGradRowProgram extends RowProgram {
     return `
       var<workgroup> buf : array<f32, ${ROW_WG}>;
       fn main(index : i32) {
-        let tid = i32(localId.x);
-        let M = uniforms.yShape[0];
-        let C = uniforms.yShape[1];
-        let rowRaw = index / ${ROW_WG};
-        let row = min(rowRaw, M - 1);
-        let base = row * C;
+        ${rowPreamble('y')}
         var acc = 0.0;
         for (var c = tid; c < C; c = c + ${ROW_WG}) { acc = acc + dy[base + c] * y[base + c]; }
         buf[tid] = acc;
