@@ -104,6 +104,13 @@ registerClassOnce(PatchEmbedding);
 
 // ------------------------------------------------------------------ ClassToken
 
+/** Initializer of a learned embedding: the given one, or truncatedNormal(stddev 0.02). */
+function embeddingInitializer(arg: InitializerArg | undefined): ParsedWeightArgs['kernelInitializer'] {
+  return parseWeightArgs({
+    kernelInitializer: arg ?? {className: 'TruncatedNormal', config: {mean: 0, stddev: 0.02}},
+  }).kernelInitializer;
+}
+
 export interface ClassTokenArgs extends LayerArgs {
   /** Initializer of the token [1, 1, dim] (default truncatedNormal stddev 0.02). */
   initializer?: InitializerArg;
@@ -117,9 +124,7 @@ export class ClassToken extends tfl.layers.Layer {
 
   constructor(args: ClassTokenArgs = {}) {
     super(baseLayerArgs(args as unknown as Record<string, unknown>) as LayerArgs);
-    this.init = parseWeightArgs({
-      kernelInitializer: args.initializer ?? {className: 'TruncatedNormal', config: {mean: 0, stddev: 0.02}},
-    }).kernelInitializer;
+    this.init = embeddingInitializer(args.initializer);
   }
 
   override build(inputShape: Shape | Shape[]): void {
@@ -166,9 +171,7 @@ export class LearnedPositionEmbedding extends tfl.layers.Layer {
 
   constructor(args: LearnedPositionEmbeddingArgs = {}) {
     super(baseLayerArgs(args as unknown as Record<string, unknown>) as LayerArgs);
-    this.init = parseWeightArgs({
-      kernelInitializer: args.initializer ?? {className: 'TruncatedNormal', config: {mean: 0, stddev: 0.02}},
-    }).kernelInitializer;
+    this.init = embeddingInitializer(args.initializer);
   }
 
   override build(inputShape: Shape | Shape[]): void {
