@@ -25,7 +25,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
-import {setupWebGPUNode, releaseWebGPUNode} from '../test/support/webgpu_node';
+import {releaseWebGPUNode} from '../test/support/webgpu_node';
+import {startWebGPUBench} from './webgpu_start';
 import {BenchRecord, measure, MeasureOptions, parseArgs, printTable} from './common';
 import {ATTENTIONS, benchViT, ViTCase, vitRatios} from './vit';
 
@@ -222,20 +223,9 @@ export async function checkAgainstCpu(): Promise<Array<Record<string, unknown>>>
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const quick = Boolean(args.quick);
-  const status = await setupWebGPUNode();
-  if (!status.available) {
-    console.error(`WebGPU unavailable: ${status.reason}`);
-    process.exitCode = 2;
-    return;
-  }
-  await tf.setBackend('webgpu');
-  const backend = tf.backend() as unknown as {adapterInfo?: Record<string, unknown>, device?: {limits?: Record<string, number>}};
-  const meta = {
-    date: new Date().toISOString(), adapter: status.adapter, adapterInfo: backend.adapterInfo,
-    node: process.version, karat: karat.version,
-    deferredSubmitBatch: tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE'),
-  };
-  console.log(`WebGPU adapter: ${status.adapter}`);
+  const meta = await startWebGPUBench();
+  if (meta == null) return;
+  console.log(`WebGPU adapter: ${meta.adapter}`);
   const check = args.check ? await checkAgainstCpu() : null;
   await tf.setBackend('webgpu');
 

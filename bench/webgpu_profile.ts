@@ -18,7 +18,8 @@ import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
 import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
-import {setupWebGPUNode, releaseWebGPUNode} from '../test/support/webgpu_node';
+import {releaseWebGPUNode} from '../test/support/webgpu_node';
+import {startWebGPUBench} from './webgpu_start';
 import {parseArgs} from './common';
 import {makeTrainStep, TrainStepOptions} from './vit_fused';
 
@@ -156,13 +157,8 @@ export function profileMarkdown(profiles: StepProfile[], title: string): string 
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  const status = await setupWebGPUNode();
-  if (!status.available) {
-    console.error(`WebGPU unavailable: ${status.reason}`);
-    process.exitCode = 2;
-    return;
-  }
-  await tf.setBackend('webgpu');
+  const started = await startWebGPUBench();
+  if (started == null) return;
   const attentions = String(args.attention ?? 'softmax,G3B').split(',');
   const fusedModes = args.fused === 'on' ? [true] : args.fused === 'off' ? [false] : [false, true];
   const profiles: StepProfile[] = [];
@@ -182,8 +178,8 @@ async function main() {
       profiles.push(p);
     }
   }
-  const meta = {date: new Date().toISOString(), adapter: status.adapter, args};
-  const md = profileMarkdown(profiles, `ViT ${JSON.stringify(args)} on ${status.adapter}`);
+  const meta = {date: new Date().toISOString(), adapter: started.adapter, args};
+  const md = profileMarkdown(profiles, `ViT ${JSON.stringify(args)} on ${started.adapter}`);
   console.log(md);
   if (typeof args.json === 'string') writeFileSync(args.json, JSON.stringify({meta, profiles}, null, 2));
   if (typeof args.md === 'string') writeFileSync(args.md, md);

@@ -15,8 +15,9 @@ import {writeFileSync} from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
-import * as karat from '../src/index';
-import {setupWebGPUNode, releaseWebGPUNode} from '../test/support/webgpu_node';
+import '../src/index';
+import {releaseWebGPUNode} from '../test/support/webgpu_node';
+import {startWebGPUBench} from './webgpu_start';
 import {BenchRecord, measure, parseArgs, printTable} from './common';
 import {gpuPeakBytes} from './webgpu';
 import {programsOf, profileMarkdown, profileTrainStep, StepProfile} from './webgpu_profile';
@@ -97,20 +98,10 @@ export function targets(records: BenchRecord[]) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const quick = Boolean(args.quick);
-  const status = await setupWebGPUNode();
-  if (!status.available) {
-    console.error(`WebGPU unavailable: ${status.reason}`);
-    process.exitCode = 2;
-    return;
-  }
-  await tf.setBackend('webgpu');
-  const backend = tf.backend() as unknown as {adapterInfo?: Record<string, unknown>, supportTimestampQuery?: boolean};
-  const meta = {
-    date: new Date().toISOString(), adapter: status.adapter, adapterInfo: backend.adapterInfo,
-    timestampQuery: backend.supportTimestampQuery ?? null, node: process.version, karat: karat.version,
-    deferredSubmitBatch: tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE'), args,
-  };
-  console.log(`WebGPU adapter: ${status.adapter}, timestamp-query: ${meta.timestampQuery}`);
+  const started = await startWebGPUBench();
+  if (started == null) return;
+  const meta = {...started, args};
+  console.log(`WebGPU adapter: ${meta.adapter}, timestamp-query: ${meta.timestampQuery}`);
   const attentions = String(args.attention ?? 'softmax,G3B').split(',');
   const variants = typeof args.variants === 'string' ? args.variants.split(',') : null;
   const iters = Number(args.iters ?? 3), warmup = Number(args.warmup ?? 1);
@@ -147,7 +138,7 @@ async function main() {
         profiles.push(await profileTrainStep({...o, attentionName: a}, fused));
       }
     }
-    console.log(profileMarkdown(profiles, `one training step, ${status.adapter}`));
+    console.log(profileMarkdown(profiles, `one training step, ${meta.adapter}`));
   }
   write(profiles ? {profiles} : {});
   if (typeof args.json === 'string') console.log(`wrote ${args.json}`);
