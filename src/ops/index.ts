@@ -2,3 +2,4 @@ export * from './kernel_names';
 export {fourierKArAtHidden, fourierKArAtGrad, karatActivation, karatAttention, foldedAttention, hasFusedKernel, KARAT_FUSED_FLAG} from './fourier_karat';
 export {compositeFourierKArAtHidden, compositeFourierKArAtGrad, fourierFeatures} from './composite';
 export {KArAtArgumentError} from './validate';
+export {leanGradients, leanVariableGrads, leanGradientsAvailable} from './lean_grads';

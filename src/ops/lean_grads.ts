@@ -1,0 +1,221 @@
+/**
+ * Memory-lean reverse mode for tfjs (issue 9): `leanGradients` and `leanVariableGrads` compute
+ * exactly what `tf.engine().gradients` / `tf.variableGrads` compute — the same gradient kernels
+ * in the same order, so the results are bitwise identical — but free memory while walking the
+ * tape backward, as PyTorch's autograd does:
+ *
+ *  - the accumulated gradient of a tensor is disposed as soon as the node that produced the
+ *    tensor has been back-propagated (tfjs keeps every intermediate gradient alive until the
+ *    whole backward pass ends);
+ *  - the tensors a node saved for its gradient (inputsToSave / outputsToSave) are released right
+ *    after that node's gradient ran (tfjs releases all of them at the very end);
+ *  - the temporaries of each node's gradient (e.g. the zeros tfjs makes for unused outputs) are
+ *    freed per node.
+ *
+ * So the backward pass peaks near the forward activations instead of activations plus every
+ * gradient of every intermediate. This works for any model (softmax or KArAt, any backend).
+ *
+ * It relies on tfjs-core's engine internals (the tape in `engine.state.activeTape`, and
+ * `startTape` / `endTape` / `scopedRun`), which are stable across tfjs 4.x. When they are
+ * missing, or when called inside another gradient computation (higher-order gradients), the
+ * functions fall back to the stock tfjs implementation.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+import {KArAtArgumentError} from './validate';
+
+interface TapeNode {
+  id: number;
+  kernelName: string;
+  inputs: Record<string, tf.Tensor>;
+  outputs: tf.Tensor[];
+  saved?: tf.Tensor[];
+  gradient?: (dys: Array<tf.Tensor | null>) => Record<string, () => tf.Tensor>;
+}
+
+interface EngineInternals {
+  state: {activeTape: TapeNode[] | null, gradientDepth: number};
+  startTape(): void;
+  endTape(): void;
+  scopedRun<T>(start: () => void, end: () => void, f: () => T): T;
+  tidy<T extends tf.TensorContainer>(nameOrFn: string | (() => T), fn?: () => T): T;
+  /** Takes a tensor id; ids increase monotonically. */
+  nextTensorId(): number;
+}
+
+/** The engine's tape internals, or null when this tfjs does not expose them as expected. */
+function engineInternals(): EngineInternals | null {
+  const e = tf.engine() as unknown as Partial<EngineInternals>;
+  const ok = e.state != null && typeof e.state.gradientDepth === 'number' &&
+      typeof e.startTape === 'function' && typeof e.endTape === 'function' &&
+      typeof e.scopedRun === 'function' && typeof e.tidy === 'function' && typeof e.nextTensorId === 'function';
+  return ok ? e as EngineInternals : null;
+}
+
+/** True when the lean backward pass is available (tfjs engine internals as expected). */
+export function leanGradientsAvailable(): boolean {
+  return engineInternals() != null;
+}
+
+/**
+ * The tape nodes on a path from `xs` to `y`, each with its inputs pruned to those that are a
+ * function of `xs` (the same selection as tfjs's own backward pass).
+ */
+function nodesXToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): Array<{node: TapeNode, inputs: Record<string, tf.Tensor>}> {
+  const fromX = new Set<number>(xs.map((x) => x.id));
+  const nodeFromX = tape.map((node) => {
+    const any = Object.values(node.inputs).some((t) => fromX.has(t.id));
+    if (any) node.outputs.forEach((o) => fromX.add(o.id));
+    return any;
+  });
+  const toY = new Set<number>([y.id]);
+  const nodeToY = new Array<boolean>(tape.length).fill(false);
+  for (let i = tape.length - 1; i >= 0; i--) {
+    const node = tape[i];
+    if (node.outputs.some((o) => toY.has(o.id))) {
+      nodeToY[i] = true;
+      Object.values(node.inputs).forEach((t) => toY.add(t.id));
+    }
+  }
+  const out: Array<{node: TapeNode, inputs: Record<string, tf.Tensor>}> = [];
+  tape.forEach((node, i) => {
+    if (!nodeFromX[i] || !nodeToY[i]) return;
+    const inputs: Record<string, tf.Tensor> = {};
+    for (const [name, t] of Object.entries(node.inputs)) if (fromX.has(t.id)) inputs[name] = t;
+    out.push({node, inputs});
+  });
+  return out;
+}
+
+/**
+ * As `tf.engine().gradients(f, xs, dy)`: returns {value: f(), grads: d value / d xs} (null for an
+ * x that `f` does not depend on when `allowNoGradients`), freeing intermediate gradients and saved
+ * tensors during the backward pass. `dy` (default ones) is not disposed.
+ */
+export function leanGradients(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor | null,
+                              allowNoGradients = false): {value: tf.Tensor, grads: Array<tf.Tensor | null>} {
+  if (typeof f !== 'function') throw new KArAtArgumentError(`leanGradients: argument 'f' must be a function`);
+  if (!Array.isArray(xs) || xs.length === 0 || !xs.every((x) => x instanceof tf.Tensor)) {
+    throw new KArAtArgumentError(`leanGradients: argument 'xs' must be a non-empty array of tensors`);
+  }
+  if (dy != null && (!(dy instanceof tf.Tensor) || dy.dtype !== 'float32')) {
+    throw new KArAtArgumentError(`leanGradients: argument 'dy' must be a float32 tensor`);
+  }
+  const engine = engineInternals();
+  if (engine == null || engine.state.gradientDepth > 0) {
+    return tf.engine().gradients(f, xs, dy ?? undefined, allowNoGradients) as {value: tf.Tensor, grads: tf.Tensor[]};
+  }
+  const y = engine.scopedRun(() => engine.startTape(), () => engine.endTape(), () => engine.tidy('forward', f));
+  if (!(y instanceof tf.Tensor)) {
+    throw new KArAtArgumentError('leanGradients: the result y returned by f() must be a tensor');
+  }
+  const tape = engine.state.activeTape ?? [];
+  const path = nodesXToY(tape, xs, y);
+  if (!allowNoGradients && path.length === 0) {
+    throw new KArAtArgumentError(
+        'leanGradients: cannot compute the gradient of y = f(x) with respect to x: no operation ' +
+        'of f connects x to y');
+  }
+  const keepIds = new Set<number>(xs.map((x) => x.id));
+  try {
+    return engine.tidy('backward', () => {
+      const acc = new Map<number, tf.Tensor>();
+      acc.set(y.id, dy ?? tf.onesLike(y));
+      if (dy != null) keepIds.add(y.id);
+      for (let i = path.length - 1; i >= 0; i--) {
+        const {node, inputs} = path[i];
+        if (node.gradient == null) {
+          throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`);
+        }
+        const dys = node.outputs.map((o) => acc.get(o.id) ?? null);
+        const names = Object.keys(inputs);
+        const mark = engine.nextTensorId();
+        const dxs = engine.tidy(() => {
+          const fns = node.gradient!(dys);
+          const seen = new Set<tf.Tensor>();
+          return names.map((name) => {
+            if (!(name in fns)) {
+              throw new Error(`Cannot backprop through input ${name}. Available gradients found: ${Object.keys(fns)}.`);
+            }
+            let dx = fns[name]();
+            // Each accumulated gradient must be owned by the map alone, so that disposing it
+            // later cannot free a tensor someone else holds (a dy passed through unchanged, a
+            // saved tensor, the same tensor returned for two inputs).
+            if (dx.id < mark || seen.has(dx)) dx = tf.clone(dx);
+            seen.add(dx);
+            return dx;
+          });
+        });
+        names.forEach((name, k) => {
+          const dx = dxs[k], x = inputs[name];
+          if (dx.dtype !== 'float32') {
+            throw new Error(`Error in gradient for op ${node.kernelName}. The gradient of input ${name} must have 'float32' dtype, but has '${dx.dtype}'`);
+          }
+          if (!tf.util.arraysEqual(dx.shape, x.shape)) {
+            throw new Error(`Error in gradient for op ${node.kernelName}. The gradient of input '${name}' has shape '${dx.shape}', which does not match the shape of the input '${x.shape}'`);
+          }
+          const cur = acc.get(x.id);
+          if (cur == null) {
+            acc.set(x.id, dx);
+          } else {
+            acc.set(x.id, tf.add(cur, dx));
+            cur.dispose();
+            dx.dispose();
+          }
+        });
+        // This node's output gradients and saved tensors are no longer needed.
+        node.outputs.forEach((o) => {
+          if (keepIds.has(o.id)) return;
+          const g = acc.get(o.id);
+          if (g != null) {
+            g.dispose();
+            acc.delete(o.id);
+          }
+        });
+        (node.saved ?? []).forEach((t) => t.dispose());
+      }
+      // (tidy keeps tensors nested in the result; null entries are allowed at run time.)
+      return {value: y, grads: xs.map((x) => acc.get(x.id) ?? null)} as unknown as tf.TensorContainer;
+    }) as unknown as {value: tf.Tensor, grads: Array<tf.Tensor | null>};
+  } finally {
+    // As tfjs: the tape and every tensor it saved are released after the backward pass.
+    for (const node of tape) (node.saved ?? []).forEach((t) => t.dispose());
+    engine.state.activeTape = null;
+  }
+}
+
+/**
+ * Drop-in replacement for `tf.variableGrads(f, varList)` with the lean backward pass of
+ * `leanGradients`: same arguments, same result ({value, grads} by variable name, bitwise equal),
+ * lower peak memory.
+ */
+export function leanVariableGrads(f: () => tf.Scalar, varList?: tf.Variable[]): {value: tf.Scalar, grads: tf.NamedTensorMap} {
+  if (typeof f !== 'function') throw new KArAtArgumentError(`leanVariableGrads: argument 'f' must be a function`);
+  if (varList != null && !(Array.isArray(varList) && varList.every((v) => v instanceof tf.Variable))) {
+    throw new KArAtArgumentError(`leanVariableGrads: argument 'varList' must be an array of tf.Variable`);
+  }
+  const specified = varList != null;
+  const all = specified ? varList : Object.values(tf.engine().registeredVariables);
+  const trainable = all.filter((v) => v.trainable);
+  if (trainable.length === 0) {
+    throw new KArAtArgumentError(
+        `leanVariableGrads: at least one variable must be trainable, but none of the ${all.length} is`);
+  }
+  const {value, grads} = leanGradients(f, trainable, null, true);
+  if (!grads.some((g) => g != null)) {
+    tf.dispose(value);
+    throw new KArAtArgumentError(
+        'leanVariableGrads: no variable is connected to the result of f; make sure the operations ' +
+        'that use the variables run inside f');
+  }
+  if (value.rank !== 0) {
+    tf.dispose([value, ...grads.filter((g): g is tf.Tensor => g != null)]);
+    throw new KArAtArgumentError(`leanVariableGrads: f must return a scalar, but it returned a rank-${value.rank} tensor`);
+  }
+  const named: tf.NamedTensorMap = {};
+  trainable.forEach((v, i) => {
+    if (grads[i] != null) named[v.name] = grads[i]!;
+  });
+  if (specified) all.filter((v) => !v.trainable).forEach((v) => named[v.name] = null as unknown as tf.Tensor);
+  return {value: value as tf.Scalar, grads: named};
+}
