@@ -12,6 +12,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as karat from '../src/index';
 import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 import {releaseWebGPUAfterAllTests, useWebGPUBackend} from './support/webgpu_node';
+import {AdamW, Param} from '../src/training/adamw';
 
 releaseWebGPUAfterAllTests();
 
@@ -292,6 +293,35 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     below(maxRelErr(await m.data() as Float32Array, ref[1]), 1e-6, 'm');
     assert.deepEqual(Array.from(await shared.data() as Float32Array), Array.from(sharedBefore));
     tf.dispose([shared, p, m, v, g]);
+  });
+
+  it('the training AdamW (decay groups, lrScale) uses the in-place kernel on webgpu and matches cpu', async () => {
+    const shapes = [[4, 6], [6], [2, 3, 5]];
+    const rules = [{decay: true, lrScale: 1, group: 'decay'}, {decay: false, lrScale: 1, group: 'no_decay'},
+                   {decay: true, lrScale: 0.5, group: 'karat'}];
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      const params: Param[] = shapes.map((s, i) => ({
+        name: `p${i}`, variable: tf.tidy(() => tf.variable(tf.tensor(rand(s, 1, 50 + i), s))), rule: rules[i]}));
+      const opt = new AdamW(params, {weightDecay: 0.1});
+      const names: string[] = [];
+      for (let step = 0; step < 3; step++) {
+        const g = shapes.map((s, i) => tf.tensor(rand(s, 1, 60 + 10 * step + i), s));
+        const info = await tf.profile(() => opt.apply(g, 0.01 * (step + 1)));
+        names.push(...new Set(info.kernels.map((k) => k.name)));
+        tf.dispose(g);
+      }
+      const out = await values(params.map((p) => p.variable));
+      const state = await opt.getState();
+      opt.dispose();
+      tf.dispose(params.map((p) => p.variable));
+      return {out, names, state: state.data};
+    };
+    const ref = await run('cpu');
+    const got = await run('webgpu');
+    ref.out.forEach((r, i) => below(maxRelErr(got.out[i], r), 1e-5, `param ${i}`));
+    below(maxRelErr(got.state, ref.state), 1e-5, 'm and v');
+    assert.deepEqual([...new Set(got.names)], ['KArAtAdamWInPlace']);
   });
 
   for (const att of ['karat', 'softmax'] as const) {

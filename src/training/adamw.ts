@@ -7,8 +7,14 @@
  *     p = p - lr·wd·p - lr · (m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + ε)
  *
  * (weight decay applied to p before the Adam step, as PyTorch's AdamW does.)
+ *
+ * On webgpu (flag KARAT_WEBGPU_FUSED_LAYERS on) each parameter's update is the fused
+ * `adamWUpdateVariables` kernel: param, m and v are updated in place by one dispatch instead
+ * of ~14 stock kernels. Elsewhere the stock ops below run (same formula).
  */
 import * as tf from '@tensorflow/tfjs-core';
+
+import {adamWUpdateVariables, KArAtAdamWInPlace, useFusedLayers} from '../ops/fused_layers';
 
 export interface ParamGroupRule {
   /** Apply weight decay to this parameter. */
@@ -53,8 +59,10 @@ export class AdamW {
       if (names.has(p.name)) throw new Error(`AdamW: duplicate parameter name '${p.name}'`);
       names.add(p.name);
     }
-    this.m = params.map((p) => tf.variable(tf.zerosLike(p.variable), false));
-    this.v = params.map((p) => tf.variable(tf.zerosLike(p.variable), false));
+    // In a tidy so that each state buffer has one reference (its variable): the in-place kernel needs that.
+    const zeros = (p: Param) => tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false));
+    this.m = params.map(zeros);
+    this.v = params.map(zeros);
   }
 
   /** Applies one update with `grads` (same order as params) at learning rate `lr`. */
@@ -64,6 +72,13 @@ export class AdamW {
     }
     this.step++;
     const {beta1: b1, beta2: b2, epsilon: eps, weightDecay: wd} = this.config;
+    if (useFusedLayers(KArAtAdamWInPlace)) {
+      this.params.forEach((p, i) => adamWUpdateVariables(p.variable, this.m[i], this.v[i], grads[i], {
+        learningRate: lr * p.rule.lrScale, beta1: b1, beta2: b2, epsilon: eps,
+        weightDecay: p.rule.decay ? wd : 0, step: this.step,
+      }));
+      return;
+    }
     const bc1 = 1 - Math.pow(b1, this.step), bc2 = 1 - Math.pow(b2, this.step);
     tf.tidy(() => {
       this.params.forEach((p, i) => {
@@ -113,10 +128,10 @@ export class AdamW {
     let o = 0;
     for (let i = 0; i < this.params.length; i++) {
       const n = this.params[i].variable.size, shape = this.params[i].variable.shape;
-      this.m[i].assign(tf.tensor(state.data.subarray(o, o + n), shape));
-      o += n;
-      this.v[i].assign(tf.tensor(state.data.subarray(o, o + n), shape));
-      o += n;
+      for (const t of [this.m[i], this.v[i]]) {
+        tf.tidy(() => t.assign(tf.tensor(state.data.subarray(o, o + n), shape)));
+        o += n;
+      }
     }
     if (o !== state.data.length) throw new Error(`optimizer state has ${state.data.length} values, expected ${o}`);
     this.step = state.meta.step;

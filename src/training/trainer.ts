@@ -13,6 +13,7 @@ import {BatchLoader, epochSeed} from '../data/loader';
 import {loadDatasetPair, normalisationFor} from '../data/registry';
 import {Rng} from '../data/rng';
 import {AdamW, clipByGlobalNorm} from './adamw';
+import {leanVariableGrads} from '../ops/lean_grads';
 import {BackendInfo, selectBackend} from './backend';
 import {assignWeights, Checkpoint, CheckpointError, modelWeights, readCheckpoint, readWeights, writeCheckpoint} from './checkpoint';
 import {ConfigError, TrainConfig} from './config';
@@ -233,7 +234,7 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
       const xT = tf.tensor4d(batch.x, [batch.size, H, W, C]);
       const yT = tf.tensor2d(batch.y, [batch.size, K]);
       let logits: tf.Tensor | null = null;
-      const {value, grads} = withMathRandom(stepRng, () => tf.variableGrads(() => {
+      const {value, grads} = withMathRandom(stepRng, () => leanVariableGrads(() => {
         const lg = model.apply(xT, {training: true}) as tf.Tensor2D;
         logits = tf.keep(lg);
         return softCrossEntropy(lg, yT);
