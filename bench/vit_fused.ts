@@ -31,6 +31,8 @@ export interface TrainStepOptions {
   attentionName: string;
   /** 'adam': tf.train.adam; 'adamw-fused': karat.adamWUpdate per parameter (default: by flag). */
   optimizer?: 'adam' | 'adamw-fused';
+  /** 'tfjs': tf.variableGrads (default); 'lean': karat.leanVariableGrads (frees memory during backward). */
+  gradients?: 'tfjs' | 'lean';
 }
 
 export interface TrainStep {
@@ -64,7 +66,7 @@ export function makeTrainStep(o: TrainStepOptions): TrainStep {
   let t = 0;
   const loss = () => tf.mean(tfl.metrics.categoricalCrossentropy(
       labels, model.apply(x, {training: true}) as tf.Tensor)) as tf.Scalar;
-  const grads = () => tf.variableGrads(loss, vars);
+  const grads = () => (o.gradients === 'lean' ? karat.leanVariableGrads : tf.variableGrads)(loss, vars);
   const update = (g: tf.NamedTensorMap) => {
     if (adam != null) {
       adam.applyGradients(g as never);
@@ -110,15 +112,19 @@ export function vitFusedCases(quick: boolean, attentions = ['softmax', 'G3B']): 
       {preset: 'tiny' as const, imageSize: 224, patchSize: 16, batch: 32, numClasses: 1000};
   const name = `vit-tiny${quick ? '-d2' : ''} ${base.imageSize}/${base.patchSize} b${base.batch}`;
   const out: ViTFusedCase[] = [];
-  const variants: Array<{impl: string, flags: Record<string, boolean | number>}> = [
+  const variants: Array<{impl: string, flags: Record<string, boolean | number>, gradients?: 'lean'}> = [
     {impl: 'stock', flags: {[KARAT_WEBGPU_FUSED_LAYERS_FLAG]: false}},
     {impl: 'fused', flags: {[KARAT_WEBGPU_FUSED_LAYERS_FLAG]: true}},
-    {impl: 'fused+submit400', flags: {[KARAT_WEBGPU_FUSED_LAYERS_FLAG]: true, WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: 400}},
+    {impl: 'fused+lean', flags: {[KARAT_WEBGPU_FUSED_LAYERS_FLAG]: true}, gradients: 'lean'},
+    {impl: 'fused+lean+submit400', flags: {[KARAT_WEBGPU_FUSED_LAYERS_FLAG]: true, WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: 400}, gradients: 'lean'},
   ];
   for (const a of attentions) {
     for (const v of variants) {
-      for (const pass of ['train-step', 'inference'] as const) {
-        out.push({case: `${name} ${a}`, impl: v.impl, pass, flags: v.flags, options: {...base, attentionName: a}});
+      // Lean gradients change only the backward pass: its inference case would repeat 'fused'.
+      const passes = v.impl === 'fused+lean' ? ['train-step'] as const : ['train-step', 'inference'] as const;
+      for (const pass of passes) {
+        out.push({case: `${name} ${a}`, impl: v.impl, pass, flags: v.flags,
+                  options: {...base, attentionName: a, ...(v.gradients ? {gradients: v.gradients} : {})}});
       }
     }
   }
