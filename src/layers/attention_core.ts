@@ -4,12 +4,15 @@
  *
  * Inputs are the per-head projections in [B, h, tokens, d] layout; the query is already
  * scaled by 1/√keyDim (as tfjs-layers' MultiHeadAttention does). Softmax attention forms the
- * T x S probabilities; KArAt attention goes through operatorAttention, i.e. the fold
- * ĥ (Wᵀ V), so the activated N x N matrix σ̂(S) is formed only when `returnScores` is set.
+ * T x S probabilities (with no mask, dropout or returned scores: softmaxAttention, whose backward
+ * recomputes them from q and k instead of keeping them); KArAt attention goes through
+ * operatorAttention, i.e. the fold ĥ (Wᵀ V), so the activated N x N matrix σ̂(S) is formed only
+ * when `returnScores` is set.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
 import {operatorActivation, operatorAttention, operatorHidden, ResolvedOperatorConfig} from '../bases/index';
+import {softmaxAttention, useLeanAttention} from '../ops/attention';
 import {foldedAttention} from '../ops/fourier_karat';
 import {KArAtSoftmax, softmaxLastAxis, useFusedLayers} from '../ops/fused_layers';
 import {KArAtArgumentError} from '../ops/validate';
@@ -49,8 +52,12 @@ export function attentionScores(query: tf.Tensor4D, key: tf.Tensor4D): tf.Tensor
 
 export function attentionCore(a: AttentionCoreArgs): AttentionCoreResult {
   return tf.tidy(() => {
-    const s = attentionScores(a.query, a.key);
     const drop = a.training && a.dropout > 0;
+    if (a.activation.kind === 'softmax' && a.mask == null && !drop && !a.returnScores && useLeanAttention()) {
+      // Flash-style: only q, k, v are kept for the backward pass, which recomputes the probabilities.
+      return {output: softmaxAttention(a.query, a.key, a.value)};
+    }
+    const s = attentionScores(a.query, a.key);
     if (a.activation.kind === 'softmax') {
       let logits = s;
       if (a.mask != null) {

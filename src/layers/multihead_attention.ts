@@ -23,6 +23,7 @@ import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 
 import {operatorParamSpecs} from '../bases/index';
 import {KArAtArgumentError} from '../ops/validate';
+import {mergeHeadsProject, projectHeads, useLeanAttention} from '../ops/attention';
 import {attentionCore, CoreActivation} from './attention_core';
 import {AttentionActivation, resolveAttention, ResolvedAttention, serializeAttention} from './attention_config';
 import {KArAtOperator} from './karat_operator';
@@ -319,13 +320,30 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
     });
   }
 
-  private projectHeads(x: tf.Tensor, which: 'query' | 'key' | 'value', d: number): tf.Tensor4D {
-    const [B, N, F] = x.shape;
-    const h = this.numHeads;
-    const k = tf.reshape(this.kernels[`${which}/kernel`].read(), [F, h * d]);
-    let y = tf.matMul(tf.reshape(x, [B * N, F]), k);
-    if (this.useBias) y = tf.add(y, tf.reshape(this.kernels[`${which}/bias`].read(), [h * d]));
-    return tf.transpose(tf.reshape(y, [B, N, h, d]), [0, 2, 1, 3]) as tf.Tensor4D;
+  /**
+   * x [B, N, F] -> scale · (x W + b) as heads [B, h, N, d]. With KARAT_WEBGPU_FUSED_LAYERS on
+   * (default) the lean op that keeps only x and W for backward; off: the stock tfjs ops.
+   */
+  private projectHeads(x: tf.Tensor, which: 'query' | 'key' | 'value', scale = 1): tf.Tensor4D {
+    const w = this.kernels[`${which}/kernel`].read() as tf.Tensor3D;
+    const bias = this.useBias ? this.kernels[`${which}/bias`].read() as tf.Tensor2D : null;
+    if (useLeanAttention()) return projectHeads(x as tf.Tensor3D, w, bias, scale);
+    const [B, N, F] = x.shape, [, h, d] = w.shape;
+    let y = tf.matMul(tf.reshape(x, [B * N, F]), tf.reshape(w, [F, h * d]));
+    if (bias != null) y = tf.add(y, tf.reshape(bias, [h * d]));
+    const heads = tf.transpose(tf.reshape(y, [B, N, h, d]), [0, 2, 1, 3]) as tf.Tensor4D;
+    return scale === 1 ? heads : tf.mul(heads, scale) as tf.Tensor4D;
+  }
+
+  /** o [B, h, T, dv] -> [B, T, ...outputShape]: heads merged, output projection (lean op or stock ops). */
+  private projectOutput(o: tf.Tensor4D): tf.Tensor {
+    const w = this.kernels['attentionOutput/kernel'].read();
+    const bias = this.useBias ? this.kernels['attentionOutput/bias'].read() : null;
+    if (useLeanAttention()) return mergeHeadsProject(o, w, bias);
+    const [B, h, T, dv] = o.shape, out = w.shape.slice(2), n = out.reduce((a, c) => a * c, 1);
+    let y = tf.matMul(tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * T, h * dv]), tf.reshape(w, [h * dv, n]));
+    if (bias != null) y = tf.add(y, tf.reshape(bias, [n]));
+    return tf.reshape(y, [B, T, ...out]);
   }
 
   private compute(query: tf.Tensor, value: tf.Tensor, key: tf.Tensor, options: AttentionCallOptions,
@@ -337,11 +355,10 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
             `got shape [${t.shape}]`);
       }
     }
-    const B = query.shape[0], T = query.shape[1] as number, S = value.shape[1] as number;
-    const h = this.numHeads;
-    const q = tf.mul(this.projectHeads(query, 'query', this.keyDim), 1 / Math.sqrt(this.keyDim)) as tf.Tensor4D;
-    const k = this.projectHeads(key, 'key', this.keyDim);
-    const v = this.projectHeads(value, 'value', this.valueDim);
+    const T = query.shape[1] as number, S = value.shape[1] as number;
+    const q = this.projectHeads(query, 'query', 1 / Math.sqrt(this.keyDim));
+    const k = this.projectHeads(key, 'key');
+    const v = this.projectHeads(value, 'value');
     let activation: CoreActivation = {kind: 'softmax'};
     if (this.attention.kind === 'karat') {
       const op = this.operator!;
@@ -357,13 +374,7 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
       query: q, key: k, value: v, activation, dropout: this.dropout,
       training: options.training === true, mask, returnScores,
     });
-    // [B, h, T, dv] -> [B·T, h·dv] -> output projection.
-    const out = this.outShape(query.shape as Shape);
-    const outSize = out.reduce((a, b) => a * b, 1);
-    const o = tf.reshape(tf.transpose(output, [0, 2, 1, 3]), [B * T, h * this.valueDim]);
-    let y = tf.matMul(o, tf.reshape(this.kernels['attentionOutput/kernel'].read(), [h * this.valueDim, outSize]));
-    if (this.useBias) y = tf.add(y, tf.reshape(this.kernels['attentionOutput/bias'].read(), [outSize]));
-    return {output: tf.reshape(y, [B, T, ...out]), scores};
+    return {output: this.projectOutput(output), scores};
   }
 
   private buildMask(options: AttentionCallOptions, T: number, S: number): tf.Tensor | null {

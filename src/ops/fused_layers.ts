@@ -21,7 +21,8 @@
  *
  * KARAT_WEBGPU_FUSED_LAYERS (tf.env flag, default true): when on and the backend is webgpu,
  * the plugin's layers (ViT LayerNorm, MLP Dense+GELU) call these ops; when off they run the
- * stock tfjs-layers code, so benchmarks can compare both in one process.
+ * stock tfjs-layers code, so benchmarks can compare both in one process. The attention layer's
+ * memory-lean ops (src/ops/attention.ts) follow the same flag on every backend.
  */
 import * as tf from '@tensorflow/tfjs-core';
 

@@ -1,0 +1,165 @@
+/**
+ * Memory-lean attention ops (issue 9), built from stock tfjs ops with explicit gradients
+ * (tf.customGrad), so they run on every backend and keep for the backward pass only what it
+ * needs:
+ *
+ *   projectHeads(x [B,N,F], kernel [F,h,d], bias [h,d] | null, scale)      -> [B,h,N,d]
+ *       y = scale · (x W + b), split into heads. Saves x and W (stock ops would also keep the
+ *       matmul output, the biased output and the scaled copy alive for their gradients).
+ *   mergeHeadsProject(o [B,h,T,dv], kernel [h,dv,...out], bias [...out] | null) -> [B,T,...out]
+ *       the attention output projection. Saves the merged heads and W.
+ *   softmaxAttention(q [B,h,T,d], k [B,h,S,d], v [B,h,S,dv])                -> [B,h,T,dv]
+ *       softmax(q kᵀ) v, flash-style backward: saves q, k, v only and recomputes the T x S
+ *       probabilities in the backward pass (the [B,h,T,S] scores and probabilities are never
+ *       kept between forward and backward).
+ *
+ * The same kernels run in the forward pass as with the stock composition (on webgpu the
+ * softmax is the fused KArAtSoftmax kernel and its backward the one-dispatch
+ * KArAtSoftmaxGrad). KArAtMultiHeadAttention uses these ops when `useLeanAttention()` (flag
+ * KARAT_WEBGPU_FUSED_LAYERS on, the default; any backend) for its projections, and
+ * softmaxAttention when there is no mask, no attention dropout and no returned scores.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+import {hasFusedKernel} from './fourier_karat';
+import {compositeSoftmaxGrad, KARAT_WEBGPU_FUSED_LAYERS_FLAG, KArAtSoftmaxGrad, softmaxLastAxis} from './fused_layers';
+import {checkTensor, KArAtArgumentError} from './validate';
+
+/**
+ * True when the plugin's attention layers use these ops: flag KARAT_WEBGPU_FUSED_LAYERS on (the
+ * default) on any backend. Off, they run the stock tfjs composition (the benchmarks' baseline).
+ */
+export function useLeanAttention(): boolean {
+  return tf.env().getBool(KARAT_WEBGPU_FUSED_LAYERS_FLAG);
+}
+
+interface GradResult {value: tf.Tensor, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[]}
+
+/** tf.customGrad over a variable number of tensor inputs. */
+function withGrad(inputs: tf.Tensor[], f: (ts: tf.Tensor[], save: tf.GradSaveFunc) => GradResult): tf.Tensor {
+  const n = inputs.length;
+  return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) =>
+    f(args.slice(0, n) as tf.Tensor[], args[n] as tf.GradSaveFunc))(...inputs);
+}
+
+function checkScale(op: string, scale: unknown): number {
+  if (typeof scale !== 'number' || !Number.isFinite(scale)) {
+    throw new KArAtArgumentError(`${op}: argument 'scale' must be a finite number, got ${String(scale)}`);
+  }
+  return scale;
+}
+
+/** y = scale · (x W + b) split into heads: x [B,N,F], kernel [F,h,d], bias [h,d] -> [B,h,N,d]. */
+export function projectHeads(x: tf.Tensor3D, kernel: tf.Tensor3D, bias: tf.Tensor2D | null = null, scale = 1): tf.Tensor4D {
+  const op = 'projectHeads';
+  const xt = checkTensor(op, 'x', x, ['B', 'N', 'F']) as tf.Tensor3D;
+  const F = xt.shape[2];
+  const w = checkTensor(op, 'kernel', kernel, ['F', 'h', 'd'], [F]) as tf.Tensor3D;
+  const [, h, d] = w.shape;
+  const b = bias == null ? null : checkTensor(op, 'bias', bias, ['h', 'd'], [h, d]) as tf.Tensor2D;
+  checkScale(op, scale);
+  const [B, N] = xt.shape;
+  const forward = (xx: tf.Tensor3D, ww: tf.Tensor3D, bb: tf.Tensor2D | null) => {
+    const a = tf.reshape(xx, [B * N, F]) as tf.Tensor2D;
+    const w2 = tf.reshape(ww, [F, h * d]) as tf.Tensor2D;
+    let y: tf.Tensor = bb == null ? tf.matMul(a, w2) : tf.fused.matMul({a, b: w2, bias: tf.reshape(bb, [h * d])});
+    if (scale !== 1) y = tf.mul(y, scale);
+    return tf.transpose(tf.reshape(y, [B, N, h, d]), [0, 2, 1, 3]) as tf.Tensor4D;
+  };
+  const backward = (dy: tf.Tensor4D, xx: tf.Tensor3D, ww: tf.Tensor3D) => {
+    let g: tf.Tensor = tf.reshape(tf.transpose(dy, [0, 2, 1, 3]), [B * N, h * d]);
+    if (scale !== 1) g = tf.mul(g, scale);
+    const dx = tf.reshape(tf.matMul(g as tf.Tensor2D, tf.reshape(ww, [F, h * d]) as tf.Tensor2D, false, true), [B, N, F]);
+    const dw = tf.reshape(tf.matMul(tf.reshape(xx, [B * N, F]) as tf.Tensor2D, g as tf.Tensor2D, true, false), [F, h, d]);
+    return {dx, dw, db: tf.reshape(tf.sum(g, 0), [h, d])};
+  };
+  return withGrad(b == null ? [xt, w] : [xt, w, b], (ts, save) => {
+    save([ts[0], ts[1]]);
+    return {
+      value: forward(ts[0] as tf.Tensor3D, ts[1] as tf.Tensor3D, (ts[2] ?? null) as tf.Tensor2D | null),
+      gradFunc: (dy, saved) => {
+        const r = backward(dy as tf.Tensor4D, saved[0] as tf.Tensor3D, saved[1] as tf.Tensor3D);
+        if (b != null) return [r.dx, r.dw, r.db];
+        r.db.dispose();
+        return [r.dx, r.dw];
+      },
+    };
+  }) as tf.Tensor4D;
+}
+
+/**
+ * The attention output projection: o [B,h,T,dv] with heads merged, times kernel [h,dv,...out]
+ * plus bias [...out] -> [B,T,...out].
+ */
+export function mergeHeadsProject(o: tf.Tensor4D, kernel: tf.Tensor, bias: tf.Tensor | null = null): tf.Tensor {
+  const op = 'mergeHeadsProject';
+  const ot = checkTensor(op, 'o', o, ['B', 'h', 'T', 'dv']) as tf.Tensor4D;
+  const [B, h, T, dv] = ot.shape;
+  if (!(kernel instanceof tf.Tensor) || kernel.rank < 3) checkTensor(op, 'kernel', kernel, ['h', 'dv', '...out']);
+  if (kernel.shape[0] !== h || kernel.shape[1] !== dv) {
+    throw new KArAtArgumentError(
+        `${op}: argument 'kernel' must have shape [${h}, ${dv}, ...out] to match o [${ot.shape}], got [${kernel.shape}]`);
+  }
+  const outShape = kernel.shape.slice(2);
+  const outSize = outShape.reduce((a, b) => a * b, 1);
+  if (bias != null && (!(bias instanceof tf.Tensor) || bias.size !== outSize || bias.rank !== outShape.length)) {
+    throw new KArAtArgumentError(`${op}: argument 'bias' must have shape [${outShape}]`);
+  }
+  const merge = (oo: tf.Tensor) => tf.reshape(tf.transpose(oo, [0, 2, 1, 3]), [B * T, h * dv]) as tf.Tensor2D;
+  const w2 = (ww: tf.Tensor) => tf.reshape(ww, [h * dv, outSize]) as tf.Tensor2D;
+  const backward = (dy: tf.Tensor, m: tf.Tensor2D, ww: tf.Tensor) => {
+    const g = tf.reshape(dy, [B * T, outSize]) as tf.Tensor2D;
+    const dm = tf.matMul(g, w2(ww), false, true);
+    return {
+      dO: tf.transpose(tf.reshape(dm, [B, T, h, dv]), [0, 2, 1, 3]),
+      dW: tf.reshape(tf.matMul(m, g, true, false), kernel.shape),
+      db: tf.reshape(tf.sum(g, 0), outShape),
+    };
+  };
+  return withGrad(bias == null ? [ot, kernel] : [ot, kernel, bias], (ts, save) => {
+    const m = merge(ts[0]);
+    save([m, ts[1]]);
+    const y = ts.length === 2 ? tf.matMul(m, w2(ts[1])) :
+        tf.fused.matMul({a: m, b: w2(ts[1]), bias: tf.reshape(ts[2], [outSize])});
+    return {
+      value: tf.reshape(y, [B, T, ...outShape]),
+      gradFunc: (dy, saved) => {
+        const r = backward(dy, saved[0] as tf.Tensor2D, saved[1]);
+        if (bias != null) return [r.dO, r.dW, r.db];
+        r.db.dispose();
+        return [r.dO, r.dW];
+      },
+    };
+  });
+}
+
+/**
+ * softmax(q kᵀ) v over the last axis, q [B,h,T,d] (already scaled), k [B,h,S,d], v [B,h,S,dv]
+ * -> [B,h,T,dv]. The backward pass recomputes the probabilities from the saved q and k
+ * (flash-attention style), so nothing of size T x S is kept between the passes.
+ */
+export function softmaxAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
+  const op = 'softmaxAttention';
+  const qt = checkTensor(op, 'q', q, ['B', 'h', 'T', 'd']) as tf.Tensor4D;
+  const [B, h, , d] = qt.shape;
+  const kt = checkTensor(op, 'k', k, ['B', 'h', 'S', 'd'], [B, h, null, d]) as tf.Tensor4D;
+  const S = kt.shape[2];
+  checkTensor(op, 'v', v, ['B', 'h', 'S', 'dv'], [B, h, S]);
+  const probs = (qq: tf.Tensor, kk: tf.Tensor) => softmaxLastAxis(tf.matMul(qq as tf.Tensor4D, kk as tf.Tensor4D, false, true));
+  return withGrad([qt, kt, v], ([qq, kk, vv], save) => {
+    save([qq, kk, vv]);
+    return {
+      value: tf.matMul(probs(qq, kk) as tf.Tensor4D, vv as tf.Tensor4D),
+      gradFunc: (dy, saved) => {
+        const [sq, sk, sv] = saved as tf.Tensor4D[];
+        const p = probs(sq, sk) as tf.Tensor4D;
+        const dp = tf.matMul(dy as tf.Tensor4D, sv, false, true);
+        const ds = (hasFusedKernel(KArAtSoftmaxGrad) ?
+            tf.reshape(tf.engine().runKernel(KArAtSoftmaxGrad, {
+              dy: tf.reshape(dp, [-1, S]), y: tf.reshape(p, [-1, S])}, {}) as tf.Tensor, p.shape) :
+            compositeSoftmaxGrad(dp as unknown as tf.Tensor2D, p as unknown as tf.Tensor2D)) as tf.Tensor4D;
+        return [tf.matMul(ds, sk), tf.matMul(ds, sq, true, false), tf.matMul(p, dy as tf.Tensor4D, true, false)];
+      },
+    };
+  }) as tf.Tensor4D;
+}
