@@ -13,12 +13,16 @@ import type {WebGPUProgram} from '@tensorflow/tfjs-backend-webgpu';
 export const ROW_WG = 64;
 const EW_WG = 64;
 
-/** Tree reduction of `buf` (ROW_WG entries) into buf[0]; all threads call it (uniform control flow). */
-function reduceSnippet(buf: string): string {
+/**
+ * Tree reduction of `buf` (ROW_WG entries) into buf[0] by sum (or max); all threads call it
+ * (uniform control flow). Starts and ends with a barrier.
+ */
+export function reduceSnippet(buf: string, op: 'sum' | 'max' = 'sum'): string {
+  const combine = op === 'sum' ? `${buf}[tid] + ${buf}[tid + s]` : `max(${buf}[tid], ${buf}[tid + s])`;
   return `
     workgroupBarrier();
     for (var s = ${ROW_WG / 2}; s > 0; s = s >> 1) {
-      if (tid < s) { ${buf}[tid] = ${buf}[tid] + ${buf}[tid + s]; }
+      if (tid < s) { ${buf}[tid] = ${combine}; }
       workgroupBarrier();
     }`;
 }
@@ -42,7 +46,7 @@ export const GELU_WGSL = `
   }
 `;
 
-abstract class RowProgram implements WebGPUProgram {
+export abstract class RowProgram implements WebGPUProgram {
   outputShape: number[];
   shaderKey: string;
   dispatchLayout: {x: number[]};
@@ -227,11 +231,7 @@ export class SoftmaxRowProgram extends RowProgram {
         var mx = -3.402823e+38;
         for (var c = tid; c < C; c = c + ${ROW_WG}) { mx = max(mx, x[base + c]); }
         buf[tid] = mx;
-        workgroupBarrier();
-        for (var s = ${ROW_WG / 2}; s > 0; s = s >> 1) {
-          if (tid < s) { buf[tid] = max(buf[tid], buf[tid + s]); }
-          workgroupBarrier();
-        }
+        ${reduceSnippet('buf', 'max')}
         let rowMax = buf[0];
         workgroupBarrier();
         var acc = 0.0;

@@ -1,9 +1,11 @@
 /**
- * Registers the WebGPU kernels of the fused layer ops (LayerNorm, bias+GELU, AdamW; issue 9)
+ * Registers the WebGPU kernels of the fused layer ops (LayerNorm, bias+GELU, softmax, AdamW,
+ * fused softmax attention; issue 9)
  * for backend 'webgpu'. Types only from @tensorflow/tfjs-backend-webgpu, like register.ts.
  */
 import {registerKernel} from '@tensorflow/tfjs-core';
 
+import {attentionKernelConfigs} from './attention';
 import {layerOpKernelConfigs} from './layer_ops';
 
-for (const config of layerOpKernelConfigs) registerKernel(config);
+for (const config of [...layerOpKernelConfigs, ...attentionKernelConfigs]) registerKernel(config);

@@ -158,4 +158,43 @@ describe('attention ops (webgpu, Dawn) match cpu', function() {
       ref.forEach((r, i) => assert.ok(maxRelError(got[i], r) < 1e-5, `output ${i}: ${maxRelError(got[i], r)}`));
     });
   }
+
+  const attention = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) =>
+    karat.softmaxAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D);
+  // S = 197 (ViT-Tiny/16 at 224), more keys than threads; S = 70 and d = 33 not multiples of 64;
+  // T != S; S = 2100 is beyond the kernel limit (composite path).
+  for (const [B, h, T, S, d, dv, kernel] of [[2, 3, 197, 197, 64, 64, true], [1, 2, 9, 70, 33, 5, true],
+                                             [1, 1, 3, 2100, 4, 3, false]] as const) {
+    it(`softmaxAttention B${B} h${h} T${T} S${S} d${d} dv${dv}: ${kernel ? 'fused kernels' : 'composite beyond the kernel limit'}, matches cpu`, async () => {
+      const inputs = () => [rnd([B, h, T, d], 21, 2), rnd([B, h, S, d], 22, 2), rnd([B, h, S, dv], 23)];
+      await tf.setBackend('cpu');
+      let xs = inputs();
+      const ref = await all(valueAndGrads(attention, xs, 24));
+      tf.dispose(xs);
+      await tf.setBackend('webgpu');
+      xs = inputs();
+      const got = await all(valueAndGrads(attention, xs, 24));
+      ref.forEach((r, i) => assert.ok(maxRelError(got[i], r) < 2e-5, `output ${i}: ${maxRelError(got[i], r)}`));
+      const info = await tf.profile(() => valueAndGrads(attention, xs, 24));
+      const names = info.kernels.map((x) => x.name);
+      for (const n of [karat.KArAtSoftmaxAttention, karat.KArAtSoftmaxAttentionProbs, karat.KArAtSoftmaxAttentionGradScores]) {
+        assert.equal(names.includes(n), kernel, `${n} ${kernel ? 'runs' : 'does not run'}: ${[...new Set(names)]}`);
+      }
+      tf.dispose([...xs, ...(info.result as tf.Tensor[])]);
+    });
+  }
+
+  it('the kernels follow their contract (probs, gradient scores) against stock ops', async () => {
+    await tf.setBackend('webgpu');
+    const [q, k, v, dy] = [rnd([2, 2, 6, 8], 31, 2), rnd([2, 2, 11, 8], 32, 2), rnd([2, 2, 11, 5], 33), rnd([2, 2, 6, 5], 34)];
+    const p = tf.engine().runKernel(karat.KArAtSoftmaxAttentionProbs, {q, k}) as tf.Tensor;
+    const ds = tf.engine().runKernel(karat.KArAtSoftmaxAttentionGradScores, {q, k, v, dy}) as tf.Tensor;
+    const pRef = tf.softmax(tf.matMul(q, k, false, true));
+    const dp = tf.matMul(dy, v, false, true);
+    const dsRef = tf.mul(pRef, tf.sub(dp, tf.sum(tf.mul(dp, pRef), -1, true)));
+    const [a, b, c, e] = await all([p, pRef, ds, dsRef]);
+    assert.ok(maxRelError(a, b) < 1e-5, `probs: ${maxRelError(a, b)}`);
+    assert.ok(maxRelError(c, e) < 1e-5, `grad scores: ${maxRelError(c, e)}`);
+    tf.dispose([q, k, v, dy, dp]);
+  });
 });

@@ -13,6 +13,15 @@
  *       probabilities in the backward pass (the [B,h,T,S] scores and probabilities are never
  *       kept between forward and backward).
  *
+ * Kernel contract of softmaxAttention (a backend may register them; kernels-webgpu/ does):
+ *   KArAtSoftmaxAttention            {q, k, v}     -> softmax(q kᵀ) v             [B,h,T,dv]
+ *   KArAtSoftmaxAttentionProbs       {q, k}        -> P = softmax(q kᵀ)           [B,h,T,S]
+ *   KArAtSoftmaxAttentionGradScores  {q, k, v, dy} -> dS = P ∘ (dP − rowsum(dP ∘ P)),
+ *                                                     dP = dy vᵀ                  [B,h,T,S]
+ * for S <= SOFTMAX_ATTENTION_LIMITS.keys and d, dv <= SOFTMAX_ATTENTION_LIMITS.headDim; beyond
+ * them, and without the kernels, the op runs the composite (matMul, softmaxLastAxis, matMul).
+ * Backward with the kernels: Probs, GradScores and three matmuls (dq = dS k, dk = dSᵀ q, dv = Pᵀ dy).
+ *
  * The same kernels run in the forward pass as with the stock composition (on webgpu the
  * softmax is the fused KArAtSoftmax kernel and its backward the one-dispatch
  * KArAtSoftmaxGrad). KArAtMultiHeadAttention uses these ops when `useLeanAttention()` (flag
@@ -24,6 +33,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import {hasFusedKernel} from './fourier_karat';
 import {compositeSoftmaxGrad, KARAT_WEBGPU_FUSED_LAYERS_FLAG, KArAtSoftmaxGrad, softmaxLastAxis} from './fused_layers';
 import {checkTensor, KArAtArgumentError} from './validate';
+
+export const KArAtSoftmaxAttention = 'KArAtSoftmaxAttention';
+export const KArAtSoftmaxAttentionProbs = 'KArAtSoftmaxAttentionProbs';
+export const KArAtSoftmaxAttentionGradScores = 'KArAtSoftmaxAttentionGradScores';
+/** Sizes the fused softmax-attention kernels accept (the score row lives in workgroup memory). */
+export const SOFTMAX_ATTENTION_LIMITS = {keys: 2048, headDim: 256};
 
 /**
  * True when the plugin's attention layers use these ops: flag KARAT_WEBGPU_FUSED_LAYERS on (the
@@ -144,20 +159,34 @@ export function softmaxAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D)
   const [B, h, , d] = qt.shape;
   const kt = checkTensor(op, 'k', k, ['B', 'h', 'S', 'd'], [B, h, null, d]) as tf.Tensor4D;
   const S = kt.shape[2];
-  checkTensor(op, 'v', v, ['B', 'h', 'S', 'dv'], [B, h, S]);
-  const probs = (qq: tf.Tensor, kk: tf.Tensor) => softmaxLastAxis(tf.matMul(qq as tf.Tensor4D, kk as tf.Tensor4D, false, true));
-  return withGrad([qt, kt, v], ([qq, kk, vv], save) => {
+  const vt = checkTensor(op, 'v', v, ['B', 'h', 'S', 'dv'], [B, h, S]) as tf.Tensor4D;
+  const dv = vt.shape[3];
+  const L = SOFTMAX_ATTENTION_LIMITS;
+  const fits = S <= L.keys && d <= L.headDim && dv <= L.headDim;
+  const fused = (name: string) => fits && hasFusedKernel(name);
+  const probs = (qq: tf.Tensor4D, kk: tf.Tensor4D): tf.Tensor4D => fused(KArAtSoftmaxAttentionProbs) ?
+      tf.engine().runKernel(KArAtSoftmaxAttentionProbs, {q: qq, k: kk}) as tf.Tensor4D :
+      softmaxLastAxis(tf.matMul(qq, kk, false, true)) as tf.Tensor4D;
+  const gradScores = (qq: tf.Tensor4D, kk: tf.Tensor4D, vv: tf.Tensor4D, dy: tf.Tensor4D, p: tf.Tensor4D): tf.Tensor4D => {
+    if (fused(KArAtSoftmaxAttentionGradScores)) {
+      return tf.engine().runKernel(KArAtSoftmaxAttentionGradScores, {q: qq, k: kk, v: vv, dy}) as tf.Tensor4D;
+    }
+    const dp = tf.matMul(dy, vv, false, true);
+    return (hasFusedKernel(KArAtSoftmaxGrad) ?
+        tf.reshape(tf.engine().runKernel(KArAtSoftmaxGrad, {dy: tf.reshape(dp, [-1, S]), y: tf.reshape(p, [-1, S])}) as tf.Tensor, p.shape) :
+        compositeSoftmaxGrad(dp as unknown as tf.Tensor2D, p as unknown as tf.Tensor2D)) as tf.Tensor4D;
+  };
+  return withGrad([qt, kt, vt], ([qq, kk, vv], save) => {
     save([qq, kk, vv]);
+    const value = fused(KArAtSoftmaxAttention) ?
+        tf.engine().runKernel(KArAtSoftmaxAttention, {q: qq, k: kk, v: vv}) as tf.Tensor :
+        tf.matMul(probs(qq as tf.Tensor4D, kk as tf.Tensor4D), vv as tf.Tensor4D);
     return {
-      value: tf.matMul(probs(qq, kk) as tf.Tensor4D, vv as tf.Tensor4D),
+      value,
       gradFunc: (dy, saved) => {
         const [sq, sk, sv] = saved as tf.Tensor4D[];
-        const p = probs(sq, sk) as tf.Tensor4D;
-        const dp = tf.matMul(dy as tf.Tensor4D, sv, false, true);
-        const ds = (hasFusedKernel(KArAtSoftmaxGrad) ?
-            tf.reshape(tf.engine().runKernel(KArAtSoftmaxGrad, {
-              dy: tf.reshape(dp, [-1, S]), y: tf.reshape(p, [-1, S])}, {}) as tf.Tensor, p.shape) :
-            compositeSoftmaxGrad(dp as unknown as tf.Tensor2D, p as unknown as tf.Tensor2D)) as tf.Tensor4D;
+        const p = probs(sq, sk);
+        const ds = gradScores(sq, sk, sv, dy as tf.Tensor4D, p);
         return [tf.matMul(ds, sk), tf.matMul(ds, sq, true, false), tf.matMul(p, dy as tf.Tensor4D, true, false)];
       },
     };
