@@ -1,5 +1,6 @@
 /**
- * Memory-lean attention ops (issue 9): projectHeads, mergeHeadsProject, softmaxAttention.
+ * Memory-lean attention ops (issue 9): projectHeads, mergeHeadsProject, softmaxAttention,
+ * fourierAttention.
  * cpu: values and gradients equal autodiff of the stock tfjs compositions they replace (with and
  * without bias, multi-axis output), less memory kept for backward, argument errors.
  * webgpu (Dawn; skipped when unavailable): the same ops match cpu, gradients included.
@@ -9,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
+import {matMulPerHeadTransposedLeft} from '../src/ops/head_matmul';
 import {maxRelError, randomArray} from './support/reference';
 import {releaseWebGPUAfterAllTests, useWebGPUBackend} from './support/webgpu_node';
 
@@ -64,6 +66,11 @@ const cases: Case[] = [
   {name: 'softmaxAttention T=5, S=7', inputs: () => [rnd([2, 3, 5, 4], 11, 2), rnd([2, 3, 7, 4], 12, 2), rnd([2, 3, 7, 6], 13)],
    lean: (q, k, v) => karat.softmaxAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D),
    ref: (q, k, v) => stock.softmaxAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D)},
+  {name: 'fourierAttention N=9, r=4, G=3', inputs: () => [rnd([2, 2, 9, 4], 14, 1.5), rnd([2, 2, 9, 4], 15, 1.5),
+     rnd([2, 2, 9, 5], 16), rnd([2, 2, 4, 9, 3], 17, 0.3), rnd([2, 9, 4], 18, 0.5)],
+   lean: (q, k, v, c, w) => karat.fourierAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, c as tf.Tensor5D, w as tf.Tensor3D),
+   ref: (q, k, v, c, w) => tf.matMul(karat.fourierKArAtHidden(tf.matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true), c as tf.Tensor5D),
+                                     matMulPerHeadTransposedLeft(w as tf.Tensor3D, v as tf.Tensor4D))},
 ];
 
 async function all(ts: tf.Tensor[]) {

@@ -354,7 +354,7 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     const fused = await run(true);
     assert.equal(stock.names.some((n) => n.startsWith('KArAtLayerNorm')), false);
     const expected = ['KArAtLayerNorm', 'KArAtLayerNormGrad', 'KArAtBiasGelu', 'KArAtBiasGeluGrad'];
-    if (att === 'softmax') expected.push('KArAtSoftmax', 'KArAtSoftmaxGrad');
+    if (att === 'softmax') expected.push('KArAtSoftmaxAttention', 'KArAtSoftmaxAttentionProbs', 'KArAtSoftmaxAttentionGradScores');
     for (const k of expected) {
       assert.ok(fused.names.includes(k), k);
     }

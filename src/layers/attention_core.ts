@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import {operatorActivation, operatorAttention, operatorHidden, ResolvedOperatorConfig} from '../bases/index';
-import {softmaxAttention, useLeanAttention} from '../ops/attention';
+import {fourierAttention, softmaxAttention, useLeanAttention} from '../ops/attention';
 import {foldedAttention} from '../ops/fourier_karat';
 import {KArAtSoftmax, softmaxLastAxis, useFusedLayers} from '../ops/fused_layers';
 import {KArAtArgumentError} from '../ops/validate';
@@ -78,6 +78,11 @@ export function attentionCore(a: AttentionCoreArgs): AttentionCoreResult {
           'a KArAt operator has no normalisation to mask');
     }
     const {cfg, params} = a.activation;
+    if (cfg.basis === 'fourier' && cfg.baseActivation === 'zero' && cfg.rank !== 'full' && !drop &&
+        !a.returnScores && useLeanAttention()) {
+      // Keeps q, k, v only; the backward pass recomputes the scores and ĥ.
+      return {output: fourierAttention(a.query, a.key, a.value, params.coeffs as tf.Tensor5D, params.proj as tf.Tensor3D)};
+    }
     let output: tf.Tensor4D;
     if (!drop) {
       output = operatorAttention(s, params, cfg, a.value);

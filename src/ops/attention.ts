@@ -13,6 +13,11 @@
  *       probabilities in the backward pass (the [B,h,T,S] scores and probabilities are never
  *       kept between forward and backward).
  *
+ *   fourierAttention(q, k, v [B,h,N,·], coeffs [h,2,r,N,G], proj [h,N,r])  -> [B,h,N,dv]
+ *       modular Fourier-KArAt attention with a zero base activation, through the fold
+ *       ĥ(q kᵀ) (projᵀ v); the same recompute backward: saves q, k, v (and the parameters),
+ *       recomputes the scores and ĥ, then runs the fused FourierKArAtGrad.
+ *
  * Kernel contract of softmaxAttention (a backend may register them; kernels-webgpu/ does):
  *   KArAtSoftmaxAttention            {q, k, v}     -> softmax(q kᵀ) v             [B,h,T,dv]
  *   KArAtSoftmaxAttentionProbs       {q, k}        -> P = softmax(q kᵀ)           [B,h,T,S]
@@ -30,7 +35,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {hasFusedKernel} from './fourier_karat';
+import {fourierKArAtGrad, fourierKArAtHidden, hasFusedKernel} from './fourier_karat';
+import {matMulPerHeadTransposedLeft} from './head_matmul';
 import {compositeSoftmaxGrad, KARAT_WEBGPU_FUSED_LAYERS_FLAG, KArAtSoftmaxGrad, softmaxLastAxis} from './fused_layers';
 import {checkTensor, KArAtArgumentError} from './validate';
 
@@ -188,6 +194,44 @@ export function softmaxAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D)
         const p = probs(sq, sk);
         const ds = gradScores(sq, sk, sv, dy as tf.Tensor4D, p);
         return [tf.matMul(ds, sk), tf.matMul(ds, sq, true, false), tf.matMul(p, dy as tf.Tensor4D, true, false)];
+      },
+    };
+  }) as tf.Tensor4D;
+}
+
+/**
+ * Modular Fourier-KArAt attention σ̂(q kᵀ) v = ĥ(q kᵀ) · (projᵀ v) (spec's fold; zero base
+ * activation), q [B,h,N,d] (already scaled), k [B,h,N,d], v [B,h,N,dv], coeffs [h,2,r,N,G],
+ * proj [h,N,r] -> [B,h,N,dv]. Keeps q, k, v for the backward pass, which recomputes the N x N
+ * scores and ĥ instead of keeping them (one matmul and one FourierKArAt dispatch more).
+ */
+export function fourierAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, coeffs: tf.Tensor5D,
+                                 proj: tf.Tensor3D): tf.Tensor4D {
+  const op = 'fourierAttention';
+  const qt = checkTensor(op, 'q', q, ['B', 'h', 'N', 'd']) as tf.Tensor4D;
+  const [B, h, N, d] = qt.shape;
+  const kt = checkTensor(op, 'k', k, ['B', 'h', 'N', 'd'], [B, h, N, d]) as tf.Tensor4D;
+  const vt = checkTensor(op, 'v', v, ['B', 'h', 'N', 'dv'], [B, h, N]) as tf.Tensor4D;
+  const c = checkTensor(op, 'coeffs', coeffs, ['h', '2', 'r', 'N', 'G'], [h, 2, null, N]) as tf.Tensor5D;
+  const r = c.shape[2];
+  const w = checkTensor(op, 'proj', proj, ['h', 'N', 'r'], [h, N, r]) as tf.Tensor3D;
+  return withGrad([qt, kt, vt, c, w], ([qq, kk, vv, cc, ww], save) => {
+    save([qq, kk, vv, cc, ww]);
+    const hidden = fourierKArAtHidden(tf.matMul(qq as tf.Tensor4D, kk as tf.Tensor4D, false, true), cc as tf.Tensor5D);
+    return {
+      value: tf.matMul(hidden, matMulPerHeadTransposedLeft(ww as tf.Tensor3D, vv as tf.Tensor4D)),
+      gradFunc: (dy, saved) => {
+        const [sq, sk, sv] = saved as tf.Tensor4D[];
+        const [sc, sw] = [saved[3] as tf.Tensor5D, saved[4] as tf.Tensor3D];
+        const s = tf.matMul(sq, sk, false, true) as tf.Tensor4D;
+        const hid = fourierKArAtHidden(s, sc);                  // [B,h,N,r]
+        const u = matMulPerHeadTransposedLeft(sw, sv);          // projᵀ v [B,h,r,dv]
+        const dHidden = tf.matMul(dy as tf.Tensor4D, u, false, true) as tf.Tensor4D;
+        const dU = tf.matMul(hid, dy as tf.Tensor4D, true, false);  // [B,h,r,dv]
+        const [ds, dCoeffs] = fourierKArAtGrad(dHidden, s, sc);
+        const dV = tf.matMul(tf.reshape(sw, [1, h, N, r]) as tf.Tensor4D, dU);     // proj dU, batch broadcast
+        const dProj = tf.sum(tf.matMul(sv, dU, false, true), 0);  // Σ_b v dUᵀ [h,N,r]
+        return [tf.matMul(ds, sk), tf.matMul(ds, sq, true, false), dV, dCoeffs, dProj];
       },
     };
   }) as tf.Tensor4D;

@@ -3,4 +3,4 @@ export {fourierKArAtHidden, fourierKArAtGrad, karatActivation, karatAttention, f
 export {compositeFourierKArAtHidden, compositeFourierKArAtGrad, fourierFeatures} from './composite';
 export {KArAtArgumentError} from './validate';
 export {leanGradients, leanVariableGrads, leanGradientsAvailable} from './lean_grads';
-export {projectHeads, mergeHeadsProject, softmaxAttention, useLeanAttention, KArAtSoftmaxAttention, KArAtSoftmaxAttentionProbs, KArAtSoftmaxAttentionGradScores, SOFTMAX_ATTENTION_LIMITS} from './attention';
+export {projectHeads, mergeHeadsProject, softmaxAttention, fourierAttention, useLeanAttention, KArAtSoftmaxAttention, KArAtSoftmaxAttentionProbs, KArAtSoftmaxAttentionGradScores, SOFTMAX_ATTENTION_LIMITS} from './attention';
