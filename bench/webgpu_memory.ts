@@ -32,7 +32,7 @@ const VARIANTS: Record<string, {fused: boolean, gradients: 'tfjs' | 'lean'}> = {
 
 interface MemoryRecord {
   attention: string; variant: string; batch: number; depth: number; image: number; patch: number;
-  resident_bytes: number; step_peak_bytes: number; profile_peak_bytes: number; step_ms: number;
+  resident_bytes: number; step_peak_bytes: number; total_peak_bytes: number; profile_peak_bytes: number; step_ms: number;
 }
 
 const MiB = (b: number) => (b / 2 ** 20).toFixed(1);
@@ -69,9 +69,9 @@ async function main() {
           const before = tf.memory().numBytes;
           const prof = await tf.profile(() => tf.dispose(s.step()));
           const r: MemoryRecord = {attention, variant, batch, depth, image, patch, resident_bytes: resident,
-                                   step_peak_bytes: peak, profile_peak_bytes: prof.peakBytes - before, step_ms: ms};
+                                   step_peak_bytes: peak, total_peak_bytes: resident + peak, profile_peak_bytes: prof.peakBytes - before, step_ms: ms};
           records.push(r);
-          console.log(`${attention} ${variant} b${batch}: resident ${MiB(resident)} MiB, step peak +${MiB(peak)} MiB ` +
+          console.log(`${attention} ${variant} b${batch}: total ${MiB(resident + peak)} MiB = resident ${MiB(resident)} + step peak ${MiB(peak)} ` +
                       `(tf.profile +${MiB(r.profile_peak_bytes)} MiB), ${(ms / 1000).toFixed(1)} s`);
         } finally {
           s.dispose();

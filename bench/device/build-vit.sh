@@ -2,6 +2,7 @@
 # Builds the issue-9 ViT benchmark (stock vs fused layers/AdamW on webgpu) for the GPU machine:
 #   build/device/webgpu-vit.mjs   bench/webgpu_vit.ts + tfjs + tfjs-karat in one ESM file
 #                                 (the `webgpu` Dawn package left external, as build.sh)
+#   build/device/webgpu-memory.mjs  bench/webgpu_memory.ts (GPU-buffer memory per variant)
 #   .device/                      node, Vulkan loader, env.sh (../shared/device/prepare.sh)
 # Usage, from the project root:  bash bench/device/build-vit.sh [--smoke]
 #   --smoke  also runs the bundle here (SwiftShader) on the smallest case.
@@ -10,7 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=build/device
 bash bench/device/bundle.sh bench/webgpu_vit.ts webgpu-vit.mjs
+bash bench/device/bundle.sh bench/webgpu_memory.ts webgpu-memory.mjs
 if [ "${1:-}" = "--smoke" ]; then
   node "$out/webgpu-vit.mjs" --quick --attention softmax --variants fused --iters 1 --warmup 0 \
     --json "$out/smoke-vit.json"
+  node "$out/webgpu-memory.mjs" --attention softmax --variants fused+lean --batches 1,2 --depth 1 --image 32 --patch 8 \
+    --json "$out/smoke-memory.json"
 fi
