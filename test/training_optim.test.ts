@@ -10,7 +10,7 @@ import {strict as assert} from 'assert';
 
 import '../src/index';
 import {parseFlags, UsageError} from '../src/cli/main';
-import {AdamW, clipByGlobalNorm, Param} from '../src/training/adamw';
+import {AdamW, clipByGlobalNorm, Param, sumTensors} from '../src/training/adamw';
 import {ConfigError, DEFAULTS, resolveConfig} from '../src/training/config';
 import {confusionMatrix, softCrossEntropy, topKCorrect} from '../src/training/metrics';
 import {paramRule} from '../src/training/model';
@@ -80,6 +80,16 @@ describe('training: AdamW', () => {
     assert.ok(Math.abs(c[0] - 0.6) < 1e-5 && Math.abs(c[3] - 0.8) < 1e-5);
     const unclipped = clipByGlobalNorm(g, 10);
     assert.deepEqual([...await unclipped.grads[1].data()], [0, 4]);
+  });
+
+  it('the global norm of many gradients sums in groups of <= 7 (WebGPU binds 8 buffers per program)', async () => {
+    const g = Array.from({length: 45}, (_, i) => tf.tensor1d([i, 1]));
+    const expected = Math.sqrt(g.reduce((a, _, i) => a + i * i + 1, 0));
+    const {grads, norm} = clipByGlobalNorm(g, 0);
+    assert.ok(Math.abs((await norm.data())[0] - expected) < 1e-4 * expected);
+    assert.equal((await sumTensors([tf.scalar(2)]).data())[0], 2);
+    assert.throws(() => sumTensors([]), /empty list/);
+    tf.dispose([...g, ...grads, norm]);
   });
 
   it('groups: no decay on biases, norms, embeddings, KArAt coefficients (unless asked); KArAt lr', () => {

@@ -2,7 +2,8 @@
  * End-to-end training (issue 4) with a tiny KArAt ViT on the cpu backend: exact resume
  * (2 epochs straight == 1 epoch + resume + 1 epoch), incompatible checkpoints, bad batch
  * size, atomic checkpoint writes under SIGKILL, and the `karat` CLI (train, Ctrl-C, eval,
- * info) in a child process.
+ * info) in a child process; on webgpu (Dawn, skipped when unavailable) the trainer runs the
+ * fused kernels (LayerNorm, in-place AdamW) and follows the cpu run.
  */
 import '@tensorflow/tfjs-backend-cpu';
 
@@ -18,6 +19,9 @@ import {DataError} from '../src/data/dataset';
 import {CheckpointError, readCheckpoint, writeFileAtomic} from '../src/training/checkpoint';
 import {resolveConfig, TrainConfig} from '../src/training/config';
 import {train} from '../src/training/trainer';
+import {releaseWebGPUAfterAllTests, useWebGPUBackend} from './support/webgpu_node';
+
+releaseWebGPUAfterAllTests();
 
 const tmp = mkdtempSync(join(tmpdir(), 'karat-train-test-'));
 after(() => rmSync(tmp, {recursive: true, force: true}));
@@ -114,6 +118,38 @@ describe('training: resume continues identically (cpu)', function() {
     assert.throws(() => readCheckpoint(join(out, 'cut.ckpt')), /truncated or corrupt checkpoint/);
     await assert.rejects(train(cfgOf({epochs: 1, outDir: out, batchSize: 97}), {}, 'run3'),
         (e: Error) => e instanceof DataError && /batch size 97 is larger than dataset 'cifar10-subset\/train\[:96\]' \(96 examples\)/.test(e.message));
+  });
+});
+
+describe('training on webgpu (Dawn)', function() {
+  this.timeout(600000);
+  before(async function() {
+    await useWebGPUBackend(this);
+  });
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('the trainer runs the fused kernels and the in-place AdamW, and follows the cpu run', async () => {
+    const out = join(tmp, 'webgpu');
+    const cfg = (backend: string) => cfgOf({epochs: 1, outDir: out, backend, dropPath: 0});
+    const ref = await train(cfg('cpu'), {}, 'cpu');
+    let got: Awaited<ReturnType<typeof train>> | null = null;
+    const info = await tf.profile(async () => {
+      got = await train(cfg('webgpu'), {}, 'webgpu');
+    });
+    const names = new Set(info.kernels.map((k) => k.name));
+    for (const k of ['KArAtAdamWInPlace', 'KArAtLayerNorm', 'KArAtLayerNormGrad', 'FourierKArAt', 'FourierKArAtGrad']) {
+      assert.ok(names.has(k), `${k} ran on webgpu`);
+    }
+    assert.equal(got!.backend, 'webgpu');
+    const [a, b] = [ref.history[0].trainLoss, got!.history[0].trainLoss];
+    assert.ok(Math.abs(a - b) < 1e-3 * Math.abs(a), `train loss cpu ${a} vs webgpu ${b}`);
+    const [wa, wb] = [await weightsOf(ref), await weightsOf(got!)];
+    const rel = Math.max(...wa.map((w, i) => Math.max(...w.map((v, k) => Math.abs(v - wb[i][k]))) / Math.max(1e-6, ...w.map(Math.abs))));
+    assert.ok(rel < 1e-3, `weights after 3 steps: max relative difference ${rel}`);
+    ref.model.dispose();
+    got!.model.dispose();
   });
 });
 

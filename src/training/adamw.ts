@@ -142,9 +142,28 @@ export class AdamW {
   }
 }
 
+/**
+ * Sum of same-shape tensors by addN over groups of at most 7: a WebGPU program may bind 8
+ * storage buffers (7 inputs + the output), and tfjs-backend-webgpu's AddN does not split larger
+ * lists (its pipeline is invalid and the sum is silently lost).
+ */
+export function sumTensors(ts: tf.Tensor[]): tf.Tensor {
+  if (ts.length === 0) throw new Error('sumTensors: empty list');
+  let xs = ts;
+  while (xs.length > 1) {
+    const next: tf.Tensor[] = [];
+    for (let i = 0; i < xs.length; i += 7) {
+      const group = xs.slice(i, i + 7);
+      next.push(group.length === 1 ? group[0] : tf.addN(group));
+    }
+    xs = next;
+  }
+  return xs[0];
+}
+
 /** Global L2 norm of a list of gradients (one scalar download). */
 export function globalNorm(grads: tf.Tensor[]): tf.Scalar {
-  return tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+  return tf.tidy(() => tf.sqrt(sumTensors(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
 }
 
 /**
