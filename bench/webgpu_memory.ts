@@ -84,13 +84,15 @@ async function main() {
         const [a, b] = [rs[0], rs[rs.length - 1]];
         const perImage = (b.step_peak_bytes - a.step_peak_bytes) / (b.batch - a.batch);
         const fixed = a.step_peak_bytes - perImage * a.batch;
-        const residentPerImage = (b.resident_bytes - a.resident_bytes) / (b.batch - a.batch);
-        const residentFixed = a.resident_bytes - residentPerImage * a.batch;
-        const total = residentFixed + residentPerImage * target + fixed + perImage * target;
-        fits.push({attention, variant, per_image_bytes: perImage, fixed_bytes: fixed, resident_fixed_bytes: residentFixed,
+        // Resident at the target batch: the largest measured case plus the extra input images and
+        // one-hot labels (exact), as parameters and optimizer state do not grow with the batch.
+        const inputPerImage = (image * image * 3 + 1000) * 4;
+        const resident = b.resident_bytes + (target - b.batch) * inputPerImage;
+        const total = resident + fixed + perImage * target;
+        fits.push({attention, variant, per_image_bytes: perImage, fixed_bytes: fixed, resident_bytes: resident,
                    [`extrapolated_total_b${target}_GiB`]: total / 2 ** 30});
-        console.log(`  fit: ${MiB(perImage)} MiB per image + ${MiB(fixed)} MiB; resident ${MiB(residentFixed)} MiB + ` +
-                    `${MiB(residentPerImage)} MiB per image => batch ${target}: ${(total / 2 ** 30).toFixed(2)} GiB (extrapolated)`);
+        console.log(`  fit: step peak ${MiB(perImage)} MiB per image + ${MiB(fixed)} MiB; resident at batch ${target} ` +
+                    `${MiB(resident)} MiB => batch ${target}: ${(total / 2 ** 30).toFixed(2)} GiB (extrapolated)`);
         write();
       }
     }

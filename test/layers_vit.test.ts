@@ -56,6 +56,29 @@ describe('models.vit: parameter counts (built, not run)', function() {
   });
 });
 
+describe('PatchEmbedding', function() {
+  before(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('equals a stride-p p x p conv2d + bias (values and kernel/bias gradients), non-square images', () => {
+    const layer = new karat.PatchEmbedding({patchSize: 4, dim: 5, biasInitializer: 'randomNormal'});
+    const x = tf.randomNormal([2, 8, 12, 3], 0, 1, 'float32', 3);
+    const y = layer.apply(x) as tf.Tensor;
+    const [kernel, bias] = layer.getWeights() as [tf.Tensor4D, tf.Tensor1D];
+    const conv = (k: tf.Tensor4D, b: tf.Tensor1D) => tf.reshape(tf.add(tf.conv2d(x as tf.Tensor4D, k, 4, 'valid'), b), [2, 6, 5]);
+    assert.deepEqual(y.shape, [2, 6, 5]);
+    assert.ok(maxAbsDiff(y, conv(kernel, bias)) < 1e-5);
+    const w = tf.randomNormal([2, 6, 5], 0, 1, 'float32', 4);
+    const [gk, gb] = tf.grads((k: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(conv(k as tf.Tensor4D, b as tf.Tensor1D), w)))([kernel, bias]);
+    const vars = layer.trainableWeights.map((v) => (v as unknown as {val: tf.Variable}).val);
+    const {grads} = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, w)) as tf.Scalar, vars);
+    assert.ok(maxAbsDiff(grads[vars[0].name], gk) < 1e-4);
+    assert.ok(maxAbsDiff(grads[vars[1].name], gb) < 1e-4);
+    tf.dispose([x, y, w, gk, gb, ...Object.values(grads)]);
+  });
+});
+
 describe('KArAtMultiHeadAttention', function() {
   before(async () => {
     await tf.setBackend('cpu');

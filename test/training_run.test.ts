@@ -2,8 +2,8 @@
  * End-to-end training (issue 4) with a tiny KArAt ViT on the cpu backend: exact resume
  * (2 epochs straight == 1 epoch + resume + 1 epoch), incompatible checkpoints, bad batch
  * size, atomic checkpoint writes under SIGKILL, and the `karat` CLI (train, Ctrl-C, eval,
- * info) in a child process; on webgpu (Dawn, skipped when unavailable) the trainer runs the
- * fused kernels (LayerNorm, in-place AdamW) and follows the cpu run.
+ * info) in a child process; on wasm, and on webgpu (Dawn, skipped when unavailable) with the
+ * fused kernels (LayerNorm, in-place AdamW), training follows the cpu run.
  */
 import '@tensorflow/tfjs-backend-cpu';
 
@@ -121,35 +121,43 @@ describe('training: resume continues identically (cpu)', function() {
   });
 });
 
-describe('training on webgpu (Dawn)', function() {
-  this.timeout(600000);
-  before(async function() {
-    await useWebGPUBackend(this);
+/** Trains TINY for one epoch on `backend` and on cpu; the losses and weights agree closely. */
+async function followsCpu(backend: string, dir: string) {
+  const out = join(tmp, dir);
+  const cfg = (b: string) => cfgOf({epochs: 1, outDir: out, backend: b, dropPath: 0});
+  const ref = await train(cfg('cpu'), {}, 'cpu');
+  let got: Awaited<ReturnType<typeof train>> | null = null;
+  const info = await tf.profile(async () => {
+    got = await train(cfg(backend), {}, backend);
   });
+  assert.equal(got!.backend, backend);
+  const [a, b] = [ref.history[0].trainLoss, got!.history[0].trainLoss];
+  assert.ok(Math.abs(a - b) < 1e-3 * Math.abs(a), `train loss cpu ${a} vs ${backend} ${b}`);
+  const [wa, wb] = [await weightsOf(ref), await weightsOf(got!)];
+  const rel = Math.max(...wa.map((w, i) => Math.max(...w.map((v, k) => Math.abs(v - wb[i][k]))) / Math.max(1e-6, ...w.map(Math.abs))));
+  assert.ok(rel < 1e-3, `weights after 3 steps: max relative difference ${rel}`);
+  ref.model.dispose();
+  got!.model.dispose();
+  return new Set(info.kernels.map((k) => k.name));
+}
+
+describe('training on wasm and webgpu', function() {
+  this.timeout(600000);
   after(async () => {
     await tf.setBackend('cpu');
   });
 
-  it('the trainer runs the fused kernels and the in-place AdamW, and follows the cpu run', async () => {
-    const out = join(tmp, 'webgpu');
-    const cfg = (backend: string) => cfgOf({epochs: 1, outDir: out, backend, dropPath: 0});
-    const ref = await train(cfg('cpu'), {}, 'cpu');
-    let got: Awaited<ReturnType<typeof train>> | null = null;
-    const info = await tf.profile(async () => {
-      got = await train(cfg('webgpu'), {}, 'webgpu');
-    });
-    const names = new Set(info.kernels.map((k) => k.name));
+  it('wasm trains (the patch embedding is a matmul: wasm has no Conv2DBackpropFilter) and follows cpu', async () => {
+    const names = await followsCpu('wasm', 'wasm');
+    assert.ok(!names.has('Conv2DBackpropFilter'));
+  });
+
+  it('webgpu (Dawn) runs the fused kernels and the in-place AdamW, and follows cpu', async function() {
+    await useWebGPUBackend(this);
+    const names = await followsCpu('webgpu', 'webgpu');
     for (const k of ['KArAtAdamWInPlace', 'KArAtLayerNorm', 'KArAtLayerNormGrad', 'FourierKArAt', 'FourierKArAtGrad']) {
       assert.ok(names.has(k), `${k} ran on webgpu`);
     }
-    assert.equal(got!.backend, 'webgpu');
-    const [a, b] = [ref.history[0].trainLoss, got!.history[0].trainLoss];
-    assert.ok(Math.abs(a - b) < 1e-3 * Math.abs(a), `train loss cpu ${a} vs webgpu ${b}`);
-    const [wa, wb] = [await weightsOf(ref), await weightsOf(got!)];
-    const rel = Math.max(...wa.map((w, i) => Math.max(...w.map((v, k) => Math.abs(v - wb[i][k]))) / Math.max(1e-6, ...w.map(Math.abs))));
-    assert.ok(rel < 1e-3, `weights after 3 steps: max relative difference ${rel}`);
-    ref.model.dispose();
-    got!.model.dispose();
   });
 });
 

@@ -34,7 +34,8 @@ export interface PatchEmbeddingArgs extends LayerArgs, WeightArgs {
 
 /**
  * [B, H, W, C] images -> [B, (H/p)·(W/p), dim] patch tokens: one p x p stride-p convolution
- * (weights 'kernel' [p, p, C, dim] and 'bias' [dim]), flattened row-major over patches.
+ * (weights 'kernel' [p, p, C, dim] and 'bias' [dim]), flattened row-major over patches;
+ * computed as a matmul over the patches.
  */
 export class PatchEmbedding extends tfl.layers.Layer {
   static className = 'PatchEmbedding';
@@ -87,11 +88,17 @@ export class PatchEmbedding extends tfl.layers.Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
+      // The stride-p p x p convolution as one matmul over non-overlapping patches: images
+      // [B, H, W, C] -> patch rows [B·gh·gw, p·p·C] (row-major (ky, kx, c), the kernel's layout)
+      // by reshape + one rank-4 transpose. Same result as conv2d; its backward is one matmul
+      // (tfjs's Conv2DBackpropFilter was ~30% of a cpu training step, and tfjs-backend-wasm has
+      // none, so this also lets wasm train).
       const x = oneTensor(inputs) as tf.Tensor4D;
-      const y = tf.add(
-          tf.conv2d(x, this.kernel!.read() as tf.Tensor4D, this.patchSize, 'valid'),
-          this.bias!.read());
-      const [B, gh, gw] = y.shape;
+      const [B, H, W, C] = x.shape;
+      const p = this.patchSize, gh = H / p, gw = W / p;
+      const rows = tf.reshape(tf.transpose(tf.reshape(x, [B * gh, p, gw, p * C]), [0, 2, 1, 3]), [B * gh * gw, p * p * C]);
+      const y = tf.add(tf.matMul(rows as tf.Tensor2D, tf.reshape(this.kernel!.read(), [p * p * C, this.dim]) as tf.Tensor2D),
+                       this.bias!.read());
       return tf.reshape(y, [B, gh * gw, this.dim]);
     });
   }

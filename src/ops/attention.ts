@@ -63,6 +63,16 @@ function withGrad(inputs: tf.Tensor[], f: (ts: tf.Tensor[], save: tf.GradSaveFun
     f(args.slice(0, n) as tf.Tensor[], args[n] as tf.GradSaveFunc))(...inputs);
 }
 
+/**
+ * x W + bias (bias over the last axis, given in any shape of that many elements): one fused
+ * matmul, except on wasm, whose _FusedMatMul checks the rank of the bias's *buffer* (the
+ * variable's [h, d]) rather than of the reshaped tensor and rejects it (tfjs 4.22).
+ */
+function matMulBias(a: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor): tf.Tensor2D {
+  const b = tf.reshape(bias, [w.shape[1]]);
+  return (tf.getBackend() === 'wasm' ? tf.add(tf.matMul(a, w), b) : tf.fused.matMul({a, b: w, bias: b})) as tf.Tensor2D;
+}
+
 function checkScale(op: string, scale: unknown): number {
   if (typeof scale !== 'number' || !Number.isFinite(scale)) {
     throw new KArAtArgumentError(`${op}: argument 'scale' must be a finite number, got ${String(scale)}`);
@@ -83,7 +93,7 @@ export function projectHeads(x: tf.Tensor3D, kernel: tf.Tensor3D, bias: tf.Tenso
   const forward = (xx: tf.Tensor3D, ww: tf.Tensor3D, bb: tf.Tensor2D | null) => {
     const a = tf.reshape(xx, [B * N, F]) as tf.Tensor2D;
     const w2 = tf.reshape(ww, [F, h * d]) as tf.Tensor2D;
-    let y: tf.Tensor = bb == null ? tf.matMul(a, w2) : tf.fused.matMul({a, b: w2, bias: tf.reshape(bb, [h * d])});
+    let y: tf.Tensor = bb == null ? tf.matMul(a, w2) : matMulBias(a, w2, bb);
     if (scale !== 1) y = tf.mul(y, scale);
     return tf.transpose(tf.reshape(y, [B, N, h, d]), [0, 2, 1, 3]) as tf.Tensor4D;
   };
@@ -141,7 +151,7 @@ export function mergeHeadsProject(o: tf.Tensor4D, kernel: tf.Tensor, bias: tf.Te
     const m = merge(ts[0]);
     save([m, ts[1]]);
     const y = ts.length === 2 ? tf.matMul(m, w2(ts[1])) :
-        tf.fused.matMul({a: m, b: w2(ts[1]), bias: tf.reshape(ts[2], [outSize])});
+        matMulBias(m, w2(ts[1]), ts[2]);
     return {
       value: tf.reshape(y, [B, T, ...outShape]),
       gradFunc: (dy, saved) => {
