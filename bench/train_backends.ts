@@ -12,6 +12,7 @@ import {mkdirSync, writeFileSync} from 'node:fs';
 import {dirname} from 'node:path';
 
 import '../src/index';
+import {leanVariableGrads} from '../src/ops/lean_grads';
 import {AdamW, clipByGlobalNorm} from '../src/training/adamw';
 import {activateBackend} from '../src/training/backend';
 import {modelWeights} from '../src/training/checkpoint';
@@ -35,7 +36,7 @@ async function one(backend: string): Promise<Record<string, unknown>> {
   const y = tf.oneHot(tf.randomUniform([B], 0, 10, 'int32') as tf.Tensor1D, 10);
   const yf = tf.cast(y, 'float32') as tf.Tensor2D;
   const step = async () => {
-    const {value, grads} = tf.variableGrads(() => softCrossEntropy(model.apply(x, {training: true}) as tf.Tensor2D, yf), vars);
+    const {value, grads} = leanVariableGrads(() => softCrossEntropy(model.apply(x, {training: true}) as tf.Tensor2D, yf), vars);
     const {grads: g, norm} = clipByGlobalNorm(vars.map((v) => grads[v.name]), 1);
     opt.apply(g, 1e-3);
     await value.data();

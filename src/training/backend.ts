@@ -13,11 +13,10 @@ import {nodeFs, nodeOs} from '../data/node';
  * Order tried by 'auto', fastest first, from the training throughput measured on the
  * 2-core CPU-only machines (docs/training.md): the TensorFlow binding when installed,
  * WebGPU only on a hardware adapter (on SwiftShader it trains ~10x slower than cpu), then
- * cpu. wasm trains too (--backend wasm; the patch embedding is a matmul, so the missing
- * Conv2DBackpropFilter of tfjs-backend-wasm 4.22 no longer matters) but is not in the list:
- * see docs/training.md for its measured throughput.
+ * wasm (SIMD; ~2.7x the training throughput of cpu since the patch embedding is a matmul and
+ * no longer needs the Conv2DBackpropFilter kernel tfjs-backend-wasm lacks), then cpu.
  */
-export const AUTO_ORDER: ReadonlyArray<Exclude<BackendChoice, 'auto'>> = ['tensorflow', 'webgpu', 'cpu'];
+export const AUTO_ORDER: ReadonlyArray<Exclude<BackendChoice, 'auto'>> = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 
 /** A GPU device node or an explicit non-SwiftShader Vulkan driver: worth probing WebGPU. */
 function hardwareGpuLikely(): boolean {
