@@ -11,7 +11,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {strict as assert} from 'assert';
 
 import * as karat from '../src/index';
-import {leanGradients, leanVariableGrads} from '../src/ops/lean_grads';
+import {enableLeanGradients, leanGradients, leanGradientsEnabled, leanVariableGrads} from '../src/ops/lean_grads';
 
 async function sameValues(a: tf.Tensor, b: tf.Tensor, what: string) {
   assert.deepEqual(a.shape, b.shape, `${what}: shape`);
@@ -86,6 +86,43 @@ describe('leanGradients / leanVariableGrads', () => {
     // d/dx of (d/dx x^3) = 6x
     const d2 = tf.grad((t: tf.Tensor) => leanGradients(() => tf.pow(t, 3), [t]).grads[0]!)(x);
     assert.ok(Math.abs((await d2.data())[0] - 6 * 0.7) < 1e-5);
+  });
+
+  it('enableLeanGradients routes model.fit through the lean pass: bitwise the same weights, lower peak', async () => {
+    const model = karat.models.vit({
+      preset: 'tiny', depth: 1, imageSize: 16, patchSize: 8, channels: 3, numClasses: 4, dim: 16, heads: 2,
+      attention: {type: 'fourier', grid: 2, rank: 3, mode: 'blockwise'},
+    });
+    const x = tf.randomNormal([8, 16, 16, 3], 0, 1, 'float32', 11);
+    const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 3, 2, 1, 0], 'int32'), 4);
+    const init = model.getWeights().map((w) => w.clone());
+    const fit = async () => {
+      model.setWeights(init);
+      model.compile({optimizer: tf.train.adam(1e-2), loss: 'categoricalCrossentropy'});
+      const prof = await tf.profile(async () => {
+        await model.fit(x, y, {epochs: 2, batchSize: 4, shuffle: false, verbose: 0});
+      });
+      return {weights: await Promise.all(model.getWeights().map((w) => w.data())), peak: prof.peakBytes};
+    };
+    const stock = await fit();
+    assert.equal(enableLeanGradients(), true);
+    assert.equal(leanGradientsEnabled(), true);
+    let lean: Awaited<ReturnType<typeof fit>>;
+    let d2: number;
+    try {
+      lean = await fit();
+      // higher-order gradients still work while enabled (d²/dx² x³ = 6x)
+      d2 = (await tf.grad((t: tf.Tensor) => tf.grad((u: tf.Tensor) => tf.pow(u, 3))(t))(tf.scalar(0.5)).data())[0];
+    } finally {
+      enableLeanGradients(false);
+    }
+    assert.equal(leanGradientsEnabled(), false);
+    assert.ok(!Object.prototype.hasOwnProperty.call(tf.engine(), 'gradients'), 'the engine method is restored');
+    assert.ok(Math.abs(d2 - 3) < 1e-5);
+    stock.weights.forEach((w, i) => assert.deepEqual(Array.from(lean.weights[i]), Array.from(w), `weight ${i}`));
+    assert.ok(lean.peak < stock.peak, `fit peak bytes: lean ${lean.peak} vs stock ${stock.peak}`);
+    tf.dispose([x, y, ...init]);
+    model.dispose();
   });
 
   it('rejects bad arguments by name', () => {

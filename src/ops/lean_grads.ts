@@ -87,6 +87,44 @@ function nodesXToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): Array<{node
   return out;
 }
 
+type GradientsFn = (f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor, allowNoGradients?: boolean) =>
+    {value: tf.Tensor, grads: Array<tf.Tensor | null>};
+
+/** The engine's own gradients() saved by enableLeanGradients, while it is replaced. */
+let savedStock: {fn: GradientsFn, own: boolean} | null = null;
+
+/** tfjs's own backward pass (even while enableLeanGradients has replaced engine.gradients). */
+function stockGradients(): GradientsFn {
+  const e = tf.engine() as unknown as {gradients: GradientsFn};
+  return (savedStock?.fn ?? e.gradients).bind(e);
+}
+
+/**
+ * Routes every tfjs gradient computation through the lean backward pass: tf.grad, tf.grads,
+ * tf.valueAndGrad(s), tf.variableGrads, optimizer.minimize and so LayersModel.fit. Same
+ * gradients bit for bit, lower peak memory. `enableLeanGradients(false)` restores tfjs's own.
+ * Returns whether the lean pass is now active (false when this tfjs lacks the engine internals
+ * it needs; nothing is changed then).
+ */
+export function enableLeanGradients(enable = true): boolean {
+  const e = tf.engine() as unknown as {gradients: GradientsFn};
+  if (enable && savedStock == null) {
+    if (engineInternals() == null) return false;
+    savedStock = {fn: e.gradients, own: Object.prototype.hasOwnProperty.call(e, 'gradients')};
+    e.gradients = (f, xs, dy, allowNoGradients) => leanGradients(f, xs, dy, allowNoGradients ?? false);
+  } else if (!enable && savedStock != null) {
+    if (savedStock.own) e.gradients = savedStock.fn;
+    else delete (e as {gradients?: GradientsFn}).gradients;
+    savedStock = null;
+  }
+  return savedStock != null;
+}
+
+/** True while enableLeanGradients() has routed tfjs's gradients through the lean pass. */
+export function leanGradientsEnabled(): boolean {
+  return savedStock != null;
+}
+
 /**
  * As `tf.engine().gradients(f, xs, dy)`: returns {value: f(), grads: d value / d xs} (null for an
  * x that `f` does not depend on when `allowNoGradients`), freeing intermediate gradients and saved
@@ -103,7 +141,7 @@ export function leanGradients(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tenso
   }
   const engine = engineInternals();
   if (engine == null || engine.state.gradientDepth > 0) {
-    return tf.engine().gradients(f, xs, dy ?? undefined, allowNoGradients) as {value: tf.Tensor, grads: tf.Tensor[]};
+    return stockGradients()(f, xs, dy ?? undefined, allowNoGradients);
   }
   const y = engine.scopedRun(() => engine.startTape(), () => engine.endTape(), () => engine.tidy('forward', f));
   if (!(y instanceof tf.Tensor)) {
