@@ -36,7 +36,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import {fourierKArAtGrad, fourierKArAtHidden, hasFusedKernel} from './fourier_karat';
-import {matMulPerHeadTransposedLeft} from './head_matmul';
 import {compositeSoftmaxGrad, KARAT_WEBGPU_FUSED_LAYERS_FLAG, KArAtSoftmaxGrad, softmaxLastAxis} from './fused_layers';
 import {checkTensor, KArAtArgumentError} from './validate';
 
@@ -225,17 +224,21 @@ export function fourierAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D,
   const c = checkTensor(op, 'coeffs', coeffs, ['h', '2', 'r', 'N', 'G'], [h, 2, null, N]) as tf.Tensor5D;
   const r = c.shape[2];
   const w = checkTensor(op, 'proj', proj, ['h', 'N', 'r'], [h, N, r]) as tf.Tensor3D;
+  // projᵀ v per head as one batch-broadcast matmul [1,h,N,r]ᵀ x [B,h,N,dv] -> [B,h,r,dv] (one
+  // dispatch; the explicit backward below needs no gradient of the broadcast).
+  const projTv = (ww: tf.Tensor, vv: tf.Tensor) =>
+    tf.matMul(tf.reshape(ww, [1, h, N, r]) as tf.Tensor4D, vv as tf.Tensor4D, true, false);
   return withGrad([qt, kt, vt, c, w], ([qq, kk, vv, cc, ww], save) => {
     save([qq, kk, vv, cc, ww]);
     const hidden = fourierKArAtHidden(tf.matMul(qq as tf.Tensor4D, kk as tf.Tensor4D, false, true), cc as tf.Tensor5D);
     return {
-      value: tf.matMul(hidden, matMulPerHeadTransposedLeft(ww as tf.Tensor3D, vv as tf.Tensor4D)),
+      value: tf.matMul(hidden, projTv(ww, vv)),
       gradFunc: (dy, saved) => {
         const [sq, sk, sv] = saved as tf.Tensor4D[];
         const [sc, sw] = [saved[3] as tf.Tensor5D, saved[4] as tf.Tensor3D];
         const s = tf.matMul(sq, sk, false, true) as tf.Tensor4D;
         const hid = fourierKArAtHidden(s, sc);                  // [B,h,N,r]
-        const u = matMulPerHeadTransposedLeft(sw, sv);          // projᵀ v [B,h,r,dv]
+        const u = projTv(sw, sv);                               // projᵀ v [B,h,r,dv]
         const dHidden = tf.matMul(dy as tf.Tensor4D, u, false, true) as tf.Tensor4D;
         const dU = tf.matMul(hid, dy as tf.Tensor4D, true, false);  // [B,h,r,dv]
         const [ds, dCoeffs] = fourierKArAtGrad(dHidden, s, sc);
