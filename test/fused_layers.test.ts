@@ -160,15 +160,46 @@ describe('fused layer ops: composite path (cpu)', () => {
     assert.throws(() => karat.adamWUpdate(x, x, x, x, {...HYPER, beta1: 1}), /beta1/);
   });
 
-  it('the layers keep the stock path off webgpu (no fused kernels run on cpu)', async () => {
+  it('on cpu the LayerNorm layers take the composite layerNorm (no Tile-gradient Slice/Add), the stock layers when the flag is off', async () => {
     const model = karat.models.vit({preset: 'tiny', depth: 1, dim: 24, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3});
-    const x = tf.randomNormal([1, 8, 8, 3]);
-    const info = await tf.profile(() => model.predict(x) as tf.Tensor);
-    const names = info.kernels.map((k) => k.name);
-    assert.ok(names.includes('FusedBatchNorm'));
-    assert.deepEqual(names.filter((n) => n.startsWith('KArAt')), []);
-    info.result && tf.dispose(info.result as tf.Tensor);
-    x.dispose();
+    const x = tf.randomNormal([2, 8, 8, 3]);
+    const y = tf.oneHot(tf.tensor1d([0, 2], 'int32'), 3);
+    const vars = model.trainableWeights.map((w) => (w as unknown as {val: tf.Variable}).val);
+    const run = async (on: boolean) => {
+      tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, on);
+      try {
+        const info = await tf.profile(() => {
+          const r = tf.variableGrads(() => tf.mean(tfl.metrics.categoricalCrossentropy(
+              y, model.apply(x, {training: true}) as tf.Tensor)) as tf.Scalar, vars);
+          return [r.value, ...Object.values(r.grads)];
+        });
+        const out = info.result as tf.Tensor[];
+        const vals = await values(out);
+        tf.dispose(out);
+        return {vals, names: info.kernels.map((k) => k.name)};
+      } finally {
+        tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, true);
+      }
+    };
+    const stock = await run(false), lean = await run(true);
+    assert.ok(stock.names.includes('FusedBatchNorm'));
+    assert.ok(!lean.names.includes('FusedBatchNorm'), 'the composite layerNorm replaces tfjs-layers\' batchNorm formula');
+    assert.deepEqual(lean.names.filter((n) => n.startsWith('KArAt')), [], 'no fused kernel is registered for cpu');
+    const slices = (n: string[]) => n.filter((k) => k === 'Slice').length;
+    assert.ok(slices(lean.names) * 10 < slices(stock.names), `Slice kernels: ${slices(lean.names)} vs ${slices(stock.names)}`);
+    stock.vals.forEach((r, i) => below(maxRelErr(lean.vals[i], r), 1e-4, `loss/grad ${i}`));
+    // A model loaded from its model.json takes the same path (the subclasses are registered).
+    let artifacts: tf.io.ModelArtifacts | null = null;
+    await model.save(tf.io.withSaveHandler(async (a) => {
+      artifacts = a;
+      return {modelArtifactsInfo: {dateSaved: new Date(), modelTopologyType: 'JSON'}};
+    }));
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
+    const info = await tf.profile(() => loaded.predict(x) as tf.Tensor);
+    assert.ok(!info.kernels.some((k) => k.name === 'FusedBatchNorm'), 'the reloaded model uses the layerNorm op');
+    tf.dispose(info.result as tf.Tensor);
+    loaded.dispose();
+    tf.dispose([x, y]);
     model.dispose();
   });
 });

@@ -19,9 +19,9 @@
  * GELU is the exact (erf) GELU of tfjs-layers' 'gelu' activation; LayerNorm is tfjs-layers'
  * LayerNormalization over the last axis (biased variance, epsilon inside the square root).
  *
- * KARAT_WEBGPU_FUSED_LAYERS (tf.env flag, default true): when on and the backend is webgpu,
- * the plugin's layers (ViT LayerNorm, MLP Dense+GELU) call these ops; when off they run the
- * stock tfjs-layers code, so benchmarks can compare both in one process. The attention layer's
+ * KARAT_WEBGPU_FUSED_LAYERS (tf.env flag, default true): when on, the plugin's layers call
+ * these ops — LayerNorm on every backend, MLP Dense+GELU on webgpu; when off they run the stock
+ * tfjs-layers code, so benchmarks can compare both in one process. The attention layer's
  * memory-lean ops (src/ops/attention.ts) follow the same flag on every backend.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -55,6 +55,14 @@ export interface AdamWUpdateAttrs {
 
 export const KARAT_WEBGPU_FUSED_LAYERS_FLAG = 'KARAT_WEBGPU_FUSED_LAYERS';
 tf.env().registerFlag(KARAT_WEBGPU_FUSED_LAYERS_FLAG, () => true);
+
+/**
+ * True when the plugin's LayerNorm layers use the `layerNorm` op: the flag is on (any backend;
+ * the op runs the fused kernel where one is registered and its composite elsewhere).
+ */
+export function useLayerNormOp(): boolean {
+  return tf.env().getBool(KARAT_WEBGPU_FUSED_LAYERS_FLAG);
+}
 
 /**
  * True when the plugin's layers should use the fused layer ops: the flag is on, the active

@@ -13,7 +13,7 @@ import {nodeFs, nodeOs} from '../data/node';
  * Order tried by 'auto', fastest first, from the training throughput measured on the
  * 2-core CPU-only machines (docs/training.md): the TensorFlow binding when installed,
  * WebGPU only on a hardware adapter (on SwiftShader it trains ~10x slower than cpu), then
- * wasm (SIMD; ~2.7x the training throughput of cpu since the patch embedding is a matmul and
+ * wasm (SIMD; ~3x the training throughput of cpu since the patch embedding is a matmul and
  * no longer needs the Conv2DBackpropFilter kernel tfjs-backend-wasm lacks), then cpu.
  */
 export const AUTO_ORDER: ReadonlyArray<Exclude<BackendChoice, 'auto'>> = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
