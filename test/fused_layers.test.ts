@@ -65,6 +65,28 @@ function below(x: number, limit: number, what = 'value') {
   assert.ok(x < limit, `${what}: ${x} is not below ${limit}`);
 }
 
+/**
+ * Loss and every parameter gradient of one training batch, with flag KARAT_WEBGPU_FUSED_LAYERS
+ * set to `fused` (restored to its default after), and the kernel names tf.profile saw.
+ */
+async function lossAndGrads(model: tfl.LayersModel, x: tf.Tensor, y: tf.Tensor, fused: boolean) {
+  const vars = model.trainableWeights.map((w) => (w as unknown as {val: tf.Variable}).val);
+  tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, fused);
+  try {
+    const info = await tf.profile(() => {
+      const r = tf.variableGrads(() => tf.mean(tfl.metrics.categoricalCrossentropy(
+          y, model.apply(x, {training: true}) as tf.Tensor)) as tf.Scalar, vars);
+      return [r.value, ...Object.values(r.grads)];
+    });
+    const out = info.result as tf.Tensor[];
+    const vals = await values(out);
+    tf.dispose(out);
+    return {vals, names: info.kernels.map((k) => k.name)};
+  } finally {
+    tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, true);
+  }
+}
+
 const HYPER = {learningRate: 0.01, beta1: 0.9, beta2: 0.99, epsilon: 1e-6, weightDecay: 0.05, step: 3};
 
 describe('fused layer ops: composite path (cpu)', () => {
@@ -164,24 +186,7 @@ describe('fused layer ops: composite path (cpu)', () => {
     const model = karat.models.vit({preset: 'tiny', depth: 1, dim: 24, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3});
     const x = tf.randomNormal([2, 8, 8, 3]);
     const y = tf.oneHot(tf.tensor1d([0, 2], 'int32'), 3);
-    const vars = model.trainableWeights.map((w) => (w as unknown as {val: tf.Variable}).val);
-    const run = async (on: boolean) => {
-      tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, on);
-      try {
-        const info = await tf.profile(() => {
-          const r = tf.variableGrads(() => tf.mean(tfl.metrics.categoricalCrossentropy(
-              y, model.apply(x, {training: true}) as tf.Tensor)) as tf.Scalar, vars);
-          return [r.value, ...Object.values(r.grads)];
-        });
-        const out = info.result as tf.Tensor[];
-        const vals = await values(out);
-        tf.dispose(out);
-        return {vals, names: info.kernels.map((k) => k.name)};
-      } finally {
-        tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, true);
-      }
-    };
-    const stock = await run(false), lean = await run(true);
+    const stock = await lossAndGrads(model, x, y, false), lean = await lossAndGrads(model, x, y, true);
     assert.ok(stock.names.includes('FusedBatchNorm'));
     assert.ok(!lean.names.includes('FusedBatchNorm'), 'the composite layerNorm replaces tfjs-layers\' batchNorm formula');
     assert.deepEqual(lean.names.filter((n) => n.startsWith('KArAt')), [], 'no fused kernel is registered for cpu');
@@ -364,25 +369,8 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     });
     const x = tf.randomNormal([2, 8, 8, 3]);
     const y = tf.oneHot(tf.tensor1d([0, 2], 'int32'), 3);
-    const vars = model.trainableWeights.map((w) => (w as unknown as {val: tf.Variable}).val);
-    const run = async (fused: boolean) => {
-      tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, fused);
-      try {
-        const info = await tf.profile(() => {
-          const r = tf.variableGrads(() => tf.mean(tfl.metrics.categoricalCrossentropy(
-              y, model.apply(x, {training: true}) as tf.Tensor)) as tf.Scalar, vars);
-          return [r.value, ...Object.values(r.grads)];
-        });
-        const out = info.result as tf.Tensor[];
-        const vals = await values(out);
-        tf.dispose(out);
-        return {vals, names: info.kernels.map((k) => k.name)};
-      } finally {
-        tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, true);
-      }
-    };
-    const stock = await run(false);
-    const fused = await run(true);
+    const stock = await lossAndGrads(model, x, y, false);
+    const fused = await lossAndGrads(model, x, y, true);
     assert.equal(stock.names.some((n) => n.startsWith('KArAtLayerNorm')), false);
     const expected = ['KArAtLayerNorm', 'KArAtLayerNormGrad', 'KArAtBiasGelu', 'KArAtBiasGeluGrad'];
     if (att === 'softmax') expected.push('KArAtSoftmaxAttention', 'KArAtSoftmaxAttentionProbs', 'KArAtSoftmaxAttentionGradScores');
