@@ -25,8 +25,7 @@ export interface MeasureOptions {
   iters?: number;
 }
 
-/** Waits until the backend has finished all work on `result` (downloads one value). */
-async function sync(result: tf.TensorContainer): Promise<void> {
+function tensorsOf(result: tf.TensorContainer): tf.Tensor[] {
   const ts: tf.Tensor[] = [];
   const visit = (x: tf.TensorContainer) => {
     if (x instanceof tf.Tensor) ts.push(x);
@@ -34,7 +33,21 @@ async function sync(result: tf.TensorContainer): Promise<void> {
     else if (x != null && typeof x === 'object') Object.values(x).forEach((v) => visit(v as tf.TensorContainer));
   };
   visit(result);
-  for (const t of ts) await tf.slice(tf.reshape(t, [-1]), 0, 1).data();
+  return ts;
+}
+
+/** Waits until the backend has finished all work on `result` (downloads one value per tensor). */
+export async function sync(result: tf.TensorContainer): Promise<void> {
+  for (const t of tensorsOf(result)) {
+    const one = tf.slice(tf.reshape(t, [-1]), 0, 1);
+    await one.data();
+    one.dispose();
+  }
+}
+
+/** Waits for `result` by downloading every tensor: no kernel runs (for kernel counts). */
+export async function downloadAll(result: tf.TensorContainer): Promise<void> {
+  for (const t of tensorsOf(result)) await t.data();
 }
 
 export function median(xs: number[]): number {

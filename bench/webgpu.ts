@@ -27,7 +27,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as karat from '../src/index';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
 import {startWebGPUBench} from './webgpu_start';
-import {BenchRecord, measure, MeasureOptions, parseArgs, printTable} from './common';
+import {BenchRecord, measure, MeasureOptions, parseArgs, printTable, sync} from './common';
 import {ATTENTIONS, benchViT, ViTCase, vitRatios} from './vit';
 
 export interface Dims {B: number, h: number, N: number, r: number, G: number}
@@ -79,27 +79,20 @@ export function benchCases(quick: boolean): BenchCase[] {
   return sizes.flatMap(opCases);
 }
 
-/** Waits for `out` without downloading it (reads one element of each tensor). */
-async function sync(out: tf.TensorContainer): Promise<void> {
-  const ts: tf.Tensor[] = [];
-  const visit = (x: unknown) => {
-    if (x instanceof tf.Tensor) ts.push(x);
-    else if (Array.isArray(x)) x.forEach(visit);
-    else if (x != null && typeof x === 'object') Object.values(x).forEach(visit);
-  };
-  visit(out);
-  for (const t of ts) {
-    const one = tf.slice(tf.reshape(t, [-1]), 0, 1);
-    await one.data();
-    one.dispose();
-  }
+interface BufferManagerLike {numBytesUsed: number, acquireBuffer: (...a: unknown[]) => unknown}
+
+function bufferManager(): BufferManagerLike | undefined {
+  return (tf.backend() as unknown as {bufferManager?: BufferManagerLike}).bufferManager;
 }
 
-interface BufferManagerLike {numBytesUsed: number, acquireBuffer: (...a: unknown[]) => unknown}
+/** Bytes of GPU buffers in use now (tfjs-backend-webgpu's buffer manager), or null off webgpu. */
+export function gpuBytesInUse(): number | null {
+  return bufferManager()?.numBytesUsed ?? null;
+}
 
 /** Peak bytes of GPU buffers in use during one call, above those in use before it. */
 export async function gpuPeakBytes(fn: () => tf.TensorContainer): Promise<number | null> {
-  const bm = (tf.backend() as unknown as {bufferManager?: BufferManagerLike}).bufferManager;
+  const bm = bufferManager();
   if (bm == null) return null;
   const base = bm.numBytesUsed;
   let peak = base;
@@ -120,7 +113,7 @@ export async function gpuPeakBytes(fn: () => tf.TensorContainer): Promise<number
 }
 
 /** GPU kernel time of one call (ms), when the backend reports it. */
-async function kernelMs(fn: () => tf.TensorContainer): Promise<number | null> {
+export async function kernelMs(fn: () => tf.TensorContainer): Promise<number | null> {
   try {
     const info = await tf.time(() => {
       const out = tf.tidy(fn);

@@ -21,7 +21,7 @@ import '../src/index';
 import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 import {parseArgs} from './common';
 import {makeTrainStep} from './vit_fused';
-import {gpuPeakBytes} from './webgpu';
+import {gpuBytesInUse, gpuPeakBytes} from './webgpu';
 import {startWebGPUBench} from './webgpu_start';
 
 const VARIANTS: Record<string, {fused: boolean, gradients: 'tfjs' | 'lean'}> = {
@@ -47,7 +47,6 @@ async function main() {
   const depth = Number(args.depth ?? 12), image = Number(args.image ?? 224), patch = Number(args.patch ?? 16);
   const target = Number(args['target-batch'] ?? 32);
   for (const v of variants) if (VARIANTS[v] == null) throw new Error(`--variants: unknown variant '${v}'`);
-  const bm = (tf.backend() as unknown as {bufferManager: {numBytesUsed: number}}).bufferManager;
   const records: MemoryRecord[] = [];
   const fits: Array<Record<string, unknown>> = [];
   const write = () => {
@@ -62,7 +61,7 @@ async function main() {
                                  attentionName: attention, gradients});
         try {
           tf.dispose(s.step());  // warm-up: optimizer state, shader compilation
-          const resident = bm.numBytesUsed;
+          const resident = gpuBytesInUse() ?? NaN;
           const t0 = performance.now();
           const peak = await gpuPeakBytes(() => s.step()) ?? NaN;
           const ms = performance.now() - t0;

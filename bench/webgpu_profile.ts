@@ -20,7 +20,7 @@ import * as karat from '../src/index';
 import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
 import {startWebGPUBench} from './webgpu_start';
-import {parseArgs} from './common';
+import {downloadAll, parseArgs} from './common';
 import {makeTrainStep, TrainStepOptions} from './vit_fused';
 
 export interface KernelRow {name: string, count: number, ms: number | null}
@@ -48,23 +48,12 @@ export function programsOf(name: string): number {
   return isNonDispatch(name) ? 0 : PROGRAMS_PER_KERNEL[name] ?? 1;
 }
 
-async function syncAll(out: tf.TensorContainer) {
-  const ts: tf.Tensor[] = [];
-  const visit = (x: unknown) => {
-    if (x instanceof tf.Tensor) ts.push(x);
-    else if (Array.isArray(x)) x.forEach(visit);
-    else if (x != null && typeof x === 'object') Object.values(x).forEach(visit);
-  };
-  visit(out);
-  for (const t of ts) await t.data();
-}
-
 /** Profiles `fn` once: kernels grouped by name (count, summed kernelTimeMs when reported). */
 export async function profilePhase(phase: string, fn: () => tf.TensorContainer): Promise<PhaseProfile> {
   const t0 = performance.now();
   const info = await tf.profile(async () => {
     const out = tf.tidy(fn);
-    await syncAll(out);
+    await downloadAll(out);
     tf.dispose(out);
   });
   const wallMs = performance.now() - t0;

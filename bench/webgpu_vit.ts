@@ -18,28 +18,15 @@ import '@tensorflow/tfjs-backend-cpu';
 import '../src/index';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
 import {startWebGPUBench} from './webgpu_start';
-import {BenchRecord, measure, parseArgs, printTable} from './common';
-import {gpuPeakBytes} from './webgpu';
+import {BenchRecord, downloadAll, measure, parseArgs, printTable} from './common';
+import {gpuBytesInUse, gpuPeakBytes, kernelMs} from './webgpu';
 import {programsOf, profileMarkdown, profileTrainStep, StepProfile} from './webgpu_profile';
 import {makeTrainStep, vitFusedCases, ViTFusedCase} from './vit_fused';
-
-async function kernelMs(fn: () => tf.TensorContainer): Promise<number | null> {
-  try {
-    const info = await tf.time(() => {
-      const out = tf.tidy(fn);
-      tf.dispose(out);
-    });
-    return typeof info.kernelMs === 'number' ? info.kernelMs : null;
-  } catch {
-    return null;
-  }
-}
 
 async function dispatchCount(fn: () => tf.TensorContainer): Promise<number> {
   const info = await tf.profile(async () => {
     const out = tf.tidy(fn);
-    const ts = (Array.isArray(out) ? out : [out]) as tf.Tensor[];
-    for (const t of ts) if (t instanceof tf.Tensor) await t.data();
+    await downloadAll(out);
     tf.dispose(out);
   });
   return info.kernels.reduce((n, k) => n + programsOf(k.name), 0);
@@ -56,7 +43,7 @@ export async function runViTCase(c: ViTFusedCase, iters: number, warmup: number)
     const fn = c.pass === 'train-step' ? () => s.step() : () => s.infer();
     const m = await measure(fn, {warmup, iters});
     // GPU buffers held before the call (parameters, optimizer state, inputs) + the peak above them.
-    const resident = (tf.backend() as unknown as {bufferManager?: {numBytesUsed: number}}).bufferManager?.numBytesUsed ?? null;
+    const resident = gpuBytesInUse();
     const gpuPeak = await gpuPeakBytes(fn);
     const kms = await kernelMs(fn);
     const dispatches = await dispatchCount(fn);
