@@ -29,14 +29,14 @@
  *
  * The same kernels run in the forward pass as with the stock composition (on webgpu the
  * softmax is the fused KArAtSoftmax kernel and its backward the one-dispatch
- * KArAtSoftmaxGrad). KArAtMultiHeadAttention uses these ops when `useLeanAttention()` (flag
+ * KArAtSoftmaxGrad, via softmaxLastAxisGrad). KArAtMultiHeadAttention uses these ops when `useLeanAttention()` (flag
  * KARAT_WEBGPU_FUSED_LAYERS on, the default; any backend) for its projections, and
  * softmaxAttention when there is no mask, no attention dropout and no returned scores.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
 import {fourierKArAtGrad, fourierKArAtHidden, hasFusedKernel} from './fourier_karat';
-import {compositeSoftmaxGrad, KARAT_WEBGPU_FUSED_LAYERS_FLAG, KArAtSoftmaxGrad, softmaxLastAxis} from './fused_layers';
+import {KARAT_WEBGPU_FUSED_LAYERS_FLAG, softmaxLastAxis, softmaxLastAxisGrad} from './fused_layers';
 import {checkTensor, KArAtArgumentError} from './validate';
 
 export const KArAtSoftmaxAttention = 'KArAtSoftmaxAttention';
@@ -186,10 +186,7 @@ export function softmaxAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D)
     if (fused(KArAtSoftmaxAttentionGradScores)) {
       return tf.engine().runKernel(KArAtSoftmaxAttentionGradScores, {q: qq, k: kk, v: vv, dy}) as tf.Tensor4D;
     }
-    const dp = tf.matMul(dy, vv, false, true);
-    return (hasFusedKernel(KArAtSoftmaxGrad) ?
-        tf.reshape(tf.engine().runKernel(KArAtSoftmaxGrad, {dy: tf.reshape(dp, [-1, S]), y: tf.reshape(p, [-1, S])}) as tf.Tensor, p.shape) :
-        compositeSoftmaxGrad(dp as unknown as tf.Tensor2D, p as unknown as tf.Tensor2D)) as tf.Tensor4D;
+    return softmaxLastAxisGrad(tf.matMul(dy, vv, false, true), p) as tf.Tensor4D;
   };
   return withGrad([qt, kt, vt], ([qq, kk, vv], save) => {
     save([qq, kk, vv]);

@@ -246,16 +246,22 @@ export function softmaxLastAxis(logits: tf.Tensor): tf.Tensor {
       tf.engine().runKernel(KArAtSoftmax, {logits: rows2d(logits)}, {}) as tf.Tensor, logits.shape));
 }
 
+/**
+ * Backward of a softmax over the last axis (any rank): y · (dy - Σ dy·y) for the softmax output
+ * y. One dispatch with the webgpu kernel; the composite elsewhere.
+ */
+export function softmaxLastAxisGrad(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  if (!hasFusedKernel(KArAtSoftmaxGrad)) return compositeSoftmaxGrad(dy as tf.Tensor2D, y as tf.Tensor2D);
+  return tf.tidy(() => tf.reshape(
+      tf.engine().runKernel(KArAtSoftmaxGrad, {dy: rows2d(dy), y: rows2d(y)}, {}) as tf.Tensor, y.shape));
+}
+
 tf.registerGradient({
   kernelName: KArAtSoftmax,
   outputsToSave: [true],
   gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
     const [y] = saved as [tf.Tensor2D];
-    return {
-      logits: () => hasFusedKernel(KArAtSoftmaxGrad) ?
-          tf.engine().runKernel(KArAtSoftmaxGrad, {dy: dy as tf.Tensor2D, y}, {}) as tf.Tensor :
-          compositeSoftmaxGrad(dy as tf.Tensor2D, y),
-    };
+    return {logits: () => softmaxLastAxisGrad(dy as tf.Tensor, y)};
   },
 });
 
