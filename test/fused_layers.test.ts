@@ -372,6 +372,8 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     const stock = await lossAndGrads(model, x, y, false);
     const fused = await lossAndGrads(model, x, y, true);
     assert.equal(stock.names.some((n) => n.startsWith('KArAtLayerNorm')), false);
+    // flag off: the stock attention composition too (no fused softmax attention)
+    assert.equal(stock.names.some((n) => n.startsWith('KArAtSoftmaxAttention')), false);
     const expected = ['KArAtLayerNorm', 'KArAtLayerNormGrad', 'KArAtBiasGelu', 'KArAtBiasGeluGrad'];
     if (att === 'softmax') expected.push('KArAtSoftmaxAttention', 'KArAtSoftmaxAttentionProbs', 'KArAtSoftmaxAttentionGradScores');
     for (const k of expected) {

@@ -11,7 +11,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {strict as assert} from 'assert';
 
 import * as karat from '../src/index';
-import {enableLeanGradients, leanGradients, leanGradientsEnabled, leanVariableGrads} from '../src/ops/lean_grads';
+import {enableLeanGradients, leanGradients, leanGradientsAvailable, leanGradientsEnabled, leanVariableGrads} from '../src/ops/lean_grads';
 
 async function sameValues(a: tf.Tensor, b: tf.Tensor, what: string) {
   assert.deepEqual(a.shape, b.shape, `${what}: shape`);
@@ -106,6 +106,7 @@ describe('leanGradients / leanVariableGrads', () => {
       return {weights: await Promise.all(model.getWeights().map((w) => w.data())), peak: prof.peakBytes};
     };
     const stock = await fit();
+    assert.equal(leanGradientsAvailable(), true, 'tfjs 4.22 exposes the engine internals the lean pass needs');
     assert.equal(enableLeanGradients(), true);
     assert.equal(leanGradientsEnabled(), true);
     let lean: Awaited<ReturnType<typeof fit>>;
