@@ -11,11 +11,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 
-import {BenchRecord, parseArgs, printTable} from './common';
+import {parseFlags} from '../src/cli/flags';
+import {BenchRecord, printTable} from './common';
 import {benchOpCase, OpCase, opRatios} from './ops';
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseFlags(process.argv.slice(2), new Set(['quick'])).flags;
   const backend = String(args.backend ?? 'cpu');
   if (!['cpu', 'wasm'].includes(backend)) {
     throw new Error(`--backend must be cpu or wasm here (got '${backend}'); ` +

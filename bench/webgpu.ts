@@ -27,7 +27,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as karat from '../src/index';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
 import {startWebGPUBench} from './webgpu_start';
-import {BenchRecord, measure, MeasureOptions, parseArgs, printTable, sync} from './common';
+import {parseFlags} from '../src/cli/flags';
+import {BenchRecord, measure, MeasureOptions, printTable, sync} from './common';
 import {ATTENTIONS, benchViT, ViTCase, vitRatios} from './vit';
 
 export interface Dims {B: number, h: number, N: number, r: number, G: number}
@@ -214,7 +215,7 @@ export async function checkAgainstCpu(): Promise<Array<Record<string, unknown>>>
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseFlags(process.argv.slice(2), new Set(['quick', 'check', 'models'])).flags;
   const quick = Boolean(args.quick);
   const meta = await startWebGPUBench();
   if (meta == null) return;

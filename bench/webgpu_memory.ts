@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import '../src/index';
 import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
-import {parseArgs} from './common';
+import {parseFlags} from '../src/cli/flags';
 import {makeTrainStep} from './vit_fused';
 import {gpuBytesInUse, gpuPeakBytes} from './webgpu';
 import {startWebGPUBench} from './webgpu_start';
@@ -38,14 +38,14 @@ interface MemoryRecord {
 const MiB = (b: number) => (b / 2 ** 20).toFixed(1);
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseFlags(process.argv.slice(2), new Set<string>()).flags;
   const meta = await startWebGPUBench();
   if (meta == null) return;
   const attentions = String(args.attention ?? 'softmax,G3B').split(',');
   const batches = String(args.batches ?? '1,2').split(',').map(Number);
   const variants = String(args.variants ?? 'stock,fused,fused+lean').split(',');
   const depth = Number(args.depth ?? 12), image = Number(args.image ?? 224), patch = Number(args.patch ?? 16);
-  const target = Number(args['target-batch'] ?? 32);
+  const target = Number(args.targetBatch ?? 32);
   for (const v of variants) if (VARIANTS[v] == null) throw new Error(`--variants: unknown variant '${v}'`);
   const records: MemoryRecord[] = [];
   const fits: Array<Record<string, unknown>> = [];

@@ -20,7 +20,8 @@ import * as karat from '../src/index';
 import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
 import {startWebGPUBench} from './webgpu_start';
-import {downloadAll, parseArgs} from './common';
+import {parseFlags} from '../src/cli/flags';
+import {downloadAll} from './common';
 import {makeTrainStep, TrainStepOptions} from './vit_fused';
 
 export interface KernelRow {name: string, count: number, ms: number | null}
@@ -145,7 +146,7 @@ export function profileMarkdown(profiles: StepProfile[], title: string): string 
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseFlags(process.argv.slice(2), new Set<string>()).flags;
   const started = await startWebGPUBench();
   if (started == null) return;
   const attentions = String(args.attention ?? 'softmax,G3B').split(',');

@@ -18,7 +18,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import '../src/index';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
 import {startWebGPUBench} from './webgpu_start';
-import {BenchRecord, downloadAll, measure, parseArgs, printTable} from './common';
+import {parseFlags} from '../src/cli/flags';
+import {BenchRecord, downloadAll, measure, printTable} from './common';
 import {gpuBytesInUse, gpuPeakBytes, kernelMs} from './webgpu';
 import {programsOf, profileMarkdown, profileTrainStep, StepProfile} from './webgpu_profile';
 import {makeTrainStep, vitFusedCases, ViTFusedCase} from './vit_fused';
@@ -88,7 +89,7 @@ export function targets(records: BenchRecord[]) {
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseFlags(process.argv.slice(2), new Set(['quick', 'profile'])).flags;
   const quick = Boolean(args.quick);
   const started = await startWebGPUBench();
   if (started == null) return;

@@ -8,7 +8,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import {strict as assert} from 'assert';
 
-import '../src/index';
+import '../src/node';
 import {parseFlags, UsageError} from '../src/cli/main';
 import {AdamW, clipByGlobalNorm, Param, sumTensors} from '../src/training/adamw';
 import {ConfigError, DEFAULTS, resolveConfig} from '../src/training/config';

@@ -14,7 +14,7 @@ import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 
-import '../src/index';
+import '../src/node';
 import {DataError} from '../src/data/dataset';
 import {CheckpointError, readCheckpoint, writeFileAtomic} from '../src/training/checkpoint';
 import {resolveConfig, TrainConfig} from '../src/training/config';

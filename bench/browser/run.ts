@@ -20,7 +20,8 @@ import {fileURLToPath} from 'node:url';
 import {build} from 'esbuild';
 import {chromium} from 'playwright-core';
 
-import {BenchRecord, parseArgs, printTable} from '../common';
+import {parseFlags} from '../../src/cli/flags';
+import {BenchRecord, printTable} from '../common';
 import {OpCase, opRatios} from '../ops';
 import type {BrowserBenchRequest, BrowserBenchResult} from './page';
 
@@ -30,7 +31,7 @@ const require = createRequire(import.meta.url);
 const {CHROMIUM_FLAGS} = require(join(root, 'karma.conf.cjs')) as {CHROMIUM_FLAGS: string[]};
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseFlags(process.argv.slice(2), new Set(['quick'])).flags;
   const backend = String(args.backend ?? 'webgl');
   if (!['webgl', 'webgpu'].includes(backend)) throw new Error(`--backend must be webgl or webgpu, got '${backend}'`);
   const quick = Boolean(args.quick);

@@ -25,7 +25,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import * as karat from '../../src/index';
+import * as karat from '../../src/node';
 import {loadCifar} from '../../src/data/cifar';
 import type {ImageDataset} from '../../src/data/dataset';
 

@@ -19,12 +19,12 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as an from '../analysis/index';
 import {loadDatasetPair} from '../data/registry';
 import {decodeImage, resizeInto} from '../data/image_folder';
-import {fileSystem} from '../io/index';
+import {fileSystem} from '../io/file_system';
 import {selectBackend} from '../training/backend';
 import {assignWeights, Checkpoint, readCheckpoint} from '../training/checkpoint';
 import {BACKENDS, kebab, TrainConfig} from '../training/config';
 import {buildModel, ModelSpec} from '../training/model';
-import {parseFlags, UsageError} from './main';
+import {parseFlags, UsageError} from './flags';
 
 export const ANALYZE_HELP = `usage: karat analyze (--checkpoint FILE | --model DIR|model.json) [options]
 

@@ -26,58 +26,9 @@ import {plotRuns} from '../training/plot';
 import {evaluate, train} from '../training/trainer';
 import {version} from '../version';
 import {cmdAnalyze} from './analyze';
+import {camel, parseFlags, UsageError} from './flags';
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
-const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-
-/** Parses `--name value`, `--name=value`, `--flag`, `--no-flag` into a record (camelCase keys). */
-export function parseFlags(argv: string[], booleans: Set<string>): {flags: Record<string, unknown>, positional: string[]} {
-  const flags: Record<string, unknown> = {};
-  const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) {
-      positional.push(a);
-      continue;
-    }
-    let key = a.slice(2), value: unknown;
-    const eq = key.indexOf('=');
-    if (eq >= 0) {
-      value = key.slice(eq + 1);
-      key = key.slice(0, eq);
-    }
-    let k = camel(key);
-    if (value === undefined && k.startsWith('no') && booleans.has(k[2]?.toLowerCase() + k.slice(3))) {
-      flags[k[2].toLowerCase() + k.slice(3)] = false;
-      continue;
-    }
-    if (value === undefined) {
-      const next = argv[i + 1];
-      if (booleans.has(k)) {
-        if (next === 'true' || next === 'false') {
-          value = next;
-          i++;
-        } else {
-          value = true;
-        }
-      } else if (next === undefined || (next.startsWith('--') && next.length > 2)) {
-        throw new UsageError(`flag --${key} needs a value`);
-      } else {
-        value = next;
-        i++;
-      }
-    }
-    if (k === 'h') k = 'help';
-    flags[k] = value;
-  }
-  return {flags, positional};
-}
+export {parseFlags, UsageError};
 
 const TRAIN_BOOLEANS = new Set([...Object.entries(FIELD_KINDS).filter(([, v]) => v === 'bool').map(([k]) => k), 'help']);
 

@@ -1,5 +1,5 @@
 /** Process entry of the `karat` command (bin/karat.cjs runs this file, or its build). */
-import '../index';
+import '../node';
 
 import {main} from './main';
 

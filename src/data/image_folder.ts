@@ -3,14 +3,17 @@
  *
  *     root/<class name>/<any name>.png|.jpg|.jpeg
  *
- * Images are decoded with pure-JS decoders (pngjs, jpeg-js; loaded lazily, so the rest of
- * the package works without them), converted to the requested channel count and resized
+ * Images are decoded with pure-JS decoders (pngjs, jpeg-js: optional dependencies, loaded
+ * when the first image is read), converted to the requested channel count and resized
  * (bilinear) to a fixed size. Decoding happens per batch inside the prefetching loader,
  * so memory stays bounded by the prefetch depth, not the dataset size.
  */
 
+import {requireOptional} from '../node_require';
 import {DataError, ImageDataset} from './dataset';
-import {nodeFs, nodeFsP, nodeModuleApi, nodePath} from './node';
+import * as nodeFs from 'node:fs';
+import * as nodeFsP from 'node:fs/promises';
+import * as nodePath from 'node:path';
 
 const EXTS = new Set(['.png', '.jpg', '.jpeg']);
 
@@ -24,22 +27,12 @@ interface Decoded {
 type PngModule = {PNG: {sync: {read(b: Buffer): {width: number, height: number, data: Buffer}}}};
 type JpegModule = {decode(b: Buffer, o: {useTArray: boolean, formatAsRGBA: boolean, maxMemoryUsageInMB?: number}): {width: number, height: number, data: Uint8Array}};
 
-let req: NodeRequire | null = null;
 function load<T>(name: string): T {
-  req = req ?? nodeModuleApi().createRequire(nodePath().join(process.cwd(), 'package.json'));
   try {
-    return req(name) as T;
+    return requireOptional<T>(name);
   } catch {
-    try {
-      return nodeModuleApi().createRequire(__filenameSafe())(name) as T;
-    } catch {
-      throw new DataError(`image folders need the '${name}' package: npm install ${name}`);
-    }
+    throw new DataError(`image folders need the '${name}' package: npm install ${name}`);
   }
-}
-function __filenameSafe(): string {
-  // Resolves relative to this package when bundled as CommonJS; falls back to cwd.
-  return typeof __filename === 'string' ? __filename : nodePath().join(process.cwd(), 'noop.js');
 }
 
 /** Decodes one PNG or JPEG file (by magic bytes) into RGBA. */
@@ -101,10 +94,10 @@ export interface ImageFolderOptions {
 
 /** Indexes `root/<class>/<image>` and returns a lazily decoded dataset. */
 export function loadImageFolder(root: string, opts: ImageFolderOptions = {}): ImageDataset {
-  if (!nodeFs().existsSync(root) || !nodeFs().statSync(root).isDirectory()) throw new DataError(`image folder '${root}' does not exist or is not a directory`);
+  if (!nodeFs.existsSync(root) || !nodeFs.statSync(root).isDirectory()) throw new DataError(`image folder '${root}' does not exist or is not a directory`);
   const H = opts.height ?? 32, W = opts.width ?? 32, C = opts.channels ?? 3;
   if (C !== 1 && C !== 3) throw new DataError(`image folder: channels must be 1 or 3, got ${C}`);
-  const dirs = nodeFs().readdirSync(root).filter((d) => nodeFs().statSync(nodePath().join(root, d)).isDirectory()).sort();
+  const dirs = nodeFs.readdirSync(root).filter((d) => nodeFs.statSync(nodePath.join(root, d)).isDirectory()).sort();
   const classNames = opts.classNames ?? dirs;
   if (classNames.length < 2) {
     throw new DataError(`image folder '${root}': expected one sub-folder per class (at least 2), found ${classNames.length}`);
@@ -112,11 +105,11 @@ export function loadImageFolder(root: string, opts: ImageFolderOptions = {}): Im
   const files: string[] = [];
   const labels: number[] = [];
   classNames.forEach((cls, label) => {
-    const d = nodePath().join(root, cls);
-    if (!nodeFs().existsSync(d)) throw new DataError(`image folder '${root}': class folder '${cls}' is missing`);
-    for (const f of nodeFs().readdirSync(d).sort()) {
-      if (EXTS.has(nodePath().extname(f).toLowerCase())) {
-        files.push(nodePath().join(d, f));
+    const d = nodePath.join(root, cls);
+    if (!nodeFs.existsSync(d)) throw new DataError(`image folder '${root}': class folder '${cls}' is missing`);
+    for (const f of nodeFs.readdirSync(d).sort()) {
+      if (EXTS.has(nodePath.extname(f).toLowerCase())) {
+        files.push(nodePath.join(d, f));
         labels.push(label);
       }
     }
@@ -129,7 +122,7 @@ export function loadImageFolder(root: string, opts: ImageFolderOptions = {}): Im
     readImages: async (indices, out) => {
       for (let k = 0; k < indices.length; k++) {
         const f = files[indices[k]];
-        const img = decodeImage(await nodeFsP().readFile(f), f);
+        const img = decodeImage(await nodeFsP.readFile(f), f);
         resizeInto(img, H, W, C, out, k * per);
       }
     },

@@ -6,10 +6,13 @@
  *   await model.save('file:///tmp/my-vit');                 // or karat.io.fileSystem('/tmp/my-vit')
  *   const m = await tf.loadLayersModel('file:///tmp/my-vit/model.json');
  *
- * Registered with tf.io.registerSaveRouter / registerLoadRouter when this package is imported.
- * The router stands aside when tfjs-node (backend 'tensorflow', which brings its own `file://`
- * handler) is present, so the two never both claim a URL. Outside Node it matches nothing.
+ * Part of tfjs-karat/node; registered with tf.io.registerSaveRouter / registerLoadRouter when
+ * that entry is imported. The router stands aside when tfjs-node (backend 'tensorflow', which
+ * brings its own `file://` handler) is present, so the two never both claim a URL.
  */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+
 import * as tf from '@tensorflow/tfjs-core';
 
 import {KArAtArgumentError} from '../ops/validate';
@@ -17,27 +20,6 @@ import {KArAtArgumentError} from '../ops/validate';
 export const FILE_SCHEME = 'file://';
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
-
-type Fs = typeof import('node:fs/promises');
-type Path = typeof import('node:path');
-
-function isNode(): boolean {
-  const p = (globalThis as {process?: {versions?: {node?: string}}}).process;
-  return p?.versions?.node != null;
-}
-
-// Specifiers in variables so that browser bundlers do not try to resolve Node built-ins.
-const FS_MODULE = 'node:fs/promises';
-const PATH_MODULE = 'node:path';
-
-async function nodeModules(): Promise<{fs: Fs, path: Path}> {
-  if (!isNode()) {
-    throw new Error('karat.io.fileSystem: file system access needs Node.js');
-  }
-  const fs = await import(/* webpackIgnore: true */ /* @vite-ignore */ FS_MODULE) as Fs;
-  const path = await import(/* webpackIgnore: true */ /* @vite-ignore */ PATH_MODULE) as Path;
-  return {fs, path};
-}
 
 function stripScheme(p: string): string {
   return p.startsWith(FILE_SCHEME) ? p.slice(FILE_SCHEME.length) : p;
@@ -66,7 +48,6 @@ export class NodeFileSystem implements tf.io.IOHandler {
     if (artifacts.modelTopology instanceof ArrayBuffer) {
       throw new Error('karat.io.fileSystem: saving a binary (GraphDef) topology is not supported');
     }
-    const {fs, path} = await nodeModules();
     // Like tfjs-node: the path names a directory, unless it ends in model.json.
     const dir = this.path.endsWith('.json') ? path.dirname(this.path) : this.path;
     const jsonPath = this.path.endsWith('.json') ? this.path : path.join(dir, MODEL_JSON);
@@ -94,7 +75,6 @@ export class NodeFileSystem implements tf.io.IOHandler {
   }
 
   async load(): Promise<tf.io.ModelArtifacts> {
-    const {fs, path} = await nodeModules();
     let jsonPath = this.path;
     const st = await fs.stat(jsonPath).catch(() => null);
     if (st == null) {
@@ -125,7 +105,7 @@ export function fileSystem(path: string): NodeFileSystem {
 /** The router registered with tf.io for `file://` URLs (null when it does not apply). */
 export function fileSystemRouter(url: string | string[]): tf.io.IOHandler {
   // (tf.io routers return null for URLs they do not handle.)
-  if (typeof url !== 'string' || !url.startsWith(FILE_SCHEME) || !isNode()) return null!;
+  if (typeof url !== 'string' || !url.startsWith(FILE_SCHEME)) return null!;
   // tfjs-node registers its own file:// handler; let it handle the URL.
   if (tf.findBackendFactory('tensorflow') != null) return null!;
   return new NodeFileSystem(url);

@@ -1,2 +1,2 @@
-export {fileSystem, fileSystemRouter, NodeFileSystem, FILE_SCHEME, MODEL_JSON, WEIGHTS_BIN} from './file_system';
+/** Model IO that works everywhere (karat.io); tfjs-karat/node adds the file system handler. */
 export {loadFromMemory, saveToMemory} from './memory';

@@ -15,9 +15,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
-import {fileSystem} from '../io/index';
+import {fileSystem} from '../io/file_system';
 import {AdamWState} from './adamw';
-import {nodeFs, nodePath} from '../data/node';
+import * as nodeFs from 'node:fs';
+import * as nodePath from 'node:path';
 
 const MAGIC = 'KARATCK1';
 
@@ -54,30 +55,30 @@ export interface Checkpoint {
 
 /** Writes `chunks` to `path` atomically (temp file in the same directory, fsync, rename). */
 export function writeFileAtomic(path: string, chunks: Uint8Array[]): void {
-  nodeFs().mkdirSync(nodePath().dirname(path), {recursive: true});
-  const tmp = nodePath().join(nodePath().dirname(path), `.${nodePath().basename(path)}.tmp-${process.pid}`);
-  const fd = nodeFs().openSync(tmp, 'w');
+  nodeFs.mkdirSync(nodePath.dirname(path), {recursive: true});
+  const tmp = nodePath.join(nodePath.dirname(path), `.${nodePath.basename(path)}.tmp-${process.pid}`);
+  const fd = nodeFs.openSync(tmp, 'w');
   try {
     for (const c of chunks) {
       let off = 0;
-      while (off < c.length) off += nodeFs().writeSync(fd, c, off, c.length - off);
+      while (off < c.length) off += nodeFs.writeSync(fd, c, off, c.length - off);
     }
-    nodeFs().fsyncSync(fd);
+    nodeFs.fsyncSync(fd);
   } catch (e) {
-    nodeFs().closeSync(fd);
+    nodeFs.closeSync(fd);
     try {
-      nodeFs().unlinkSync(tmp);
+      nodeFs.unlinkSync(tmp);
     } catch {
       // already gone
     }
     throw e;
   }
-  nodeFs().closeSync(fd);
-  nodeFs().renameSync(tmp, path);
+  nodeFs.closeSync(fd);
+  nodeFs.renameSync(tmp, path);
   try {
-    const dfd = nodeFs().openSync(nodePath().dirname(path), 'r');
-    nodeFs().fsyncSync(dfd);
-    nodeFs().closeSync(dfd);
+    const dfd = nodeFs.openSync(nodePath.dirname(path), 'r');
+    nodeFs.fsyncSync(dfd);
+    nodeFs.closeSync(dfd);
   } catch {
     // directories cannot be fsync'ed on every platform
   }
@@ -103,8 +104,8 @@ export function writeCheckpoint(path: string, ck: Checkpoint): void {
 }
 
 export function readCheckpoint(path: string): Checkpoint {
-  if (!nodeFs().existsSync(path)) throw new CheckpointError(`checkpoint '${path}' does not exist`);
-  const b = nodeFs().readFileSync(path);
+  if (!nodeFs.existsSync(path)) throw new CheckpointError(`checkpoint '${path}' does not exist`);
+  const b = nodeFs.readFileSync(path);
   if (b.length < 12 || b.subarray(0, 8).toString('ascii') !== MAGIC) {
     throw new CheckpointError(`'${path}' is not a tfjs-karat checkpoint (wrong magic number '${b.subarray(0, 8).toString('hex')}', expected '${MAGIC}')`);
   }

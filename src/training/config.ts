@@ -2,9 +2,11 @@
  * The training configuration (every CLI flag maps to one field), the presets, and
  * validation with clear errors. Precedence: defaults < preset < --config file < flags.
  */
+import {DATASET_NAMES, KnownDataset} from '../data/registry';
 
-export type DatasetName = 'cifar10-subset' | 'cifar10' | 'cifar100' | 'fashion-mnist' | 'mnist' | 'folder';
-export const DATASETS: readonly DatasetName[] = ['cifar10-subset', 'cifar10', 'cifar100', 'fashion-mnist', 'mnist', 'folder'];
+/** The dataset names, as the data registry knows them. */
+export type DatasetName = KnownDataset;
+export const DATASETS: readonly DatasetName[] = DATASET_NAMES;
 
 export type BackendChoice = 'auto' | 'cpu' | 'wasm' | 'webgpu' | 'webgl' | 'tensorflow';
 export const BACKENDS: readonly BackendChoice[] = ['auto', 'cpu', 'wasm', 'webgpu', 'webgl', 'tensorflow'];

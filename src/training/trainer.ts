@@ -20,7 +20,8 @@ import {ConfigError, TrainConfig} from './config';
 import {confusionMatrix, softCrossEntropy, topKCorrect} from './metrics';
 import {buildModel, countParams, ModelSpec, modelSpecFor, paramRule, withMathRandom} from './model';
 import {learningRate, ScheduleConfig} from './schedule';
-import {nodeFs, nodePath} from '../data/node';
+import * as nodeFs from 'node:fs';
+import * as nodePath from 'node:path';
 
 export interface StepInfo {
   epoch: number;          // 1-based
@@ -106,15 +107,15 @@ const MODEL_FIELDS = ['dataset', 'dim', 'depth', 'heads', 'mlpRatio', 'patchSize
 /** Finds the checkpoint file for --resume (a file, a run directory, or 'auto'). */
 export function resolveResume(resume: string, runDir: string): string | null {
   if (resume === 'auto') {
-    const p = nodePath().join(runDir, 'last.ckpt');
-    return nodeFs().existsSync(p) ? p : null;
+    const p = nodePath.join(runDir, 'last.ckpt');
+    return nodeFs.existsSync(p) ? p : null;
   }
-  if (nodeFs().existsSync(resume) && nodeFs().statSync(resume).isDirectory()) {
-    const p = nodePath().join(resume, 'last.ckpt');
-    if (!nodeFs().existsSync(p)) throw new CheckpointError(`--resume: directory '${resume}' has no last.ckpt`);
+  if (nodeFs.existsSync(resume) && nodeFs.statSync(resume).isDirectory()) {
+    const p = nodePath.join(resume, 'last.ckpt');
+    if (!nodeFs.existsSync(p)) throw new CheckpointError(`--resume: directory '${resume}' has no last.ckpt`);
     return p;
   }
-  if (!nodeFs().existsSync(resume)) throw new CheckpointError(`--resume: checkpoint '${resume}' does not exist`);
+  if (!nodeFs.existsSync(resume)) throw new CheckpointError(`--resume: checkpoint '${resume}' does not exist`);
   return resume;
 }
 
@@ -153,8 +154,8 @@ export async function evaluate(model: tfl.LayersModel, loader: BatchLoader, numC
 /** Trains as configured; resumes when cfg.resume is set. */
 export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runName?: string): Promise<TrainResult> {
   const t0 = performance.now();
-  const runDir = nodePath().join(cfg.outDir, runName ?? cfg.runName ?? defaultRunName(cfg));
-  nodeFs().mkdirSync(runDir, {recursive: true});
+  const runDir = nodePath.join(cfg.outDir, runName ?? cfg.runName ?? defaultRunName(cfg));
+  nodeFs.mkdirSync(runDir, {recursive: true});
 
   let resumeCk: Checkpoint | null = null;
   let resumedFrom: string | null = null;
@@ -220,7 +221,7 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
   events.onStart?.({runDir, backend, params: nParams, train: trainDs, test: testDs, batchesPerEpoch: batches, startEpoch, resumedFrom, spec});
 
   const vars = params.map((p) => p.variable);
-  const lastPath = nodePath().join(runDir, 'last.ckpt'), bestPath = nodePath().join(runDir, 'best.ckpt');
+  const lastPath = nodePath.join(runDir, 'last.ckpt'), bestPath = nodePath.join(runDir, 'best.ckpt');
 
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
     const stepRng = new Rng(epochSeed(seed ^ 0x2545f491, epoch));
@@ -284,16 +285,16 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
     writeCheckpoint(lastPath, ck);
     if (isBest) writeCheckpoint(bestPath, {...ck, optimizer: null});
     if (cfg.keepEpochCheckpoints) {
-      const dir = nodePath().join(runDir, 'epochs');
-      nodeFs().mkdirSync(dir, {recursive: true});
-      writeCheckpoint(nodePath().join(dir, `epoch-${String(epoch + 1).padStart(3, '0')}.ckpt`), {...ck, optimizer: null});
+      const dir = nodePath.join(runDir, 'epochs');
+      nodeFs.mkdirSync(dir, {recursive: true});
+      writeCheckpoint(nodePath.join(dir, `epoch-${String(epoch + 1).padStart(3, '0')}.ckpt`), {...ck, optimizer: null});
     }
     events.onEpoch?.(rec, ev);
   }
   opt.dispose();
   if (history.length === 0) throw new ConfigError(`nothing to train: the run is already at epoch ${startEpoch} of ${cfg.epochs}`);
   return {
-    runDir, history, best, lastCheckpoint: lastPath, bestCheckpoint: nodeFs().existsSync(bestPath) ? bestPath : null, model,
+    runDir, history, best, lastCheckpoint: lastPath, bestCheckpoint: nodeFs.existsSync(bestPath) ? bestPath : null, model,
     backend: backend.name, params: nParams, seconds: (performance.now() - t0) / 1000,
   };
 }

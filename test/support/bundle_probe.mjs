@@ -1,7 +1,7 @@
 // Loads one built bundle of tfjs-karat in a fresh Node process (so the test process's
 // kernel, gradient and layer registries stay untouched) and prints, as JSON, what the
 // bundle exports and the result of fourierKArAtHidden on a fixed input.
-//   node test/support/bundle_probe.mjs cjs|esm|umd
+//   node test/support/bundle_probe.mjs cjs|esm|umd|node-cjs|node-esm
 import {readFileSync} from 'node:fs';
 import {createRequire} from 'node:module';
 import {dirname, join} from 'node:path';
@@ -20,6 +20,11 @@ let resolved = null;
 if (mode === 'cjs') {
   resolved = require.resolve('tfjs-karat');
   karat = require('tfjs-karat');
+} else if (mode === 'node-cjs') {
+  resolved = require.resolve('tfjs-karat/node');
+  karat = require('tfjs-karat/node');
+} else if (mode === 'node-esm') {
+  karat = await import(pathToFileURL(join(root, 'dist', 'tfjs-karat-node.esm.js')).href);
 } else if (mode === 'esm') {
   karat = await import(pathToFileURL(join(root, 'dist', 'tfjs-karat.esm.js')).href);
 } else if (mode === 'umd') {
@@ -31,7 +36,7 @@ if (mode === 'cjs') {
   vm.runInContext(readFileSync(join(root, 'dist', 'tfjs-karat.min.js'), 'utf8'), context);
   karat = context.karat;
 } else {
-  throw new Error(`mode must be cjs, esm or umd, got ${mode}`);
+  throw new Error(`mode must be cjs, esm, umd, node-cjs or node-esm, got ${mode}`);
 }
 await tf.setBackend('cpu');
 const scores = tf.tensor4d(Array.from({length: 18}, (_, i) => Math.sin(i)), [1, 2, 3, 3]);
@@ -42,6 +47,7 @@ process.stdout.write(JSON.stringify({
   exports: Object.keys(karat).sort(),
   hasLayer: typeof karat.KArAtMultiHeadAttention === 'function',
   hasVit: typeof karat.models?.vit === 'function',
+  hasFileSystem: typeof karat.io?.fileSystem === 'function',
   shape: out.shape,
   values: Array.from(out.dataSync()),
 }));
