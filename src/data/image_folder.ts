@@ -5,7 +5,7 @@
  *
  * Images are decoded with pure-JS decoders (pngjs, jpeg-js: optional dependencies, loaded
  * when the first image is read), converted to the requested channel count and resized
- * (bilinear) to a fixed size. Decoding happens per batch inside the prefetching loader,
+ * (area average, then bilinear) to a fixed size. Decoding happens per batch inside the prefetching loader,
  * so memory stays bounded by the prefetch depth, not the dataset size.
  */
 
@@ -54,21 +54,55 @@ export function decodeImage(buf: Uint8Array, source: string): Decoded {
   throw new DataError(`${source}: not a PNG or JPEG file (magic bytes ${b.subarray(0, 4).toString('hex')})`);
 }
 
-/** Bilinear resize of RGBA to HxW, writing `channels` (1 = luminance, 3 = RGB) to `out` at `off`. */
+/**
+ * Source pixels and weights of each of `m` output positions resampling `n` source positions.
+ * A shrink by more than 2x averages the source interval each output pixel covers (area
+ * weights, fractional at the edges): linear interpolation would read only 2 of the pixels and
+ * alias fine patterns. Otherwise linear interpolation between pixel centres.
+ */
+function axisWeights(n: number, m: number): Array<Array<[number, number]>> {
+  const s = n / m;
+  return Array.from({length: m}, (_, i) => {
+    if (s > 2) {
+      const lo = i * s, hi = (i + 1) * s, taps: Array<[number, number]> = [];
+      for (let j = Math.floor(lo); j < Math.min(Math.ceil(hi), n); j++) {
+        taps.push([j, (Math.min(hi, j + 1) - Math.max(lo, j)) / s]);
+      }
+      return taps;
+    }
+    const f = Math.min(Math.max((i + 0.5) * s - 0.5, 0), n - 1);
+    const j0 = Math.floor(f), j1 = Math.min(j0 + 1, n - 1), w = f - j0;
+    return [[j0, 1 - w], [j1, w]];
+  });
+}
+
+/**
+ * Resizes RGBA to HxW, writing `channels` (1 = luminance, 3 = RGB) to `out` at `off`: per axis,
+ * bilinear for a shrink of at most 2x or an enlargement, an area average for a larger shrink
+ * (axisWeights), applied along rows, then columns.
+ */
 export function resizeInto(img: Decoded, H: number, W: number, channels: number, out: Uint8Array, off: number): void {
   const {width: w, height: h, rgba} = img;
-  const sy = h / H, sx = w / W;
-  for (let y = 0; y < H; y++) {
-    const fy = Math.min(Math.max((y + 0.5) * sy - 0.5, 0), h - 1);
-    const y0 = Math.floor(fy), y1 = Math.min(y0 + 1, h - 1), wy = fy - y0;
+  const xs = axisWeights(w, W), ys = axisWeights(h, H);
+  const rows = new Float32Array(h * W * 3);
+  for (let y = 0; y < h; y++) {
     for (let x = 0; x < W; x++) {
-      const fx = Math.min(Math.max((x + 0.5) * sx - 0.5, 0), w - 1);
-      const x0 = Math.floor(fx), x1 = Math.min(x0 + 1, w - 1), wx = fx - x0;
+      for (const [j, wt] of xs[x]) {
+        const i = (y * w + j) * 4, o = (y * W + x) * 3;
+        rows[o] += wt * rgba[i];
+        rows[o + 1] += wt * rgba[i + 1];
+        rows[o + 2] += wt * rgba[i + 2];
+      }
+    }
+  }
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
       const px = [0, 0, 0];
-      for (let c = 0; c < 3; c++) {
-        const a = rgba[(y0 * w + x0) * 4 + c], b = rgba[(y0 * w + x1) * 4 + c];
-        const cc = rgba[(y1 * w + x0) * 4 + c], d = rgba[(y1 * w + x1) * 4 + c];
-        px[c] = (a * (1 - wx) + b * wx) * (1 - wy) + (cc * (1 - wx) + d * wx) * wy;
+      for (const [j, wt] of ys[y]) {
+        const i = (j * W + x) * 3;
+        px[0] += wt * rows[i];
+        px[1] += wt * rows[i + 1];
+        px[2] += wt * rows[i + 2];
       }
       const o = off + (y * W + x) * channels;
       if (channels === 1) {
