@@ -19,22 +19,12 @@ import {FourierKArAt, FourierKArAtGrad} from '../src/ops/kernel_names';
 import {forwardPlan, gradCoeffsPlan, gradScoresPlan} from '../kernels-webgpu/plan';
 import {normalish} from './browser/util';
 import {describeOpCases, OpCase, opInputs} from './support/op_cases';
+import {maxErrorOverUnit} from './support/reference';
 import {releaseWebGPUAfterAllTests, setupWebGPUNode, useWebGPUBackend} from './support/webgpu_node';
 
 const TOL = 1e-5;
 
 releaseWebGPUAfterAllTests();
-
-function relErr(actual: Float32Array, expected: Float32Array): number {
-  assert.equal(actual.length, expected.length);
-  let maxErr = 0, maxRef = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const e = Math.abs(actual[i] - expected[i]);
-    maxErr = Number.isNaN(e) ? Infinity : Math.max(maxErr, e);
-    maxRef = Math.max(maxRef, Math.abs(expected[i]));
-  }
-  return maxErr / Math.max(1, maxRef);
-}
 
 describe('webgpu kernels: registration', () => {
   before(async () => {
@@ -101,7 +91,7 @@ describe('webgpu kernels: tf.grad and memory (Dawn)', function() {
   it('tf.grads through fourierKArAtHidden equals cpu', async () => {
     const ref = await gradsOn('cpu');
     const got = await gradsOn('webgpu');
-    const e0 = relErr(got[0], ref[0]), e1 = relErr(got[1], ref[1]);
+    const e0 = maxErrorOverUnit(got[0], ref[0]), e1 = maxErrorOverUnit(got[1], ref[1]);
     assert.ok(e0 < TOL, `dScores: relative error ${e0.toExponential(2)}`);
     assert.ok(e1 < TOL, `dCoeffs: relative error ${e1.toExponential(2)}`);
   });
@@ -179,7 +169,7 @@ describe('webgpu kernels: KArAt ViT training steps match cpu (Dawn)', function()
     }
     assert.ok(cpu.losses[STEPS - 1] < cpu.losses[0], `loss did not decrease: ${cpu.losses.join(', ')}`);
     for (let i = 0; i < cpu.final.length; i++) {
-      const err = relErr(gpu.final[i], cpu.final[i]);
+      const err = maxErrorOverUnit(gpu.final[i], cpu.final[i]);
       assert.ok(err < 1e-4, `weight ${i}: relative error ${err.toExponential(2)}`);
     }
   });

@@ -9,7 +9,7 @@
  * browser), prints the records (bench/common.ts format) and composite/fused ratios, and
  * writes the records with `--json FILE`. On SwiftShader read the ratios, not the times.
  */
-import {mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync} from 'node:fs';
+import {mkdtempSync, readFileSync, rmSync, existsSync} from 'node:fs';
 import {createServer} from 'node:http';
 import type {AddressInfo} from 'node:net';
 import {createRequire} from 'node:module';
@@ -21,8 +21,9 @@ import {build} from 'esbuild';
 import {chromium} from 'playwright-core';
 
 import {parseFlags} from '../../src/cli/flags';
-import {BenchRecord, printTable} from '../common';
-import {OpCase, opRatios} from '../ops';
+import {BenchRecord} from '../common';
+import {OpCase} from '../ops';
+import {reportOpRecords} from '../report';
 import type {BrowserBenchRequest, BrowserBenchResult} from './page';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -85,15 +86,7 @@ async function main() {
   }
   console.log('device:', JSON.stringify(result.info));
   const records: BenchRecord[] = result.records.map((r) => ({...r, device: String(result.info.renderer ?? backend)}));
-  printTable(records);
-  const ratios = opRatios(records);
-  console.log('composite / fused (higher = fused better; SwiftShader: compare ratios, not times):');
-  console.table(ratios.map((r) => ({...r, speedup: r.speedup.toFixed(2) + 'x',
-                                    memory_ratio: r.memory_ratio.toFixed(2) + 'x'})));
-  if (typeof args.json === 'string') {
-    writeFileSync(args.json, JSON.stringify(records, null, 2));
-    console.log(`wrote ${records.length} records to ${args.json}`);
-  }
+  reportOpRecords(records, args.json, '; SwiftShader: compare ratios, not times');
 }
 
 main().catch((e) => {

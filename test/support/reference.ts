@@ -53,3 +53,18 @@ export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>): number 
   }
   return num / den;
 }
+
+/**
+ * max |a − b| / max(1, max |b|), Infinity when any difference is NaN: the error measure of the
+ * GPU-vs-CPU and fused-vs-stock comparisons (absolute for small outputs, relative for large).
+ */
+export function maxErrorOverUnit(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length mismatch ${a.length} vs ${b.length}`);
+  let err = 0, ref = 0;
+  for (let i = 0; i < b.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    err = Number.isNaN(d) ? Infinity : Math.max(err, d);
+    ref = Math.max(ref, Math.abs(b[i]));
+  }
+  return err / Math.max(1, ref);
+}
