@@ -22,7 +22,7 @@ export default [
     external: isExternal,
     plugins: [resolve({browser: false, preferBuiltins: true}), ts()],
     output: [
-      {dir: 'dist', format: 'es', entryFileNames: '[name].esm.js', chunkFileNames: 'chunks/tfjs-karat-[hash].esm.js',
+      {dir: 'dist', format: 'es', entryFileNames: '[name].mjs', chunkFileNames: 'chunks/tfjs-karat-[hash].mjs',
        sourcemap: true, banner},
       {dir: 'dist', format: 'cjs', entryFileNames: '[name].cjs', chunkFileNames: 'chunks/tfjs-karat-[hash].cjs',
        sourcemap: true, banner, exports: 'named'},

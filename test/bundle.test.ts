@@ -87,7 +87,7 @@ describe('built bundles (npm run build)', function() {
       }
       return seen;
     };
-    const files = [join(dist, 'tfjs-karat.min.js'), join(dist, 'tfjs-karat.umd.js'), ...esmGraph(join(dist, 'tfjs-karat.esm.js'))];
+    const files = [join(dist, 'tfjs-karat.min.js'), join(dist, 'tfjs-karat.umd.js'), ...esmGraph(join(dist, 'tfjs-karat.mjs'))];
     for (const file of files) {
       const code = readFileSync(file, 'utf8');
       const loaded = specifiers(code);
@@ -97,7 +97,7 @@ describe('built bundles (npm run build)', function() {
     }
     // The Node entry does use them: the scan would see them.
     assert.ok(specifiers(readFileSync(join(dist, 'tfjs-karat-node.cjs'), 'utf8')).concat(
-        ...[...esmGraph(join(dist, 'tfjs-karat-node.esm.js'))].map((f) => specifiers(readFileSync(f, 'utf8'))))
+        ...[...esmGraph(join(dist, 'tfjs-karat-node.mjs'))].map((f) => specifiers(readFileSync(f, 'utf8'))))
         .some((s) => builtins.has(s)));
   });
 

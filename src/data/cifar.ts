@@ -16,7 +16,8 @@ export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer',
 
 const PIXELS = 3072;
 
-interface Layout {
+/** Where the files of a CIFAR variant are, inside its archive or extracted folder. */
+export interface CifarLayout {
   dir: string;
   train: string[];
   test: string[];
@@ -25,7 +26,7 @@ interface Layout {
   numClasses: number;
 }
 
-export const CIFAR_LAYOUT: Record<CifarVariant, Layout> = {
+export const CIFAR_LAYOUT: Record<CifarVariant, CifarLayout> = {
   cifar10: {
     dir: 'cifar-10-batches-bin', labelBytes: 1, numClasses: 10, classFile: 'batches.meta.txt',
     train: [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`), test: ['test_batch.bin'],

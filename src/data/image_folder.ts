@@ -17,7 +17,8 @@ import * as nodePath from 'node:path';
 
 const EXTS = new Set(['.png', '.jpg', '.jpeg']);
 
-interface Decoded {
+/** A decoded image. */
+export interface DecodedImage {
   width: number;
   height: number;
   /** RGBA, 4 bytes per pixel */
@@ -36,7 +37,7 @@ function load<T>(name: string): T {
 }
 
 /** Decodes one PNG or JPEG file (by magic bytes) into RGBA. */
-export function decodeImage(buf: Uint8Array, source: string): Decoded {
+export function decodeImage(buf: Uint8Array, source: string): DecodedImage {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   try {
     if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) {
@@ -81,7 +82,7 @@ function axisWeights(n: number, m: number): Array<Array<[number, number]>> {
  * bilinear for a shrink of at most 2x or an enlargement, an area average for a larger shrink
  * (axisWeights), applied along rows, then columns.
  */
-export function resizeInto(img: Decoded, H: number, W: number, channels: number, out: Uint8Array, off: number): void {
+export function resizeInto(img: DecodedImage, H: number, W: number, channels: number, out: Uint8Array, off: number): void {
   const {width: w, height: h, rgba} = img;
   const xs = axisWeights(w, W), ys = axisWeights(h, H);
   const rows = new Float32Array(h * W * 3);

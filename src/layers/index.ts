@@ -6,4 +6,6 @@ export type {AttentionActivation, KArAtAttentionConfig, KArAtMode, ResolvedAtten
 export {attentionCore, attentionScores} from './attention_core';
 export type {AttentionCoreArgs, AttentionCoreResult, CoreActivation} from './attention_core';
 export {ClassToken, LearnedPositionEmbedding, PatchEmbedding, SelectToken, StochasticDepth, transformerEncoderBlock} from './vit_blocks';
+export type {ConstraintArg, InitializerArg, RegularizerArg, Shape} from './layer_utils';
+export type {Constraint as LayerConstraint, Initializer as LayerInitializer, Regularizer as LayerRegularizer} from './layer_utils';
 export type {ClassTokenArgs, LearnedPositionEmbeddingArgs, PatchEmbeddingArgs, SelectTokenArgs, StochasticDepthArgs, TransformerEncoderBlockArgs} from './vit_blocks';

@@ -129,10 +129,11 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'number' | 'int' | 'bool' | 'string' | 'nullable-string';
+/** How a config field is parsed from a flag or a config file. */
+export type FieldKind = 'number' | 'int' | 'bool' | 'string' | 'nullable-string';
 
 /** The type of each config field (drives flag parsing, config files and validation). */
-export const FIELD_KINDS: Record<keyof TrainConfig, Kind> = {
+export const FIELD_KINDS: Record<keyof TrainConfig, FieldKind> = {
   preset: 'nullable-string', dataset: 'string', dataDir: 'nullable-string', download: 'bool', trainLimit: 'int', testLimit: 'int',
   imageSize: 'int', model: 'string', dim: 'int', depth: 'int', heads: 'int', mlpRatio: 'number', patchSize: 'int',
   attention: 'string', grid: 'int', rank: 'int', mode: 'string', dropPath: 'number', epochs: 'int', batchSize: 'int',
@@ -144,7 +145,7 @@ export const FIELD_KINDS: Record<keyof TrainConfig, Kind> = {
   keepEpochCheckpoints: 'bool',
 };
 
-/** One-line help per field (the CLI's --help and the README table come from here). */
+/** One-line help per field (the CLI's --help and the flag table of docs/training.md come from here). */
 export const FIELD_HELP: Record<keyof TrainConfig, string> = {
   preset: `preset: ${Object.keys(PRESETS).join(' | ')}`,
   dataset: `dataset: ${DATASETS.join(' | ')}`,

@@ -24,9 +24,9 @@ if (mode === 'cjs') {
   resolved = require.resolve('tfjs-karat/node');
   karat = require('tfjs-karat/node');
 } else if (mode === 'node-esm') {
-  karat = await import(pathToFileURL(join(root, 'dist', 'tfjs-karat-node.esm.js')).href);
+  karat = await import(pathToFileURL(join(root, 'dist', 'tfjs-karat-node.mjs')).href);
 } else if (mode === 'esm') {
-  karat = await import(pathToFileURL(join(root, 'dist', 'tfjs-karat.esm.js')).href);
+  karat = await import(pathToFileURL(join(root, 'dist', 'tfjs-karat.mjs')).href);
 } else if (mode === 'umd') {
   // A <script>-like context: only the global `tf` (tfjs-core + tfjs-layers, as the union bundle).
   const context = {tf: {...tfl, ...tf}, console, Math, Float32Array, Float64Array};
