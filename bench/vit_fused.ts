@@ -1,5 +1,5 @@
 /**
- * ViT training-step cases for issue 9 (fast training on WebGPU), before/after side by side in
+ * ViT training-step cases (fast training on WebGPU), before/after side by side in
  * one process:
  *   impl 'stock'  : KARAT_WEBGPU_FUSED_LAYERS=false, tf.train.adam (what bench/vit.ts measures)
  *   impl 'fused'  : KARAT_WEBGPU_FUSED_LAYERS=true (fused LayerNorm, bias+GELU), fused AdamW

@@ -3,7 +3,7 @@
  *
  * Op level, fused kernels (kernels-webgpu/) vs the composite path (KARAT_FUSED=false), fwd
  * and fwd+bwd, at B=32, h=3, N=197, r=12, G=3 (and N=65): median ms, peak bytes (tf.profile,
- * engine tensors, as perf-anchors.md) and peak GPU bytes (tfjs-backend-webgpu's buffer
+ * engine tensors, as in docs/benchmarks.md) and peak GPU bytes (tfjs-backend-webgpu's buffer
  * manager: also counts kernel-internal scratch such as the dCoeffs partial sums), one GPU
  * kernel time via tf.time when the adapter has timestamp queries, and the ratios.
  *

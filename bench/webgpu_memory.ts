@@ -1,5 +1,5 @@
 /**
- * Issue 9: memory of one ViT training step (fwd + bwd + AdamW) on WebGPU, per variant, at
+ * Memory of one ViT training step (fwd + bwd + AdamW) on WebGPU, per variant, at
  * several batch sizes, so the per-image cost and the fixed cost can be fitted and the full-size
  * figure (ViT-Tiny, batch 32) extrapolated where the full step is too slow to run (SwiftShader):
  *

@@ -1,6 +1,6 @@
 /**
  * Registers the WebGPU kernels of the fused layer ops (LayerNorm, bias+GELU, softmax, AdamW,
- * fused softmax attention; issue 9)
+ * fused softmax attention)
  * for backend 'webgpu'. Types only from @tensorflow/tfjs-backend-webgpu, like register.ts.
  */
 import {registerKernel} from '@tensorflow/tfjs-core';

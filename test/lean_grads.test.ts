@@ -1,5 +1,5 @@
 /**
- * leanGradients / leanVariableGrads (issue 9): the memory-lean backward pass gives bitwise the
+ * leanGradients / leanVariableGrads: the memory-lean backward pass gives bitwise the
  * gradients of tf.engine().gradients / tf.variableGrads, leaks nothing, peaks lower (tf.profile
  * bookkeeping, deterministic), handles gradients that pass tensors through unchanged, nested
  * (higher-order) use, and rejects bad arguments by name.

@@ -1,5 +1,5 @@
 /**
- * Optimiser side of the training recipe (issue 4): AdamW with decoupled weight decay and
+ * Optimiser side of the training recipe: AdamW with decoupled weight decay and
  * parameter groups against a scalar reference, serialisable state, gradient clipping,
  * the warm-up + cosine schedule, metrics, config validation and CLI flag parsing.
  */

@@ -1,5 +1,5 @@
 /**
- * End-to-end training (issue 4) with a tiny KArAt ViT on the cpu backend: exact resume
+ * End-to-end training with a tiny KArAt ViT on the cpu backend: exact resume
  * (2 epochs straight == 1 epoch + resume + 1 epoch), incompatible checkpoints, bad batch
  * size, atomic checkpoint writes under SIGKILL, and the `karat` CLI (train, Ctrl-C, eval,
  * info) in a child process; on wasm, and on webgpu (Dawn, skipped when unavailable) with the

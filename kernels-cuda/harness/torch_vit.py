@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """ViT 224/16 batch-32 train step (forward + backward + AdamW) and inference in PyTorch, for
-softmax attention vs Fourier-KArAt, to reproduce /work/shared/docs/perf-anchors.md on the GPU
+softmax attention vs Fourier-KArAt, to reproduce the PyTorch reference measurements of docs/benchmarks.md on the GPU
 at hand and to measure the fused kernels inside a whole model.
 
 Attention variants (plain PyTorch ViT, pre-norm, class token, learned position embedding, MLP

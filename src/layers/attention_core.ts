@@ -1,6 +1,6 @@
 /**
  * The attention math of KArAtMultiHeadAttention, in one place, so that a fused attention
- * kernel (issue 9) can replace it without touching the layer.
+ * kernel can replace it without touching the layer.
  *
  * Inputs are the per-head projections in [B, h, tokens, d] layout; the query is already
  * scaled by 1/√keyDim (as tfjs-layers' MultiHeadAttention does). Softmax attention forms the

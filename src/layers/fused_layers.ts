@@ -1,5 +1,5 @@
 /**
- * tfjs-layers' LayerNormalization and Dense, with a fused path on webgpu (issue 9).
+ * tfjs-layers' LayerNormalization and Dense, with a fused path on webgpu.
  *
  * `fusedLayerNormalization(args)` and `fusedDense(args)` take exactly the arguments of
  * tf.layers.layerNormalization / tf.layers.dense and return instances of subclasses of those

@@ -218,7 +218,7 @@ export function vit(args: ViTArgs): tfl.LayersModel {
       attentionActivation: cfg.attention, layerNormEpsilon: eps, name: `block${i}`,
     });
   }
-  // Stock LayerNormalization with a fused webgpu path (layers/fused_layers.ts, issue 9).
+  // Stock LayerNormalization with a fused webgpu path (layers/fused_layers.ts).
   x = fusedLayerNormalization({epsilon: eps, name: 'norm'}).apply(x) as tfl.SymbolicTensor;
   if (pool === 'token') {
     x = new SelectToken({index: 0, name: 'take_cls'}).apply(x) as tfl.SymbolicTensor;

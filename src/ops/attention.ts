@@ -1,5 +1,5 @@
 /**
- * Memory-lean attention ops (issue 9), built from stock tfjs ops with explicit gradients
+ * Memory-lean attention ops, built from stock tfjs ops with explicit gradients
  * (tf.customGrad), so they run on every backend and keep for the backward pass only what it
  * needs:
  *

@@ -1,5 +1,5 @@
 /**
- * Fused layer ops for fast training (issue 9): LayerNorm, bias + GELU, AdamW update.
+ * Fused layer ops for fast training: LayerNorm, bias + GELU, AdamW update.
  *
  * Op contract (backend-agnostic, like kernel_names.ts for Fourier-KArAt):
  *

@@ -1,5 +1,5 @@
 /**
- * Memory-lean reverse mode for tfjs (issue 9): `leanGradients` and `leanVariableGrads` compute
+ * Memory-lean reverse mode for tfjs: `leanGradients` and `leanVariableGrads` compute
  * exactly what `tf.engine().gradients` / `tf.variableGrads` compute — the same gradient kernels
  * in the same order, so the results are bitwise identical — but free memory while walking the
  * tape backward, as PyTorch's autograd does:
