@@ -123,7 +123,7 @@ describe('safetensors: malformed files are refused with one line naming the prob
   it('truncated: shorter than the length field; header length past the end; truncated data', () => {
     refuses(good.subarray(0, 5), /file is 5 bytes, shorter than the 8-byte header length/);
     refuses(good.subarray(0, 20), /header length \d+ runs past the end of the 20-byte file/);
-    refuses(file({a: f32(2)}, 8, 2n ** 63n), /header length .* runs past the end/);
+    refuses(file({a: f32(2)}, 8, BigInt(2) ** BigInt(63)), /header length .* runs past the end/);
     refuses(good.subarray(0, good.length - 1), /tensor "a": data_offsets \[0, 8\] run past the 7-byte data section/);
   });
 
