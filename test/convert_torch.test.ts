@@ -276,6 +276,8 @@ describe('vitToSafetensors / vitFromSafetensors round trip (no PyTorch needed)',
     assert.throws(() => karat.io.vitFromSafetensors(extra, {heads: 4}), /has no place for: blocks\.0\.ls1\.gamma/);
     const missing = karat.io.writeSafetensors(tensors.filter(x => x.name !== 'blocks.0.norm2.bias'));
     assert.throws(() => karat.io.vitFromSafetensors(missing, {heads: 4}), /no tensor 'blocks\.0\.norm2\.bias' \(expected \[16\]/);
+    const fcNorm = karat.io.writeSafetensors([...tensors, {name: 'fc_norm.weight', shape: [16], data: new Float32Array(16)}]);
+    assert.throws(() => karat.io.vitFromSafetensors(fcNorm, {heads: 4}), /tensor 'fc_norm\.weight': a LayerNorm after pooling/);
     const wrong = karat.io.writeSafetensors(tensors.map(x => x.name === 'head.bias' ? {...x, shape: [1, 2]} : x));
     assert.throws(() => karat.io.vitFromSafetensors(wrong, {heads: 4}), /tensor 'head\.bias' has shape \[1, 2\], expected \[2\]/);
     // a KArAt config on a softmax file: operators initialised and reported
@@ -284,5 +286,46 @@ describe('vitToSafetensors / vitFromSafetensors round trip (no PyTorch needed)',
     m.dispose();
     r.model.dispose();
     k.model.dispose();
+  });
+
+  it('karat export reads only files inside the model directory, size-checked; refuses non-ViT models', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'karat-export-'));
+    try {
+      const m = karat.models.vit({dim: 8, depth: 1, heads: 2, imageSize: 8, patchSize: 4, numClasses: 2});
+      await m.save(karat.io.fileSystem(join(dir, 'm')));
+      const jsonPath = join(dir, 'm', 'model.json');
+      const json = JSON.parse(readFileSync(jsonPath, 'utf8'));
+      writeFileSync(join(dir, 'outside.bin'), readFileSync(join(dir, 'm', 'weights.bin')));
+      json.weightsManifest[0].paths = ['../outside.bin'];
+      writeFileSync(join(dir, 'm', 'escape.json'), JSON.stringify(json));
+      let r = await cli(['export', '--model', join(dir, 'm', 'escape.json'), '--to', join(dir, 'x.safetensors')]);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /weight file "\.\.\/outside\.bin" is outside the model directory/);
+      r = await cli(['export', '--model', join(dir, 'm'), '--to', join(dir, 'x.safetensors'), '--max-bytes', '100']);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /model\.json' is \d+ bytes, more than --max-bytes 100/);
+      json.weightsManifest[0].paths = ['weights.bin'];
+      json.weightsManifest[0].weights[0].shape = [4, 4, 3, 9];
+      writeFileSync(join(dir, 'm', 'big.json'), JSON.stringify(json));
+      r = await cli(['export', '--model', join(dir, 'm', 'big.json'), '--to', join(dir, 'x.safetensors')]);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /weight files hold \d+ bytes, the manifest declares \d+/);
+      r = await cli(['export', '--model', join(dir, 'm'), '--to', join(dir, 'x.safetensors'), '--bogus', '1']);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /karat export: unknown flag --bogus/);
+      const seq = tfl.sequential({layers: [tfl.layers.dense({units: 2, inputShape: [3]})]});
+      await seq.save(karat.io.fileSystem(join(dir, 'seq')));
+      r = await cli(['export', '--model', join(dir, 'seq'), '--to', join(dir, 'x.safetensors')]);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /one image input \[batch, H, W, C\]/);
+      assert.equal(existsSync(join(dir, 'x.safetensors')), false);
+      r = await cli(['export', '--model', join(dir, 'm'), '--to', join(dir, 'x.safetensors')]);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(karat.io.vitConfigFromSafetensors(new Uint8Array(readFileSync(join(dir, 'x.safetensors')))).config.heads, 2);
+      m.dispose();
+      seq.dispose();
+    } finally {
+      rmSync(dir, {recursive: true, force: true});
+    }
   });
 });
