@@ -7,7 +7,7 @@
  */
 import * as assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 
@@ -301,6 +301,12 @@ describe('vitToSafetensors / vitFromSafetensors round trip (no PyTorch needed)',
       let r = await cli(['export', '--model', join(dir, 'm', 'escape.json'), '--to', join(dir, 'x.safetensors')]);
       assert.equal(r.code, 2);
       assert.match(r.err, /weight file "\.\.\/outside\.bin" is outside the model directory/);
+      symlinkSync(join(dir, 'outside.bin'), join(dir, 'm', 'link.bin'));
+      json.weightsManifest[0].paths = ['link.bin'];
+      writeFileSync(join(dir, 'm', 'link.json'), JSON.stringify(json));
+      r = await cli(['export', '--model', join(dir, 'm', 'link.json'), '--to', join(dir, 'x.safetensors')]);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /weight file "link\.bin" resolves outside the model directory/);
       r = await cli(['export', '--model', join(dir, 'm'), '--to', join(dir, 'x.safetensors'), '--max-bytes', '100']);
       assert.equal(r.code, 2);
       assert.match(r.err, /model\.json' is \d+ bytes, more than --max-bytes 100/);

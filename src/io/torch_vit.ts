@@ -192,9 +192,10 @@ function need(f: SafetensorsFile, name: string): number[] {
 
 /** Describes the file's architecture (from our metadata or from its shapes). */
 export function vitConfigFromSafetensors(
-    bytes: Uint8Array | SafetensorsFile, options: VitFromSafetensorsOptions = {}): {config: TorchViTConfig, source: 'metadata' | 'shapes'} {
-  const f = bytes instanceof Uint8Array ? parseSafetensors(bytes, options) : bytes;
+    bytes: Uint8Array | SafetensorsFile, opts: VitFromSafetensorsOptions = {}): {config: TorchViTConfig, source: 'metadata' | 'shapes'} {
+  const options = opts ?? {};
   checkOptions(options);
+  const f = bytes instanceof Uint8Array ? parseSafetensors(bytes, options) : bytes;
   const md = f.metadata.format === TORCH_VIT_FORMAT ?
       configFromMetadata(f.metadata.config ?? fail(`__metadata__ has format '${TORCH_VIT_FORMAT}' but no 'config'`)) : null;
   const arch = options.arch != null ? archInfo(options.arch) : null;
@@ -435,8 +436,9 @@ function karatTorchName(tfjsName: string, universal: boolean): string | null {
  * Builds the models.vit equivalent of a timm ViT state dict (or of a file written by
  * vitToSafetensors) from safetensors bytes, with every weight loaded; reports what was loaded.
  */
-export function vitFromSafetensorsWithReport(bytes: Uint8Array, options: VitFromSafetensorsOptions = {}): VitConversionReport {
-  checkOptions(options ?? {});
+export function vitFromSafetensorsWithReport(bytes: Uint8Array, opts: VitFromSafetensorsOptions = {}): VitConversionReport {
+  const options = opts ?? {};
+  checkOptions(options);
   const f = parseSafetensors(bytes, options);
   const {config, source} = vitConfigFromSafetensors(f, options);
   const cls = options.classifierActivation ?? 'linear';
@@ -474,9 +476,11 @@ export function vitFromSafetensorsWithReport(bytes: Uint8Array, options: VitFrom
     const qkvBiases = expected.filter(e => optionalBias(e.torch)).map(e => f.has(e.torch));
     if (qkvBiases.some(b => b) && !qkvBiases.every(b => b)) fail(`some blocks have 'attn.qkv.bias' and others do not`);
 
+    // Decoded once each; only qkv (read for q, k and v) is kept for reuse.
     const cache = new Map<string, Float32Array>();
     const get: Getter = (n) => {
       if (!f.has(n) && optionalBias(n)) return new Float32Array(3 * config.dim);
+      if (!/\.attn\.qkv\./.test(n)) return f.float32(n);
       let v = cache.get(n);
       if (v == null) {
         v = f.float32(n);
@@ -484,9 +488,11 @@ export function vitFromSafetensorsWithReport(bytes: Uint8Array, options: VitFrom
       }
       return v;
     };
+    const write = (w: tfl.LayerVariable, v: Float32Array) => tf.tidy(() => {
+      w.write(tf.tensor(v, w.shape as number[], 'float32'));
+    });
     const table = tfjsFromTorch(config, get);
     const loaded: string[] = [], initialised: string[] = [];
-    const values: Array<[tfl.LayerVariable, Float32Array]> = [];
     for (const [name, w] of weightsByName(model)) {
       const k = karatTorchName(name, universal);
       if (k != null) {
@@ -494,7 +500,7 @@ export function vitFromSafetensorsWithReport(bytes: Uint8Array, options: VitFrom
           initialised.push(name);
           continue;
         }
-        values.push([w, get(k)]);
+        write(w, get(k));
         loaded.push(name);
         continue;
       }
@@ -505,11 +511,8 @@ export function vitFromSafetensorsWithReport(bytes: Uint8Array, options: VitFrom
       } else {
         loaded.push(name);
       }
-      values.push([w, fn!()]);
+      write(w, fn!());
     }
-    tf.tidy(() => {
-      for (const [w, v] of values) w.write(tf.tensor(v, w.shape as number[], 'float32'));
-    });
     return {model, config, configSource: source, loaded, initialised, zeroFilled};
   } catch (e) {
     model.dispose();
