@@ -33,8 +33,8 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import {KArAtArgumentError} from '../ops/validate';
 import {AttentionActivation, KArAtAttentionConfig, resolveAttention, serializeAttention} from '../layers/attention_config';
-import {KArAtMultiHeadAttention} from '../layers/multihead_attention';
-import {PatchEmbedding} from '../layers/vit_blocks';
+import type {KArAtMultiHeadAttention} from '../layers/multihead_attention';
+import type {PatchEmbedding} from '../layers/vit_blocks';
 import {vit} from '../models/vit';
 import {parseSafetensors, SafetensorsError, SafetensorsFile, SafetensorsReadOptions, SafetensorsTensor, writeSafetensors} from './safetensors';
 
@@ -550,10 +550,11 @@ export function vitConfigOfModel(model: tfl.LayersModel): TorchViTConfig {
   }
   const [, H, W, C] = inShape as number[];
   const pe = layerOf(model, 'patch_embed', 'patch embedding');
-  if (!(pe instanceof PatchEmbedding)) fail(`vitToSafetensors: layer 'patch_embed' is a ${pe.getClassName()}, expected PatchEmbedding`);
+  // (class names rather than instanceof: the model may come from another copy of this package)
+  if (pe.getClassName() !== 'PatchEmbedding') fail(`vitToSafetensors: layer 'patch_embed' is a ${pe.getClassName()}, expected PatchEmbedding`);
   const {dim, patchSize} = pe as PatchEmbedding;
   const attn: KArAtMultiHeadAttention[] = [];
-  for (const l of model.layers) if (l instanceof KArAtMultiHeadAttention) attn.push(l);
+  for (const l of model.layers) if (l.getClassName() === 'KArAtMultiHeadAttention') attn.push(l as KArAtMultiHeadAttention);
   const depth = attn.length;
   if (depth === 0) fail('vitToSafetensors: the model has no KArAtMultiHeadAttention layers');
   attn.forEach((l, i) => {
