@@ -288,6 +288,22 @@ describe('vitToSafetensors / vitFromSafetensors round trip (no PyTorch needed)',
     k.model.dispose();
   });
 
+  it('our metadata: a missing, unknown or contradicting config field is named', () => {
+    const m = karat.models.vit({dim: 8, depth: 1, heads: 2, imageSize: 8, patchSize: 4, numClasses: 2});
+    const {tensors, config} = karat.io.vitToTorchTensors(m);
+    const withConfig = (c: object) => karat.io.writeSafetensors(tensors, {format: 'tfjs-karat-vit', config: JSON.stringify(c)});
+    const {heads, ...noHeads} = config;
+    assert.equal(heads, 2);
+    assert.throws(() => karat.io.vitFromSafetensors(withConfig(noHeads)), /__metadata__\.config: field 'heads' is missing/);
+    assert.throws(() => karat.io.vitFromSafetensors(withConfig({...config, qkvBias: false})), /__metadata__\.config: unknown field 'qkvBias'/);
+    assert.throws(() => karat.io.vitFromSafetensors(withConfig({...config, depth: 2})), /__metadata__\.config\.depth \(2\) contradicts the tensor shapes \(1\)/);
+    assert.throws(() => karat.io.vitFromSafetensors(withConfig({...config, attention: {type: 'fourier', grid: 0}})), /attention/);
+    assert.throws(() => karat.io.vitFromSafetensors(withConfig(config), {heads: 4}), /__metadata__\.config\.heads \(2\) contradicts the argument 'heads' \(4\)/);
+    assert.throws(() => karat.io.vitFromSafetensors(karat.io.writeSafetensors(tensors, {format: 'tfjs-karat-vit', config: '{'})), /__metadata__\.config is not valid JSON/);
+    assert.equal(karat.io.vitFromSafetensorsWithReport(withConfig(config)).configSource, 'metadata');
+    m.dispose();
+  });
+
   it('karat export reads only files inside the model directory, size-checked; refuses non-ViT models', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'karat-export-'));
     try {
