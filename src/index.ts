@@ -33,3 +33,6 @@ import '../kernels-webgpu/register_layers';
 // Training recipe, datasets and the `karat` CLI's building blocks (issue 4).
 export * as training from './training/index';
 export * as data from './data/index';
+// Fine-tuning a pretrained ViT with KArAt: attention swap, new head, position-embedding resampling.
+export {adaptForFinetune, describeViT, resamplePositionEmbedding, resizeGrid, resizeTaps} from './finetune';
+export type {FinetuneAdaptation, FinetuneAdaptOptions, PosEmbedInterpolation, ViTDescription} from './finetune';

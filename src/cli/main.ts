@@ -21,11 +21,12 @@ import {assignWeights, CheckpointError, exportModel, readCheckpoint} from '../tr
 import {BACKENDS, ConfigError, DATASETS, DEFAULTS, FIELD_HELP, FIELD_KINDS, kebab, PRESETS, resolveConfig, TrainConfig} from '../training/config';
 import {appendEpochLogs, appendEvent, epochTable, formatDuration, Progress, table} from '../training/logging';
 import {formatConfusion} from '../training/metrics';
-import {buildModel, ModelSpec} from '../training/model';
+import {ModelSpec, modelFromSpec} from '../training/model';
 import {plotRuns} from '../training/plot';
-import {evaluate, train} from '../training/trainer';
+import {evaluate, ModelFactory, StartInfo, train} from '../training/trainer';
 import {version} from '../version';
 import {cmdAnalyze} from './analyze';
+import {cmdFinetune} from './finetune';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -104,13 +105,14 @@ const HELP = `karat ${version} — Kolmogorov-Arnold Attention (Fourier-KArAt) t
 
 usage:
   karat train [--preset quick|cifar10-paper|cifar100-paper] [--config FILE.json] [flags]
+  karat finetune --model <model.json | run folder | FILE.ckpt> [--attention fourier|softmax] [--grid G] [--rank r] [--mode M] [train flags]
   karat eval  --checkpoint FILE [--dataset NAME] [--data-dir PATH] [--backend NAME] [--batch-size N] [--test-limit N]
   karat info  [--checkpoint FILE] [--probe]
   karat analyze (--checkpoint FILE | --model PATH) [--path DIR] [--out DIR] [flags]
 
-'karat train --help' lists every training flag; 'karat analyze --help' the analysis flags.`;
+'karat train --help' lists every training flag; 'karat finetune --help' the fine-tuning flags; 'karat analyze --help' the analysis flags.`;
 
-function readConfigFile(path: string): Record<string, unknown> {
+export function readConfigFile(path: string): Record<string, unknown> {
   if (!existsSync(path)) throw new ConfigError(`--config: file '${path}' does not exist`);
   let raw: unknown;
   try {
@@ -155,7 +157,14 @@ async function cmdTrain(argv: string[]): Promise<number> {
   }
   if (configPath) layers.push({from: `--config ${configPath}`, values: readConfigFile(configPath)});
   layers.push({from: 'command line', values: flags});
-  const cfg = resolveConfig(layers);
+  return runTraining(resolveConfig(layers));
+}
+
+/**
+ * Runs the trainer with the CLI's console output, logs, plots, summary and model export
+ * (karat train; karat finetune passes the model factory and its model description).
+ */
+export async function runTraining(cfg: TrainConfig, opts: {factory?: ModelFactory, describeModel?: (i: StartInfo) => string} = {}): Promise<number> {
   const progress = Progress.resolve(cfg.progress);
   let runDir = '';
   let lastCk = '';
@@ -175,7 +184,8 @@ async function cmdTrain(argv: string[]): Promise<number> {
       const auto = i.backend.auto ? ` (auto: fastest available here; order ${AUTO_ORDER.join(' > ')})` : '';
       console.log(`backend: ${i.backend.name} — ${i.backend.detail}${auto}`);
       const att = cfg.attention === 'softmax' ? 'softmax attention' : `Fourier-KArAt G${cfg.grid}${cfg.mode === 'blockwise' ? 'B' : 'U'} (rank ${cfg.rank})`;
-      console.log(`model: ViT dim ${cfg.dim}, depth ${cfg.depth}, heads ${cfg.heads}, patch ${cfg.patchSize}, ${att}; ${i.params.toLocaleString('en-US')} parameters`);
+      console.log(opts.describeModel ? opts.describeModel(i) :
+          `model: ViT dim ${cfg.dim}, depth ${cfg.depth}, heads ${cfg.heads}, patch ${cfg.patchSize}, ${att}; ${i.params.toLocaleString('en-US')} parameters`);
       console.log(`data: ${i.train.name} ${i.train.size} train / ${i.test.name} ${i.test.size} test, ${i.train.height}x${i.train.width}x${i.train.channels}, ${i.train.numClasses} classes`);
       console.log(`run: ${i.runDir}${i.resumedFrom ? ` — resumed from ${i.resumedFrom} at epoch ${i.startEpoch}` : ''}; ${cfg.epochs} epochs x ${i.batchesPerEpoch} steps of ${cfg.batchSize}`);
       writeFileSync(join(i.runDir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
@@ -193,7 +203,7 @@ async function cmdTrain(argv: string[]): Promise<number> {
           `test loss ${r.testLoss.toFixed(4)} top-1 ${(100 * r.testTop1).toFixed(2)}% top-5 ${(100 * r.testTop5).toFixed(2)}% | ` +
           `${r.imagesPerSec.toFixed(1)} img/s, ${formatDuration(r.epochSeconds)} (+${ev.seconds.toFixed(1)} s eval)${r.best ? ' *best' : ''}`);
     },
-  });
+  }, undefined, opts.factory);
   process.removeListener('SIGINT', onSigint);
   process.removeListener('SIGTERM', onSigint);
   const last = result.history[result.history.length - 1];
@@ -247,7 +257,7 @@ async function cmdEval(argv: string[]): Promise<number> {
   if (spec.numClasses !== test.numClasses) {
     throw new CheckpointError(`checkpoint '${flags.checkpoint}' has ${spec.numClasses} classes, dataset ${test.name} has ${test.numClasses}`);
   }
-  const model = buildModel(spec, 0);
+  const model = await modelFromSpec(spec, 0);
   assignWeights(model, ck, `checkpoint '${flags.checkpoint}'`);
   const norm = (ck.header.trainer.normalisation as {mean: number[], std: number[]} | undefined) ?? {mean: [0, 0, 0], std: [1, 1, 1]};
   const bs = Math.min(Number(flags.batchSize ?? 250), test.size);
@@ -321,6 +331,8 @@ async function dispatch(cmd: string | undefined, rest: string[]): Promise<number
         return await cmdInfo(rest);
       case 'analyze':
         return await cmdAnalyze(rest);
+      case 'finetune':
+        return await cmdFinetune(rest);
       case undefined:
       case '--help':
       case '-h':
@@ -331,7 +343,7 @@ async function dispatch(cmd: string | undefined, rest: string[]): Promise<number
         console.log(version);
         return 0;
       default:
-        throw new UsageError(`unknown command '${cmd}'; expected train, eval, info or analyze (karat --help)`);
+        throw new UsageError(`unknown command '${cmd}'; expected train, finetune, eval, info or analyze (karat --help)`);
     }
   } catch (e) {
     const err = e as Error;
