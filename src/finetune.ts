@@ -229,6 +229,11 @@ interface ViTLayout {
 function layout(topology: Json): ViTLayout {
   const mc = modelConfigOf(topology);
   const layers = layersOf(mc);
+  const attention = layers.filter((l) => ATTENTION.includes(l?.class_name)).map((l) => String(l.config.name));
+  if (attention.length === 0) {
+    throw new KArAtArgumentError(`finetune: the model has no attention layer (MultiHeadAttention or KArAtMultiHeadAttention); layers: ` +
+        `${layers.map((l) => `${l?.config?.name}:${l?.class_name}`).join(', ')}`);
+  }
   const inputs = layers.filter((l) => l?.class_name === 'InputLayer');
   if (inputs.length !== 1) throw new KArAtArgumentError(`finetune: the model must have one image input, found ${inputs.length} input layers`);
   const input = inputs[0];
@@ -236,11 +241,6 @@ function layout(topology: Json): ViTLayout {
   const shape = input.config?.[shapeKey] as Array<number | null> | undefined;
   if (!Array.isArray(shape) || shape.length !== 4 || shape.slice(1).some((d) => !(typeof d === 'number' && d > 0))) {
     throw new KArAtArgumentError(`finetune: the model's input must be images [batch, height, width, channels] of known size, got ${JSON.stringify(shape)}`);
-  }
-  const attention = layers.filter((l) => ATTENTION.includes(l?.class_name)).map((l) => String(l.config.name));
-  if (attention.length === 0) {
-    throw new KArAtArgumentError(`finetune: the model has no attention layer (MultiHeadAttention or KArAtMultiHeadAttention); layers: ` +
-        `${layers.map((l) => `${l?.config?.name}:${l?.class_name}`).join(', ')}`);
   }
   let patch: number | null = null;
   let patchLayer: Json = null;

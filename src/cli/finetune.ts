@@ -83,6 +83,12 @@ export async function loadFinetuneSource(path: string): Promise<{source: SwapSou
   throw new UsageError(`--model: '${path}' is not a model.json, a run folder or a .ckpt checkpoint`);
 }
 
+/** The random source of a fine-tuning run's new weights for `seed` (the initial model is reproducible). */
+export function finetuneRandom(seed: number): () => number {
+  const rng = new Rng(seed ^ 0x5eed0f7e);
+  return () => rng.uniform();
+}
+
 function attentionName(a: TrainConfig): string {
   return a.attention === 'softmax' ? 'softmax' : `G${a.grid}${a.mode === 'blockwise' ? 'B' : 'U'}`;
 }
@@ -185,7 +191,7 @@ export async function cmdFinetune(argv: string[]): Promise<number> {
   const factory: ModelFactory | undefined = source == null ? undefined : async (data, seed) => {
     const a = await adaptForFinetune(source!.source, {
       attention: target, imageSize: [data.height, data.width], channels: data.channels, numClasses: data.numClasses,
-      interpolation, allowInitialised, random: ((rng) => () => rng.uniform())(new Rng(seed ^ 0x5eed0f7e)),
+      interpolation, allowInitialised, random: finetuneRandom(seed),
     });
     source!.dispose();
     console.log(formatAdaptation(a, source!.file));

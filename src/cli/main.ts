@@ -21,7 +21,7 @@ import {assignWeights, CheckpointError, exportModel, readCheckpoint} from '../tr
 import {BACKENDS, ConfigError, DATASETS, DEFAULTS, FIELD_HELP, FIELD_KINDS, kebab, PRESETS, resolveConfig, TrainConfig} from '../training/config';
 import {appendEpochLogs, appendEvent, epochTable, formatDuration, Progress, table} from '../training/logging';
 import {formatConfusion} from '../training/metrics';
-import {ModelSpec, modelFromSpec} from '../training/model';
+import {isTopologySpec, ModelSpec, modelFromSpec} from '../training/model';
 import {plotRuns} from '../training/plot';
 import {evaluate, ModelFactory, StartInfo, train} from '../training/trainer';
 import {version} from '../version';
@@ -281,7 +281,10 @@ async function cmdInfo(argv: string[]): Promise<number> {
     const ck = readCheckpoint(String(flags.checkpoint));
     const t = ck.header.trainer;
     console.log(`checkpoint ${flags.checkpoint}: epoch ${t.epoch}, step ${t.step}, seed ${t.seed}, saved ${ck.header.createdAt}, backend ${t.backend}`);
-    console.log(`model: ${JSON.stringify(ck.header.modelSpec)}`);
+    const spec = ck.header.modelSpec as ModelSpec;
+    console.log(isTopologySpec(spec) ?
+        `model: a layers topology (karat finetune), ${spec.imageSize.join('x')}x${spec.channels} images, ${spec.numClasses} classes` :
+        `model: ${JSON.stringify(spec)}`);
     console.log(`weights: ${ck.header.weights.length} tensors, ${ck.header.weightFloats.toLocaleString('en-US')} parameters; optimizer state: ${ck.optimizer ? `step ${ck.optimizer.meta.step}` : 'none'}`);
     const hist = (t.history as import('../training/trainer').EpochRecord[]) ?? [];
     if (hist.length) console.log(epochTable(hist));
