@@ -226,6 +226,27 @@ describe('finetune: adaptForFinetune', function() {
   });
 });
 
+describe('finetune: adaptForFinetune on a Keras-style ViT', function() {
+  before(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('Conv2D + Reshape patch embedding moves to another size: the Reshape target follows, every weight kept', async () => {
+    const {artifacts, weights} = kerasViTArtifacts({imageSize: 16, patchSize: 4, channels: 3, dim: 8, heads: 2, depth: 1, numClasses: 4, seed: 9});
+    const a = await karat.adaptForFinetune(artifacts, {attention: {type: 'fourier', grid: 2, rank: 3}, imageSize: [24, 12]});
+    assert.deepEqual(a.model.inputs[0].shape, [null, 24, 12, 3]);
+    assert.deepEqual(a.model.getLayer('tokens').outputShape, [null, 18, 8]);
+    assert.deepEqual([a.from.tokens, a.to.tokens], [16, 18]);
+    assert.deepEqual(a.replaced, []);
+    assert.equal(a.kept.length, weights.size);
+    for (const [n, t] of weights) assert.ok(bitIdentical(weightOf(a.model, n.replace('/attention_output/', '/attentionOutput/')), t.dataSync()), `${n} changed`);
+    const y = a.model.predict(tf.ones([1, 24, 12, 3])) as tf.Tensor;
+    assert.deepEqual(y.shape, [1, 4]);
+    tf.dispose([y, ...weights.values()]);
+    a.model.dispose();
+  });
+});
+
 describe('karat finetune (cpu)', function() {
   let softmaxCk = '';
   let softmax: Checkpoint;
@@ -273,6 +294,11 @@ describe('karat finetune (cpu)', function() {
       assert.match(r.out, /epoch 2\/2: train loss/);
       const ck = readCheckpoint(join(tmp, `ft-${tag}`, 'last.ckpt'));
       assert.deepEqual(ck.header.trainer.newParams, a.newParams);
+      // fine-tuning default: warm-up a tenth of --epochs; the architecture is read from the model
+      const saved = ck.header.trainer.config as TrainConfig;
+      assert.equal(saved.warmupEpochs, 0.2);
+      assert.equal(saved.lr, 3e-3);
+      assert.deepEqual([saved.dim, saved.depth, saved.heads, saved.mlpRatio, saved.patchSize], [16, 2, 2, 1, 8]);
       const after = await modelOfCheckpoint(ck);
       const lossAfter = await fixedSetLoss(after);
       assert.ok(lossAfter < lossBefore - 0.02, `loss on the fixed set: ${lossBefore} -> ${lossAfter}`);
@@ -282,10 +308,12 @@ describe('karat finetune (cpu)', function() {
 
   it('--freeze leaves frozen weights bit-identical; resume continues the run; eval reads its checkpoint', async () => {
     const r = await cli(['finetune', '--model', softmaxCk, '--grid', '3', '--rank', '4', ...DATA, '--epochs', '2', '--steps-per-epoch', '2',
-      '--freeze', 'all-but-karat-and-head', '--new-param-lr', '1e-3', '--out-dir', tmp, '--run-name', 'frozen']);
+      '--freeze', 'all-but-karat-and-head', '--new-param-lr', '1e-3', '--warmup-epochs', '0', '--out-dir', tmp, '--run-name', 'frozen']);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /optimiser: 6 weights trained \(block0_attn\/karat\/coeffs, block0_attn\/karat\/proj, block1_attn\/karat\/coeffs, block1_attn\/karat\/proj, head\/kernel, head\/bias\), 38 frozen; lr multipliers 2, 1; new weights: 4/);
     const ck = readCheckpoint(join(tmp, 'frozen', 'last.ckpt'));
+    const saved = ck.header.trainer.config as TrainConfig;
+    assert.deepEqual([saved.warmupEpochs, saved.lr, saved.newParamLr, saved.freeze], [0, 5e-4, 1e-3, 'all-but-karat-and-head']);
     const before = weightsOf(softmax), after = weightsOf(ck);
     let trained = 0;
     for (const [n, v] of after) {
