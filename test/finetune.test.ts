@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {strict as assert} from 'assert';
 import {spawnSync} from 'node:child_process';
-import {mkdtempSync, rmSync} from 'node:fs';
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 
@@ -357,6 +357,21 @@ describe('karat finetune (cpu)', function() {
     const m = await modelOfCheckpoint(ck);
     assert.deepEqual(m.outputs[0].shape, [null, 10]);
     m.dispose();
+  });
+
+  it('a PyTorch-format .safetensors file (timm names, as karat export writes it) fine-tunes like a model.json', async () => {
+    const src = karat.models.vit({dim: 16, depth: 1, heads: 2, mlpRatio: 2, imageSize: 32, patchSize: 8, numClasses: 10, classifierActivation: 'linear'});
+    const file = join(tmp, 'vit.safetensors');
+    writeFileSync(file, karat.io.vitToSafetensors(src));
+    const r = await cli(['finetune', '--model', file, '--grid', '3', '--rank', '4', ...DATA, '--epochs', '1', '--steps-per-epoch', '1',
+      '--out-dir', tmp, '--run-name', 'from-safetensors']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /finetune: .*vit\.safetensors \(softmax attention, 32x32x3, 10 classes, 17 tokens\) -> fourier KArAt \(grid 3, rank 4, blockwise\)/);
+    assert.match(r.out, new RegExp(`kept \\(bit-identical\\): ${src.weights.length} weights`));
+    const bad = await cli(['finetune', '--model', softmaxCk, '--arch', 'vit_tiny_patch16_224', ...DATA]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /karat: error: karat finetune: --arch applies to a \.safetensors --model/);
+    src.dispose();
   });
 
   it('a model moved to another image size: 16x16 (4x4 patches) -> the 32x32 data (8x8), position embedding resampled', async () => {

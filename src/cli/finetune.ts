@@ -14,12 +14,14 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import {Rng} from '../data/rng';
 import {adaptForFinetune, describeViT, FinetuneAdaptation, PosEmbedInterpolation} from '../finetune';
 import {fileSystem} from '../io/index';
+import {vitFromSafetensors} from '../io/torch_vit';
 import {selectBackend} from '../training/backend';
 import {assignWeights, readCheckpoint} from '../training/checkpoint';
 import {FIELD_KINDS, kebab, resolveConfig, TrainConfig} from '../training/config';
 import {modelFromSpec, ModelSpec} from '../training/model';
 import {ModelFactory, StartInfo} from '../training/trainer';
 import type {SwapSource} from '../swap';
+import {DEFAULT_MAX_BYTES, readFileChecked} from './convert';
 import {parseFlags, readConfigFile, runTraining, UsageError} from './main';
 
 /** Defaults of fine-tuning that differ from karat train's (flags and --config still override). */
@@ -32,7 +34,7 @@ const BOOLEANS = new Set([...Object.entries(FIELD_KINDS).filter(([, v]) => v ===
 
 export function finetuneHelp(): string {
   return [
-    'usage: karat finetune --model <model.json | run folder | file.ckpt> [--attention fourier|softmax] [--grid G] [--rank r]',
+    'usage: karat finetune --model <model.json | run folder | file.ckpt | vit.safetensors> [--attention fourier|softmax] [--grid G] [--rank r]',
     '                      [--mode blockwise|universal] [--interpolation bicubic|bilinear] [--allow-initialised]',
     '                      [--freeze SPEC] [--layer-decay D] [--new-param-lr LR] [every karat train flag]',
     '',
@@ -41,7 +43,9 @@ export function finetuneHelp(): string {
     'position embedding when the image size differs, then trains it as karat train does.',
     '',
     '  --model               model.json (models.vit or a converted Keras ViT), a karat run folder (its',
-    '                        model/model.json, else last.ckpt) or a .ckpt checkpoint',
+    '                        model/model.json, else last.ckpt), a .ckpt checkpoint, or a PyTorch (timm) ViT',
+    '                        .safetensors file (as karat convert reads it; with --heads N or --arch NAME',
+    '                        when the file is not one that karat export wrote)',
     '  --interpolation       position-embedding resampling on the patch grid: bicubic (default) | bilinear',
     '  --allow-initialised   accept a swap that discards trained weights (KArAt operators that do not fit)',
     '  --freeze              weights not to train: all-but-<karat|head|new|norm|attention>[-and-...], globs over',
@@ -50,15 +54,28 @@ export function finetuneHelp(): string {
     '  --new-param-lr        learning rate of the new weights (KArAt operators, a new head); 0 = as the rest',
     `  --warmup-epochs       default for fine-tuning: a tenth of --epochs`,
     `  defaults that differ from karat train: ${Object.entries(FINETUNE_DEFAULTS).map(([k, v]) => `--${kebab(k)} ${v}`).join(', ')}`,
-    '  --dim, --depth, --heads, --mlp-ratio, --patch-size and --preset come from the model and are not accepted.',
+    '  --dim, --depth, --heads, --mlp-ratio, --patch-size and --preset come from the model and are not accepted',
+    '  (except --heads with a .safetensors --model).',
     '',
     "'karat train --help' lists every training flag.",
   ].join('\n');
 }
 
-/** Resolves --model to a source for adaptForFinetune (a checkpoint is loaded into a model). */
-export async function loadFinetuneSource(path: string): Promise<{source: SwapSource, file: string, dispose: () => void}> {
+/**
+ * Resolves --model to a source for adaptForFinetune (a checkpoint or a PyTorch/timm
+ * .safetensors file is loaded into a model; `torch` are the conversion's heads/arch options).
+ */
+export async function loadFinetuneSource(path: string, torch: {heads?: number, arch?: string} = {}):
+    Promise<{source: SwapSource, file: string, dispose: () => void}> {
   if (!existsSync(path)) throw new UsageError(`--model: '${path}' does not exist`);
+  if (path.endsWith('.safetensors')) {
+    const model = vitFromSafetensors(readFileChecked(path, DEFAULT_MAX_BYTES, '--model'), torch);
+    let disposed = false;
+    return {source: model, file: path, dispose: () => {
+      if (!disposed) model.dispose();
+      disposed = true;
+    }};
+  }
   let file = path;
   if (statSync(path).isDirectory()) {
     const candidates = [join(path, 'model.json'), join(path, 'model', 'model.json'), join(path, 'last.ckpt')];
@@ -80,7 +97,7 @@ export async function loadFinetuneSource(path: string): Promise<{source: SwapSou
     const artifacts = await fileSystem(file).load();
     return {source: artifacts, file, dispose: () => undefined};
   }
-  throw new UsageError(`--model: '${path}' is not a model.json, a run folder or a .ckpt checkpoint`);
+  throw new UsageError(`--model: '${path}' is not a model.json, a run folder, a .ckpt checkpoint or a .safetensors file`);
 }
 
 /** The random source of a fine-tuning run's new weights for `seed` (the initial model is reproducible). */
@@ -141,6 +158,20 @@ export async function cmdFinetune(argv: string[]): Promise<number> {
   if (interpolation !== 'bicubic' && interpolation !== 'bilinear') {
     throw new UsageError(`karat finetune: --interpolation must be bicubic or bilinear, got '${interpolation}'`);
   }
+  // a PyTorch (timm) .safetensors file does not store its heads: --heads N or --arch NAME
+  const torch: {heads?: number, arch?: string} = {};
+  if (modelPath != null && modelPath.endsWith('.safetensors')) {
+    if (flags.heads != null) {
+      const h = Number(flags.heads);
+      if (!Number.isInteger(h) || h < 1) throw new UsageError(`karat finetune: --heads must be an integer >= 1, got '${String(flags.heads)}'`);
+      torch.heads = h;
+    }
+    if (flags.arch != null) torch.arch = String(flags.arch);
+    delete flags.heads;
+    delete flags.arch;
+  } else if (flags.arch != null) {
+    throw new UsageError(`karat finetune: --arch applies to a .safetensors --model`);
+  }
   for (const k of ARCH_FLAGS) {
     if (k in flags) throw new UsageError(`karat finetune: --${kebab(k)} is fixed by the pretrained model (drop it)`);
   }
@@ -170,7 +201,7 @@ export async function cmdFinetune(argv: string[]): Promise<number> {
   if (modelPath != null) {
     // the model's weights are tensors: start the backend of the run first
     await selectBackend(cfg.backend);
-    source = await loadFinetuneSource(modelPath);
+    source = await loadFinetuneSource(modelPath, torch);
     const d = await describeViT(source.source);
     layers.splice(1, 0, {from: `model ${source.file}`, values: {
       dim: d.dim, depth: d.depth, heads: d.heads, ...(d.patchSize != null ? {patchSize: d.patchSize} : {}),
