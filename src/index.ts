@@ -31,3 +31,6 @@ export * as analysis from './analysis/index';
 export * from './ops/fused_layers';
 export {fusedDense, fusedLayerNormalization} from './layers/fused_layers';
 import '../kernels-webgpu/register_layers';
+// Fine-tuning a pretrained ViT with KArAt: attention swap, new head, position-embedding resampling.
+export {adaptForFinetune, describeViT, resamplePositionEmbedding, resizeGrid, resizeTaps} from './finetune';
+export type {FinetuneAdaptation, FinetuneAdaptOptions, PosEmbedInterpolation, ViTDescription} from './finetune';

@@ -23,7 +23,7 @@ import {fileSystem} from '../io/file_system';
 import {selectBackend} from '../training/backend';
 import {assignWeights, Checkpoint, readCheckpoint} from '../training/checkpoint';
 import {BACKENDS, kebab, TrainConfig} from '../training/config';
-import {buildModel, ModelSpec} from '../training/model';
+import {ModelSpec, modelFromSpec} from '../training/model';
 import {parseFlags, UsageError} from './flags';
 
 export const ANALYZE_HELP = `usage: karat analyze (--checkpoint FILE | --model DIR|model.json) [options]
@@ -138,7 +138,7 @@ async function loadAnalysedModel(flags: Flags): Promise<AnalysedModel> {
   let savedDataset: string | null = null, savedDataDir: string | null = null;
   if (flags.checkpoint != null) {
     const ck: Checkpoint = readCheckpoint(String(flags.checkpoint));
-    model = buildModel(ck.header.modelSpec as ModelSpec, 0);
+    model = await modelFromSpec(ck.header.modelSpec as ModelSpec, 0);
     assignWeights(model, ck, `checkpoint '${flags.checkpoint}'`);
     norm = (ck.header.trainer.normalisation as Normalisation | undefined) ?? norm;
     const cfg = (ck.header.trainer.config ?? {}) as Partial<TrainConfig>;

@@ -18,7 +18,7 @@ import {TIMM_VIT_ARCHS, vitFromSafetensorsWithReport, vitToSafetensors, VitFromS
 import {activateBackend} from '../training/backend';
 import {assignWeights, exportModel, readCheckpoint, readWeights, writeCheckpoint, writeFileAtomic} from '../training/checkpoint';
 import {kebab} from '../training/config';
-import {buildModel, countParams, ModelSpec} from '../training/model';
+import {countParams, ModelSpec, modelFromSpec} from '../training/model';
 import {parseFlags, UsageError} from './flags';
 
 /** Default cap on files read by convert/export: 4 GiB (ViT-Huge in float32 is ~2.5 GB). */
@@ -251,7 +251,7 @@ export async function cmdExport(argv: string[]): Promise<number> {
     })();
     if (size > maxBytes) throw new UsageError(`karat export: --model '${src}' is ${size} bytes, more than --max-bytes ${maxBytes}`);
     const ck = readCheckpoint(src);
-    model = buildModel(ck.header.modelSpec as ModelSpec, 0);
+    model = await modelFromSpec(ck.header.modelSpec as ModelSpec, 0);
     assignWeights(model, ck, `checkpoint '${src}'`);
   } else {
     model = await loadModelConfined(src, maxBytes, 'karat export: --model');

@@ -1,5 +1,5 @@
 /**
- * The `karat` command line: train | eval | info | analyze | convert | export.
+ * The `karat` command line: train | finetune | eval | info | analyze | convert | export.
  *
  *   karat train --preset quick                     the main job (embedded CIFAR-10 subset)
  *   karat train --config run.json --epochs 20      flags override the config file
@@ -21,12 +21,13 @@ import {assignWeights, CheckpointError, exportModel, readCheckpoint} from '../tr
 import {BACKENDS, ConfigError, DATASETS, DEFAULTS, FIELD_HELP, FIELD_KINDS, kebab, PRESETS, resolveConfig, TrainConfig} from '../training/config';
 import {appendEpochLogs, appendEvent, epochTable, formatDuration, Progress, table} from '../training/logging';
 import {formatConfusion} from '../training/metrics';
-import {buildModel, ModelSpec} from '../training/model';
+import {isTopologySpec, ModelSpec, modelFromSpec} from '../training/model';
 import {plotRuns} from '../training/plot';
-import {evaluate, train} from '../training/trainer';
+import {evaluate, ModelFactory, StartInfo, train} from '../training/trainer';
 import {version} from '../version';
 import {cmdAnalyze} from './analyze';
 import {cmdConvert, cmdExport} from './convert';
+import {cmdFinetune} from './finetune';
 import {camel, parseFlags, UsageError} from './flags';
 
 export {parseFlags, UsageError};
@@ -56,15 +57,16 @@ const HELP = `karat ${version} — Kolmogorov-Arnold Attention (Fourier-KArAt) t
 
 usage:
   karat train [--preset quick|cifar10-paper|cifar100-paper] [--config FILE.json] [flags]
+  karat finetune --model <model.json | run folder | FILE.ckpt> [--attention fourier|softmax] [--grid G] [--rank r] [--mode M] [train flags]
   karat eval  --checkpoint FILE [--dataset NAME] [--data-dir PATH] [--backend NAME] [--batch-size N] [--test-limit N]
   karat info  [--checkpoint FILE] [--probe]
   karat analyze (--checkpoint FILE | --model PATH) [--path DIR] [--out DIR] [flags]
   karat convert --from vit.safetensors --out DIR [--heads N | --arch NAME]   PyTorch (timm) ViT -> tfjs
   karat export  --model DIR|model.json|FILE.ckpt --to vit.safetensors         tfjs ViT -> PyTorch (timm names)
 
-'karat train --help' lists every training flag; 'karat analyze --help' the analysis flags.`;
+'karat train --help' lists every training flag; 'karat finetune --help' the fine-tuning flags; 'karat analyze --help' the analysis flags.`;
 
-function readConfigFile(path: string): Record<string, unknown> {
+export function readConfigFile(path: string): Record<string, unknown> {
   if (!existsSync(path)) throw new ConfigError(`--config: file '${path}' does not exist`);
   let raw: unknown;
   try {
@@ -109,7 +111,14 @@ async function cmdTrain(argv: string[]): Promise<number> {
   }
   if (configPath) layers.push({from: `--config ${configPath}`, values: readConfigFile(configPath)});
   layers.push({from: 'command line', values: flags});
-  const cfg = resolveConfig(layers);
+  return runTraining(resolveConfig(layers));
+}
+
+/**
+ * Runs the trainer with the CLI's console output, logs, plots, summary and model export
+ * (karat train; karat finetune passes the model factory and its model description).
+ */
+export async function runTraining(cfg: TrainConfig, opts: {factory?: ModelFactory, describeModel?: (i: StartInfo) => string} = {}): Promise<number> {
   const progress = Progress.resolve(cfg.progress);
   let runDir = '';
   let lastCk = '';
@@ -129,7 +138,8 @@ async function cmdTrain(argv: string[]): Promise<number> {
       const auto = i.backend.auto ? ` (auto: fastest available here; order ${AUTO_ORDER.join(' > ')})` : '';
       console.log(`backend: ${i.backend.name} — ${i.backend.detail}${auto}`);
       const att = cfg.attention === 'softmax' ? 'softmax attention' : `Fourier-KArAt G${cfg.grid}${cfg.mode === 'blockwise' ? 'B' : 'U'} (rank ${cfg.rank})`;
-      console.log(`model: ViT dim ${cfg.dim}, depth ${cfg.depth}, heads ${cfg.heads}, patch ${cfg.patchSize}, ${att}; ${i.params.toLocaleString('en-US')} parameters`);
+      console.log(opts.describeModel ? opts.describeModel(i) :
+          `model: ViT dim ${cfg.dim}, depth ${cfg.depth}, heads ${cfg.heads}, patch ${cfg.patchSize}, ${att}; ${i.params.toLocaleString('en-US')} parameters`);
       console.log(`data: ${i.train.name} ${i.train.size} train / ${i.test.name} ${i.test.size} test, ${i.train.height}x${i.train.width}x${i.train.channels}, ${i.train.numClasses} classes`);
       console.log(`run: ${i.runDir}${i.resumedFrom ? ` — resumed from ${i.resumedFrom} at epoch ${i.startEpoch}` : ''}; ${cfg.epochs} epochs x ${i.batchesPerEpoch} steps of ${cfg.batchSize}`);
       writeFileSync(join(i.runDir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
@@ -147,7 +157,7 @@ async function cmdTrain(argv: string[]): Promise<number> {
           `test loss ${r.testLoss.toFixed(4)} top-1 ${(100 * r.testTop1).toFixed(2)}% top-5 ${(100 * r.testTop5).toFixed(2)}% | ` +
           `${r.imagesPerSec.toFixed(1)} img/s, ${formatDuration(r.epochSeconds)} (+${ev.seconds.toFixed(1)} s eval)${r.best ? ' *best' : ''}`);
     },
-  });
+  }, undefined, opts.factory);
   process.removeListener('SIGINT', onSigint);
   process.removeListener('SIGTERM', onSigint);
   const last = result.history[result.history.length - 1];
@@ -201,7 +211,7 @@ async function cmdEval(argv: string[]): Promise<number> {
   if (spec.numClasses !== test.numClasses) {
     throw new CheckpointError(`checkpoint '${flags.checkpoint}' has ${spec.numClasses} classes, dataset ${test.name} has ${test.numClasses}`);
   }
-  const model = buildModel(spec, 0);
+  const model = await modelFromSpec(spec, 0);
   assignWeights(model, ck, `checkpoint '${flags.checkpoint}'`);
   const norm = (ck.header.trainer.normalisation as {mean: number[], std: number[]} | undefined) ?? {mean: [0, 0, 0], std: [1, 1, 1]};
   const bs = Math.min(Number(flags.batchSize ?? 250), test.size);
@@ -225,7 +235,10 @@ async function cmdInfo(argv: string[]): Promise<number> {
     const ck = readCheckpoint(String(flags.checkpoint));
     const t = ck.header.trainer;
     console.log(`checkpoint ${flags.checkpoint}: epoch ${t.epoch}, step ${t.step}, seed ${t.seed}, saved ${ck.header.createdAt}, backend ${t.backend}`);
-    console.log(`model: ${JSON.stringify(ck.header.modelSpec)}`);
+    const spec = ck.header.modelSpec as ModelSpec;
+    console.log(isTopologySpec(spec) ?
+        `model: a layers topology (karat finetune), ${spec.imageSize.join('x')}x${spec.channels} images, ${spec.numClasses} classes` :
+        `model: ${JSON.stringify(spec)}`);
     console.log(`weights: ${ck.header.weights.length} tensors, ${ck.header.weightFloats.toLocaleString('en-US')} parameters; optimizer state: ${ck.optimizer ? `step ${ck.optimizer.meta.step}` : 'none'}`);
     const hist = (t.history as import('../training/trainer').EpochRecord[]) ?? [];
     if (hist.length) console.log(epochTable(hist));
@@ -275,6 +288,8 @@ async function dispatch(cmd: string | undefined, rest: string[]): Promise<number
         return await cmdInfo(rest);
       case 'analyze':
         return await cmdAnalyze(rest);
+      case 'finetune':
+        return await cmdFinetune(rest);
       case 'convert':
         return await cmdConvert(rest);
       case 'export':
@@ -289,7 +304,7 @@ async function dispatch(cmd: string | undefined, rest: string[]): Promise<number
         console.log(version);
         return 0;
       default:
-        throw new UsageError(`unknown command '${cmd}'; expected train, eval, info, analyze, convert or export (karat --help)`);
+        throw new UsageError(`unknown command '${cmd}'; expected train, finetune, eval, info, analyze, convert or export (karat --help)`);
     }
   } catch (e) {
     const err = e as Error;

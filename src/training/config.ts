@@ -50,6 +50,12 @@ export interface TrainConfig {
   beta1: number;
   beta2: number;
   clipGrad: number;
+  /** Weights not to train (see param_groups.ts): 'all-but-karat-and-head', globs, /regex/. */
+  freeze: string | null;
+  /** Layer-wise learning-rate decay (1 = off). */
+  layerDecay: number;
+  /** Learning rate of weights created for fine-tuning (0 = the same rules as the others). */
+  newParamLr: number;
   // augmentation
   cropPadding: number;
   hflip: boolean;
@@ -81,6 +87,7 @@ export const DEFAULTS: TrainConfig = {
   attention: 'fourier', grid: 3, rank: 12, mode: 'blockwise', dropPath: 0,
   epochs: 10, batchSize: 64, evalBatchSize: 250, lr: 1e-3, minLr: 1e-5, warmupEpochs: 1, warmupLr: 1e-6,
   weightDecay: 0.05, karatLr: 0, karatDecay: false, beta1: 0.9, beta2: 0.999, clipGrad: 1.0,
+  freeze: null, layerDecay: 1, newParamLr: 0,
   cropPadding: 4, hflip: true, mixup: 0.8, cutmix: 1.0, mixProb: 1.0, switchProb: 0.5, labelSmoothing: 0.1, randomErasing: 0,
   seed: 42, backend: 'auto', outDir: 'runs', runName: null, resume: null, prefetch: 2, stepsPerEpoch: 0,
   progress: 'auto', keepEpochCheckpoints: false,
@@ -138,7 +145,8 @@ export const FIELD_KINDS: Record<keyof TrainConfig, FieldKind> = {
   imageSize: 'int', model: 'string', dim: 'int', depth: 'int', heads: 'int', mlpRatio: 'number', patchSize: 'int',
   attention: 'string', grid: 'int', rank: 'int', mode: 'string', dropPath: 'number', epochs: 'int', batchSize: 'int',
   evalBatchSize: 'int', lr: 'number', minLr: 'number', warmupEpochs: 'number', warmupLr: 'number', weightDecay: 'number',
-  karatLr: 'number', karatDecay: 'bool', beta1: 'number', beta2: 'number', clipGrad: 'number', cropPadding: 'int',
+  karatLr: 'number', karatDecay: 'bool', beta1: 'number', beta2: 'number', clipGrad: 'number', freeze: 'nullable-string', layerDecay: 'number',
+  newParamLr: 'number', cropPadding: 'int',
   hflip: 'bool', mixup: 'number', cutmix: 'number', mixProb: 'number', switchProb: 'number', labelSmoothing: 'number',
   randomErasing: 'number', seed: 'int', backend: 'string', outDir: 'string', runName: 'nullable-string',
   resume: 'nullable-string', prefetch: 'int', stepsPerEpoch: 'int', progress: 'string',
@@ -168,6 +176,9 @@ export const FIELD_HELP: Record<keyof TrainConfig, string> = {
   karatLr: 'separate learning rate for KArAt parameters (0 = same as --lr)',
   karatDecay: 'apply weight decay to KArAt coefficients too',
   beta1: 'AdamW β1', beta2: 'AdamW β2', clipGrad: 'clip gradients to this global L2 norm (0 = off)',
+  freeze: 'weights not to train: all-but-<karat|head|new|norm|attention>[-and-...], globs over weight names (block0_*), /regex/; comma-separated',
+  layerDecay: 'layer-wise learning-rate decay d: block i of L trains at d^(L-i) x lr, embeddings d^(L+1), head 1 (1 = off)',
+  newParamLr: 'learning rate of weights created by karat finetune (KArAt operators, a new head); 0 = same rules as the rest',
   cropPadding: 'random-crop zero padding in pixels (0 = no crop)', hflip: 'random horizontal flip',
   mixup: 'mixup Beta(α, α) α (0 = off)', cutmix: 'cutmix Beta(α, α) α (0 = off)',
   mixProb: 'probability of mixup/cutmix per batch', switchProb: 'probability of cutmix over mixup when both are on',
@@ -256,7 +267,7 @@ export function validate(c: TrainConfig): void {
     if (!(c[k] >= 1)) err(`'${kebab(k)}' must be >= 1, got ${c[k]}`);
   }
   for (const k of ['trainLimit', 'testLimit', 'stepsPerEpoch', 'cropPadding', 'lr', 'minLr', 'warmupEpochs', 'warmupLr',
-    'weightDecay', 'karatLr', 'clipGrad', 'mixup', 'cutmix', 'randomErasing', 'labelSmoothing', 'dropPath', 'mixProb', 'switchProb'] as const) {
+    'weightDecay', 'karatLr', 'newParamLr', 'clipGrad', 'mixup', 'cutmix', 'randomErasing', 'labelSmoothing', 'dropPath', 'mixProb', 'switchProb'] as const) {
     if (!(c[k] >= 0)) err(`'${kebab(k)}' must be >= 0, got ${c[k]}`);
   }
   for (const k of ['labelSmoothing', 'randomErasing', 'mixProb', 'switchProb', 'dropPath'] as const) {
@@ -264,6 +275,7 @@ export function validate(c: TrainConfig): void {
   }
   if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) err(`'beta1' and 'beta2' must be in [0, 1)`);
   if (c.lr <= 0) err(`'lr' must be > 0, got ${c.lr}`);
+  if (!(c.layerDecay > 0 && c.layerDecay <= 1)) err(`'layer-decay' must be in (0, 1], got ${c.layerDecay}`);
   if (c.dim % c.heads !== 0) err(`'dim' (${c.dim}) must be divisible by 'heads' (${c.heads})`);
   if (c.seed < 0 || c.seed > 0xffffffff) err(`'seed' must be in [0, 2^32), got ${c.seed}`);
 }

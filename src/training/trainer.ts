@@ -18,7 +18,8 @@ import {BackendInfo, selectBackend} from './backend';
 import {assignWeights, Checkpoint, CheckpointError, modelWeights, readCheckpoint, readWeights, writeCheckpoint} from './checkpoint';
 import {ConfigError, TrainConfig} from './config';
 import {confusionMatrix, softCrossEntropy, topKCorrect} from './metrics';
-import {buildModel, countParams, ModelSpec, modelSpecFor, paramRule, withMathRandom} from './model';
+import {buildModel, countParams, isTopologySpec, ModelSpec, modelFromSpec, modelSpecFor, withMathRandom} from './model';
+import {modelFacts, parameterPlan, ParamPlanEntry} from './param_groups';
 import {learningRate, ScheduleConfig} from './schedule';
 import * as nodeFs from 'node:fs';
 import * as nodePath from 'node:path';
@@ -79,7 +80,31 @@ export interface StartInfo {
   startEpoch: number;
   resumedFrom: string | null;
   spec: ModelSpec;
+  /** Per trainable weight: frozen or not, learning-rate multiplier, decay. */
+  plan: ParamPlanEntry[];
 }
+
+/** Shape of the data a model is built for. */
+export interface DataShape {
+  height: number;
+  width: number;
+  channels: number;
+  numClasses: number;
+}
+
+/**
+ * A model the trainer starts from instead of building one from the configuration (karat
+ * finetune): its spec (stored in checkpoints, so resume and eval rebuild it) and the names of
+ * the weights newly created for it (fine-tuning's 'new' parameters).
+ */
+export interface InitialModel {
+  model: tfl.LayersModel;
+  spec: ModelSpec;
+  newParams: string[];
+}
+
+/** Makes the initial model for the loaded data; called unless the run resumes from a checkpoint. */
+export type ModelFactory = (data: DataShape, seed: number) => Promise<InitialModel>;
 
 export interface TrainerEvents {
   onStart?(info: StartInfo): void;
@@ -151,8 +176,11 @@ export async function evaluate(model: tfl.LayersModel, loader: BatchLoader, numC
   return {loss: lossSum / n, top1: c1 / n, top5: c5 / n, confusion, examples: n, seconds: (performance.now() - t0) / 1000};
 }
 
-/** Trains as configured; resumes when cfg.resume is set. */
-export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runName?: string): Promise<TrainResult> {
+/**
+ * Trains as configured; resumes when cfg.resume is set. With `factory`, the run starts from
+ * the model it returns (fine-tuning) instead of one built from cfg.
+ */
+export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runName?: string, factory?: ModelFactory): Promise<TrainResult> {
   const t0 = performance.now();
   const runDir = nodePath.join(cfg.outDir, runName ?? cfg.runName ?? defaultRunName(cfg));
   nodeFs.mkdirSync(runDir, {recursive: true});
@@ -189,10 +217,27 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
   const K = trainDs.numClasses;
   const {height: H, width: W, channels: C} = trainDs;
 
-  const spec = modelSpecFor(cfg, {height: H, width: W, channels: C, numClasses: K});
-  const model = buildModel(spec, seed);
+  let spec: ModelSpec, model: tfl.LayersModel, newParams: string[] | null = null;
+  const savedSpec = resumeCk?.header.modelSpec;
+  if (resumeCk && isTopologySpec(savedSpec)) {
+    spec = savedSpec;
+    model = await modelFromSpec(spec, seed);
+    newParams = (resumeCk.header.trainer.newParams as string[] | undefined) ?? [];
+  } else if (factory && !resumeCk) {
+    const init = await factory({height: H, width: W, channels: C, numClasses: K}, seed);
+    ({spec, model, newParams} = init);
+  } else {
+    const vitSpec = modelSpecFor(cfg, {height: H, width: W, channels: C, numClasses: K});
+    spec = vitSpec;
+    model = buildModel(vitSpec, seed);
+  }
+  if (isTopologySpec(spec) && (spec.imageSize[0] !== H || spec.imageSize[1] !== W || spec.channels !== C || spec.numClasses !== K)) {
+    throw new ConfigError(`the model takes ${spec.imageSize.join('x')}x${spec.channels} images and has ${spec.numClasses} classes; ` +
+        `dataset ${trainDs.name} has ${H}x${W}x${C} images and ${K} classes`);
+  }
   const weights = modelWeights(model).filter((w) => w.trainable);
-  const params = weights.map((w) => ({name: w.name, variable: w.variable, rule: paramRule(w.name, w.variable.rank, cfg)}));
+  const plan = parameterPlan(modelFacts(model, weights.map((w) => w.name)), new Map(weights.map((w) => [w.name, w.variable.rank])), cfg, newParams);
+  const params = weights.map((w, i) => ({name: w.name, variable: w.variable, rule: plan[i].rule})).filter((_, i) => !plan[i].frozen);
   const opt = new AdamW(params, {beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weightDecay});
   const batches = cfg.stepsPerEpoch > 0 ? Math.min(cfg.stepsPerEpoch, trainLoader.length) : trainLoader.length;
   const sched: ScheduleConfig = {
@@ -218,7 +263,7 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
     best = (tr.best as {epoch: number, top1: number} | null) ?? null;
   }
   const nParams = countParams(model);
-  events.onStart?.({runDir, backend, params: nParams, train: trainDs, test: testDs, batchesPerEpoch: batches, startEpoch, resumedFrom, spec});
+  events.onStart?.({runDir, backend, params: nParams, train: trainDs, test: testDs, batchesPerEpoch: batches, startEpoch, resumedFrom, spec, plan});
 
   const vars = params.map((p) => p.variable);
   const lastPath = nodePath.join(runDir, 'last.ckpt'), bestPath = nodePath.join(runDir, 'best.ckpt');
@@ -277,7 +322,8 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
       header: {
         format: 1, createdAt: new Date().toISOString(), modelSpec: spec, weights: w.entries, optimizer: null,
         trainer: {epoch: epoch + 1, step, seed, config: {...cfg, resume: null}, history, best, backend: backend.name,
-          classNames: trainDs.classNames, normalisation: norm, lastEval: {loss: ev.loss, top1: ev.top1, top5: ev.top5}},
+          classNames: trainDs.classNames, normalisation: norm, lastEval: {loss: ev.loss, top1: ev.top1, top5: ev.top5},
+          ...(newParams != null ? {newParams} : {})},
         weightFloats: 0, optimizerFloats: 0,
       },
       weights: w.data, optimizer: await opt.getState(),
