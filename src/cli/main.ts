@@ -1,5 +1,5 @@
 /**
- * The `karat` command line: train | eval | info.
+ * The `karat` command line: train | eval | info | analyze | convert | export.
  *
  *   karat train --preset quick                     the main job (embedded CIFAR-10 subset)
  *   karat train --config run.json --epochs 20      flags override the config file
@@ -26,6 +26,7 @@ import {plotRuns} from '../training/plot';
 import {evaluate, train} from '../training/trainer';
 import {version} from '../version';
 import {cmdAnalyze} from './analyze';
+import {cmdConvert, cmdExport} from './convert';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -107,6 +108,8 @@ usage:
   karat eval  --checkpoint FILE [--dataset NAME] [--data-dir PATH] [--backend NAME] [--batch-size N] [--test-limit N]
   karat info  [--checkpoint FILE] [--probe]
   karat analyze (--checkpoint FILE | --model PATH) [--path DIR] [--out DIR] [flags]
+  karat convert --from vit.safetensors --out DIR [--heads N | --arch NAME]   PyTorch (timm) ViT -> tfjs
+  karat export  --model DIR|model.json|FILE.ckpt --to vit.safetensors         tfjs ViT -> PyTorch (timm names)
 
 'karat train --help' lists every training flag; 'karat analyze --help' the analysis flags.`;
 
@@ -321,6 +324,10 @@ async function dispatch(cmd: string | undefined, rest: string[]): Promise<number
         return await cmdInfo(rest);
       case 'analyze':
         return await cmdAnalyze(rest);
+      case 'convert':
+        return await cmdConvert(rest);
+      case 'export':
+        return await cmdExport(rest);
       case undefined:
       case '--help':
       case '-h':
@@ -331,12 +338,12 @@ async function dispatch(cmd: string | undefined, rest: string[]): Promise<number
         console.log(version);
         return 0;
       default:
-        throw new UsageError(`unknown command '${cmd}'; expected train, eval, info or analyze (karat --help)`);
+        throw new UsageError(`unknown command '${cmd}'; expected train, eval, info, analyze, convert or export (karat --help)`);
     }
   } catch (e) {
     const err = e as Error;
     if (e instanceof UsageError || e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError ||
-        err?.name === 'KArAtArgumentError') {
+        err?.name === 'KArAtArgumentError' || err?.name === 'SafetensorsError') {
       console.error(`karat: error: ${err.message}`);
       return 2;
     }
