@@ -10,7 +10,7 @@
 import '@tensorflow/tfjs-backend-cpu';
 
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
+import * as tfl from '@tensorflow/tfjs-layers';
 import {strict as assert} from 'assert';
 import {spawn, spawnSync, SpawnSyncReturns} from 'node:child_process';
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
@@ -19,10 +19,13 @@ import {tmpdir} from 'node:os';
 import {join, resolve} from 'node:path';
 
 import '../src/index';
-import {vitFromSafetensors, vitToSafetensors, vitToTorchTensors, writeSafetensors} from '../src/io/index';
+import {loadSubset} from '../src/data/subset';
+import {fileSystem, vitFromSafetensors, vitToSafetensors, vitToTorchTensors, writeSafetensors} from '../src/io/index';
 import {AttentionActivation} from '../src/layers/attention_config';
 import {vit} from '../src/models/vit';
+import {resolveConfig} from '../src/training/config';
 import {softCrossEntropy} from '../src/training/metrics';
+import {train} from '../src/training/trainer';
 
 const PYTHON = '/usr/bin/python3';
 const ROOT = resolve(__dirname, '..');
@@ -316,5 +319,70 @@ describe('PyTorch twin: distributed training (gloo, 2 processes on 127.0.0.1)', 
     // resumable: one more epoch from it (one process), continuing at the saved step
     pyOk([TRAIN, '--resume', ck, '--epochs', String((info.epoch as number) + 1), '--threads', '1', '--out-dir', out]);
     assert.equal(tool('info', ck).step, (info.step as number) + 1);
+  });
+});
+
+describe('PyTorch twin: round trip tfjs train -> PyTorch DDP fine-tune -> tfjs', function() {
+  this.timeout(900000);
+  before(async function() {
+    requireTorch(this);
+    await tf.setBackend('cpu');
+  });
+
+  it('tfjs trains and exports; 2 gloo processes fine-tune and export; karat convert/eval and tf.loadLayersModel agree with PyTorch on the same test images', async () => {
+    const out = join(tmp, 'roundtrip');
+    mkdirSync(out, {recursive: true});
+    // 1. tfjs: a few steps of `karat train` on the embedded CIFAR-10 subset
+    const cfg = resolveConfig([{from: 'test', values: {
+      dataset: 'cifar10-subset', trainLimit: 200, testLimit: 100, dim: 16, depth: 2, heads: 2, mlpRatio: 2, patchSize: 8,
+      attention: 'fourier', grid: 2, rank: 4, mode: 'universal', batchSize: 20, evalBatchSize: 50, epochs: 1,
+      stepsPerEpoch: 3, mixup: 0, cutmix: 0, seed: 3, backend: 'cpu', progress: 'none', outDir: out,
+    }}]);
+    const trained = await train(cfg, {}, 'tfjs');
+    const a = join(out, 'a.safetensors');
+    writeFileSync(a, vitToSafetensors(trained.model));
+    // 2. PyTorch: DDP fine-tune (2 processes, gloo) from those weights, export at the end
+    const b = join(out, 'b.safetensors');
+    pyOk([...await torchrun(2), TRAIN, '--init', a, '--dataset', 'cifar10-subset', '--train-limit', '200', '--test-limit', '100',
+      '--epochs', '1', '--steps-per-epoch', '3', '--batch-size', '20', '--eval-batch-size', '50', '--lr', '1e-3',
+      '--warmup-epochs', '0', '--out-dir', out, '--run-name', 'torch', '--export', b, '--threads', '1', '--progress', 'none']);
+    const log = readFileSync(join(out, 'torch', 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const ep = log.filter((r) => r.type === 'epoch').pop();
+    assert.equal(log.find((r) => r.type === 'start').worldSize, 2);
+    assert.equal(log.pop().type, 'end');
+    const moved = lastJson(pyOk([join(TESTS, 'model_diff.py'), b, a])) as {maxRel: number};
+    assert.ok(moved.maxRel > 1e-3, `fine-tuning changed the weights (${moved.maxRel})`);
+    // 3. tfjs: karat convert -> model.json (+ model.ckpt), karat eval on the same 100 test images
+    const conv = join(out, 'converted');
+    const karat = (args: string[]) => {
+      const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'karat.cjs'), ...args], {encoding: 'utf8', cwd: ROOT, timeout: 600000});
+      assert.equal(r.status, 0, `karat ${args.join(' ')}:\n${r.stdout}\n${r.stderr}`);
+      return r.stdout;
+    };
+    karat(['convert', '--from', b, '--out', conv, '--mean', '0.4914,0.4822,0.4465', '--std', '0.2470,0.2435,0.2616']);
+    const evalOut = karat(['eval', '--checkpoint', join(conv, 'model.ckpt'), '--dataset', 'cifar10-subset', '--test-limit', '100',
+      '--backend', 'cpu']);
+    const m = /loss ([\d.]+)\s+top-1 ([\d.]+)%/.exec(evalOut);
+    assert.ok(m != null, evalOut);
+    assert.ok(Math.abs(Number(m![1]) - ep.testLoss) <= 1e-4 + 1e-4 * ep.testLoss, `karat eval loss ${m![1]} vs PyTorch ${ep.testLoss}`);
+    assert.ok(Math.abs(Number(m![2]) / 100 - ep.testTop1) <= 0.01 + 1e-9, `karat eval top-1 ${m![2]}% vs PyTorch ${ep.testTop1}`);
+    // tf.loadLayersModel on the converted model.json: loss and top-1 computed here
+    const model = await tfl.loadLayersModel(fileSystem(conv));
+    const test = loadSubset('test');
+    const n = 100, per = 32 * 32 * 3;
+    const mean = [0.4914, 0.4822, 0.4465], std = [0.2470, 0.2435, 0.2616];
+    const xs = new Float32Array(n * per);
+    for (let i = 0; i < n * per; i++) xs[i] = (test.images![i] / 255 - mean[i % 3]) / std[i % 3];
+    const labels = Array.from(test.labels.subarray(0, n));
+    const logits = model.predict(tf.tensor4d(xs, [n, 32, 32, 3])) as tf.Tensor2D;
+    const loss = (await softCrossEntropy(logits, tf.oneHot(labels, 10) as tf.Tensor2D).data())[0];
+    const pred = await tf.argMax(logits, 1).data();
+    const top1 = labels.filter((l, i) => pred[i] === l).length / n;
+    assert.ok(Math.abs(loss - ep.testLoss) <= 1e-4 * Math.max(1, ep.testLoss), `tfjs loss ${loss} vs PyTorch ${ep.testLoss}`);
+    assert.ok(Math.abs(top1 - ep.testTop1) <= 0.01 + 1e-9, `tfjs top-1 ${top1} vs PyTorch ${ep.testTop1}`);
+    console.log(`      PyTorch fine-tuned: loss ${ep.testLoss.toFixed(5)} top-1 ${ep.testTop1}; tfjs: loss ${loss.toFixed(5)} top-1 ${top1}; ` +
+                `karat eval: loss ${m![1]} top-1 ${m![2]}%`);
+    model.dispose();
+    trained.model.dispose();
   });
 });
