@@ -112,6 +112,20 @@ function requireTorch(ctx: Mocha.Context): void {
   if (skipReason != null) ctx.skip();
 }
 
+describe('PyTorch twin: Python unit checks (python/tests/unit.py)', function() {
+  this.timeout(300000);
+  before(function() {
+    requireTorch(this);
+  });
+
+  it('safetensors validation, F16/BF16, KArAt implementations, parameter counts, named errors, data, log format', () => {
+    const r = py([join(TESTS, 'unit.py')]);
+    assert.equal(r.status, 0, r.stderr);
+    const m = /Ran (\d+) tests?[\s\S]*\nOK\b/.exec(r.stderr);
+    assert.ok(m != null && Number(m[1]) >= 12, r.stderr);
+  });
+});
+
 describe('PyTorch twin: same logits, loss and gradients as tfjs (random weights)', function() {
   this.timeout(600000);
   before(async function() {

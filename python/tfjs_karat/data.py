@@ -89,7 +89,8 @@ def load_kds(path):
     """{split name: ImageData} of a .kds file (checksum verified)."""
     if not os.path.exists(path):
         raise DataError(f"dataset subset '{path}' does not exist")
-    b = open(path, "rb").read()
+    with open(path, "rb") as f:
+        b = f.read()
     if len(b) < 12 or b[:8] != b"KARATDS1":
         raise DataError(f"{path}: wrong magic number '{b[:8].hex()}', expected 'KARATDS1' (a tfjs-karat dataset subset)")
     hl = int.from_bytes(b[8:12], "little")
@@ -175,9 +176,11 @@ def load_cifar(path, variant, split):
             p = os.path.join(root, f)
             if not os.path.exists(p):
                 raise DataError(f"{variant}: missing {p} (expected the {variant} binary version)")
-            parts.append((p, open(p, "rb").read()))
+            with open(p, "rb") as f:
+                parts.append((p, f.read()))
         if os.path.exists(os.path.join(root, meta)):
-            names_txt = open(os.path.join(root, meta)).read()
+            with open(os.path.join(root, meta)) as f:
+                names_txt = f.read()
     decoded = [parse_cifar(b, variant, s) for s, b in parts]
     names = [s.strip() for s in (names_txt or "").splitlines() if s.strip()]
     if len(names) != k:

@@ -225,10 +225,35 @@ def fourier_hidden_direct(scores, coeffs):
     return torch.matmul(cos, a) + torch.matmul(sin, b)
 
 
+IMPLS = ("auto", "fused", "plain", "paper")
+_IMPL = "auto"
+
+
+def set_impl(name):
+    """How KArAt attention is computed:
+    'auto'  (default) the CUDA kernels for Fourier ĥ when loaded and on CUDA, plain ops otherwise;
+            then the fold ĥ (Wᵀ V);
+    'fused' the CUDA kernels or an error (for benchmarks that must not fall back);
+    'plain' plain PyTorch ops (cos/sin features materialised), then the fold;
+    'paper' the paper's direct form: features materialised AND the N x N activated attention
+            σ̂ = ĥ Wᵀ formed, then σ̂ V (the baseline the fused kernels and the fold avoid)."""
+    global _IMPL
+    if name not in IMPLS:
+        raise KArAtConfigError(f"KArAt implementation must be one of {', '.join(IMPLS)}, got {name!r}")
+    _IMPL = name
+
+
+def _fused_ok(scores, coeffs):
+    return _LIB is not None and scores.is_cuda and scores.dtype == torch.float32 and coeffs.shape[4] <= 8
+
+
 def fourier_hidden(scores, coeffs):
     """ĥ of the Fourier basis: the fused CUDA kernel when loaded and on CUDA, else plain ops."""
-    if _LIB is not None and scores.is_cuda and scores.dtype == torch.float32 and coeffs.shape[4] <= 8:
+    if _IMPL in ("auto", "fused") and _fused_ok(scores, coeffs):
         return FusedFourierKArAt.apply(scores.contiguous(), coeffs.contiguous())
+    if _IMPL == "fused":
+        raise RuntimeError("KArAt implementation 'fused': the CUDA kernels are not loaded (load_lib), the tensors "
+                           "are not float32 on CUDA, or G > 8")
     return fourier_hidden_direct(scores, coeffs)
 
 
@@ -360,6 +385,8 @@ def operator_attention(scores, P, cfg, values, dropout=None):
     hid = operator_hidden(scores, P, cfg)
     if dropout is not None:
         hid = dropout(hid)
+    if _IMPL == "paper" and cfg["rank"] != "full":
+        return torch.matmul(torch.matmul(hid, P["proj"].transpose(1, 2).unsqueeze(0)), values)
     if cfg["rank"] == "full":
         return torch.matmul(hid, values)
     return fold(hid, P["proj"], values)

@@ -135,15 +135,23 @@ class Attention(nn.Module):
             self.proj.bias.zero_()
         self.karat = K.KArAtOperator(att, heads, n_tokens) if att is not None and own_operator else None
 
-    def scores_qkv(self, x):
+    def qkv_heads(self, x):
         B, N, D = x.shape
-        q, k, v = self.qkv(x).reshape(B, N, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return self.qkv(x).reshape(B, N, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+
+    def scores_qkv(self, x):
+        q, k, v = self.qkv_heads(x)
         return torch.matmul(q * (self.head_dim ** -0.5), k.transpose(-2, -1)), v
 
     def forward(self, x, shared=None):
         B, N, D = x.shape
-        s, v = self.scores_qkv(x)
         drop = (lambda t: F.dropout(t, self.attn_drop, True)) if self.training and self.attn_drop > 0 else None
+        if self.att is None and hasattr(F, "scaled_dot_product_attention"):
+            # PyTorch >= 2.0: the fused kernel (flash / memory-efficient); same math, scale 1/sqrt(d)
+            q, k, v = self.qkv_heads(x)
+            o = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+            return self.proj(o.transpose(1, 2).reshape(B, N, D))
+        s, v = self.scores_qkv(x)
         if self.att is None:
             p = torch.softmax(s, -1)
             o = torch.matmul(drop(p) if drop else p, v)
