@@ -174,7 +174,9 @@ describe('PyTorch twin: same logits, loss and gradients as tfjs (random weights)
         {name: 'loss', t: tf.reshape(loss, [1])}]);
       const r = lastJson(pyOk([join(TESTS, 'parity.py'), join(dir, 'model.safetensors'), join(dir, 'batch.safetensors'),
         join(dir, 'grads.safetensors')])) as {logits: number, loss: number, grads: Record<string, number>,
-        missing: string[], extra: string[], maxGrad: number, gradNormMin: number, params: number};
+        missing: string[], extra: string[], maxGrad: number, gradNormMin: number, params: number,
+        init: Record<string, {n: number, stdTfjs: number, stdTorch: number, maxTfjs: number, maxTorch: number,
+          meanTfjs: number, meanTorch: number}>};
       assert.deepEqual(r.missing, [], 'every PyTorch parameter has a tfjs gradient');
       assert.deepEqual(r.extra, [], 'every tfjs gradient has a PyTorch parameter');
       const nVars = vars.reduce((a, v) => a + v.size, 0);
@@ -183,6 +185,21 @@ describe('PyTorch twin: same logits, loss and gradients as tfjs (random weights)
       assert.ok(r.loss <= 1e-4, `loss rel ${r.loss}`);
       const bad = Object.entries(r.grads).filter(([, e]) => !(e <= 1e-3));
       assert.deepEqual(bad, [], `gradients over 1e-3: ${JSON.stringify(bad)}`);
+      // same initialisation: constant tensors equal; random ones of >= 512 values with the same spread
+      // (std ratio within [0.8, 1.25]: about 5 standard deviations of the estimate at n = 512, so a
+      // false alarm is negligible although the tfjs weights are unseeded)
+      for (const [name, t] of Object.entries(r.init)) {
+        if (t.stdTfjs === 0 || t.stdTorch === 0) {
+          assert.ok(t.stdTfjs === t.stdTorch && t.meanTfjs === t.meanTorch, `${name}: init ${JSON.stringify(t)}`);
+        } else if (t.n >= 512) {
+          // same spread, and uniform on both sides or on neither (max/std: <= ~1.8 for a uniform
+          // sample, >= ~2.1 for a (truncated) normal one of this size)
+          const sr = t.stdTorch / t.stdTfjs;
+          const uniform = (max: number, std: number) => max / std < 1.95;
+          assert.ok(sr > 0.8 && sr < 1.25 && uniform(t.maxTfjs, t.stdTfjs) === uniform(t.maxTorch, t.stdTorch),
+                    `${name}: init ${JSON.stringify(t)}`);
+        }
+      }
       const nTensors = vitToTorchTensors(gradModel).tensors.length;
       assert.equal(Object.keys(r.grads).length, nTensors, 'one gradient per tensor of the file');
       console.log(`      ${c.name}: ${r.params} params; rel. error logits ${r.logits.toExponential(2)}, ` +

@@ -35,6 +35,16 @@ def main(model_path, batch_path, grads_path):
             continue
         out["grads"][n] = rel(p.grad, grads[n])
     out["extra"] = [n for n in grads if n not in named]
+    # initialisation: the tfjs model is freshly initialised; a fresh twin of the same config should
+    # draw every tensor from the same distribution (compared by std and max |x| per tensor)
+    torch.manual_seed(1)
+    fresh = V.ViT(cfg).state_dict()
+    ts, _ = st.load(model_path)
+    out["init"] = {n: {"n": t.numel(), "stdTfjs": float(ts[n].std()) if t.numel() > 1 else 0.0,
+                       "stdTorch": float(t.std()) if t.numel() > 1 else 0.0,
+                       "maxTfjs": float(ts[n].abs().max()), "maxTorch": float(t.abs().max()),
+                       "meanTfjs": float(ts[n].mean()), "meanTorch": float(t.mean())}
+                   for n, t in fresh.items()}
     out["maxGrad"] = max(out["grads"].values())
     out["gradNormMin"] = min(float(grads[n].abs().max()) for n in named if n in grads)
     print(json.dumps(out))

@@ -128,6 +128,12 @@ class Model(unittest.TestCase):
         T.check_world({"batchSize": 64, "evalBatchSize": 250}, 2)
         with self.assertRaisesRegex(T.ConfigError, "unknown option"):
             T.resolve_config([{"from": "x", "values": {"nope": 1}}])
+        with self.assertRaisesRegex(T.ConfigError, "give --run-name"):
+            T.train(["--resume", "auto"])
+        with self.assertRaisesRegex(T.CheckpointError, "does not exist"):
+            T.train(["--resume", os.path.join(tempfile.mkdtemp(), "none.safetensors")])
+        with self.assertRaisesRegex(T.ConfigError, "'heads' \\(5\\)"):
+            T.train(["--dim", "16", "--heads", "5"])
 
     def test_paper_configs(self):
         c = V.paper_config("tiny-G3B")

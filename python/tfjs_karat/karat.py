@@ -182,6 +182,11 @@ def init_tensor(t, init, generator=None):
         elif kind == "truncnormal":
             # tfjs truncatedNormal: normal redrawn outside two standard deviations.
             torch.nn.init.trunc_normal_(t, 0.0, init[1], -2 * init[1], 2 * init[1])
+        elif kind == "glorot_normal":
+            # tfjs-layers glorotNormal: truncated normal, stddev sqrt(2 / (fanIn + fanOut))
+            fi, fo = _glorot_fans(init[1])
+            std = math.sqrt(2 / (fi + fo))
+            torch.nn.init.trunc_normal_(t, 0.0, std, -2 * std, 2 * std)
         elif kind == "glorot_uniform":
             fi, fo = _glorot_fans(init[1])
             lim = math.sqrt(6 / (fi + fo))

@@ -417,9 +417,10 @@ def train(argv):
     resume_from = None
     saved_trainer = None
     if flags.get("resume"):
-        out_dir = flags.get("outDir", DEFAULTS["outDir"])
-        guess_dir = os.path.join(out_dir, flags["runName"]) if flags.get("runName") else ""
-        resume_from = resolve_resume(flags["resume"], guess_dir)
+        if flags["resume"] == "auto" and not flags.get("runName"):
+            raise ConfigError("--resume auto continues the run named by --run-name (in --out-dir); give --run-name")
+        run_dir = os.path.join(flags.get("outDir", DEFAULTS["outDir"]), flags.get("runName") or "")
+        resume_from = resolve_resume(flags["resume"], run_dir)
         if resume_from:
             _, _, saved_trainer, _ = read_checkpoint(resume_from)
             saved = dict(saved_trainer.get("config", {}))

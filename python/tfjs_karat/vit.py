@@ -102,8 +102,14 @@ def tokens(cfg):
 
 
 def _glorot_(t, ts_shape):
-    """Glorot-uniform with the fans of the tfjs weight shape (tfjs-layers computeFans)."""
+    """Glorot-uniform with the fans of the tfjs weight shape (tfjs-layers computeFans): the default
+    of our layers (attention projections, patch embedding)."""
     return K.init_tensor(t, ("glorot_uniform", ts_shape))
+
+
+def _glorot_normal_(t, ts_shape):
+    """Glorot-normal (truncated), the default of tfjs-layers' Dense (MLP and classifier head)."""
+    return K.init_tensor(t, ("glorot_normal", ts_shape))
 
 
 class DropPath(nn.Module):
@@ -176,8 +182,8 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
         self.drop = nn.Dropout(drop)
         with torch.no_grad():
-            _glorot_(self.fc1.weight, [dim, hidden])
-            _glorot_(self.fc2.weight, [hidden, dim])
+            _glorot_normal_(self.fc1.weight, [dim, hidden])
+            _glorot_normal_(self.fc2.weight, [hidden, dim])
             self.fc1.bias.zero_()
             self.fc2.bias.zero_()
 
@@ -230,7 +236,7 @@ class ViT(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=cfg["layerNormEpsilon"])
         self.head = nn.Linear(dim, cfg["numClasses"])
         with torch.no_grad():
-            _glorot_(self.head.weight, [dim, cfg["numClasses"]])
+            _glorot_normal_(self.head.weight, [dim, cfg["numClasses"]])
             self.head.bias.zero_()
         # universal: one operator set, held here (stored once, as `karat.<param>`)
         self.karat = K.KArAtOperator(self.att, cfg["heads"], n) if self.universal else None
