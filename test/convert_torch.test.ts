@@ -7,7 +7,7 @@
  */
 import * as assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 
@@ -99,6 +99,11 @@ describe('karat convert / karat export against PyTorch (timm layout)', function(
     }
     await tf.setBackend('cpu');
     dir = mkdtempSync(join(tmpdir(), 'karat-torch-'));
+    // the PyTorch models, their safetensors files (F32, F16, BF16), inputs and logits
+    SIZES.forEach((size, k) => {
+      mkdirSync(join(dir, `size${k}`));
+      python(['make', join(dir, `size${k}`), JSON.stringify(size.config), String(7 + k), '3']);
+    });
   });
 
   after(() => {
@@ -106,11 +111,8 @@ describe('karat convert / karat export against PyTorch (timm layout)', function(
   });
 
   SIZES.forEach((size, k) => {
-    it(`convert + predict = PyTorch logits (<= 1e-4 relative), ${size.label}; F16 and BF16 files too`, async () => {
+    it(`convert + predict = PyTorch logits (<= 1e-4 relative), ${size.label}; F16 and BF16 files too${k === 0 ? '; karat eval runs the converted model.ckpt' : ''}`, async () => {
       const d = join(dir, `size${k}`);
-      rmSync(d, {recursive: true, force: true});
-      mkdirSync(d);
-      python(['make', d, JSON.stringify(size.config), String(7 + k), '3']);
       const input = f32(join(d, 'input.bin'));
 
       const out = join(d, 'tfjs');
@@ -126,6 +128,14 @@ describe('karat convert / karat export against PyTorch (timm layout)', function(
       console.log(`      F32: relative error ${err.toExponential(2)} over ${ref.length} logits`);
       assert.ok(err <= 1e-4, `relative error ${err}`);
       model.dispose();
+      if (k === 0) {
+        // the converted model.ckpt runs in karat eval (size A has CIFAR-10's 32x32x3 and 10 classes)
+        const ev = await cli(['eval', '--checkpoint', join(out, 'model.ckpt'), '--test-limit', '10', '--backend', 'cpu']);
+        await tf.setBackend('cpu');
+        assert.equal(ev.code, 0, ev.err);
+        assert.match(ev.out, /cifar10-subset\/test\[:10\], 10 examples/);
+        assert.match(ev.out, /top-1 \d+\.\d\d%/);
+      }
 
       for (const dtype of ['F16', 'BF16']) {
         const bytes = new Uint8Array(readFileSync(join(d, `model_${dtype}.safetensors`)));
@@ -159,22 +169,12 @@ describe('karat convert / karat export against PyTorch (timm layout)', function(
     assert.equal(existsSync(join(dir, 'x')), false);
   });
 
-  it('the converted model.ckpt runs in karat eval', async () => {
-    const r = await cli(['eval', '--checkpoint', join(dir, 'size0', 'tfjs', 'model.ckpt'), '--test-limit', '10', '--backend', 'cpu']);
-    await tf.setBackend('cpu');
-    assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /cifar10-subset\/test\[:10\], 10 examples/);
-    assert.match(r.out, /top-1 \d+\.\d\d%/);
-  });
-
   it('export -> PyTorch strict load_state_dict -> same logits: softmax, Fourier-KArAt blockwise and universal', async () => {
-    const models: Array<[string, tfl.LayersModel]> = [
-      ['softmax', await tfl.loadLayersModel(`file://${join(dir, 'size0', 'tfjs', 'model.json')}`)],
-    ];
-    for (const mode of ['blockwise', 'universal']) {
-      models.push([`fourier-${mode}`, karat.models.vit({
+    const models: Array<[string, tfl.LayersModel]> = [];
+    for (const mode of ['softmax', 'blockwise', 'universal']) {
+      models.push([mode === 'softmax' ? mode : `fourier-${mode}`, karat.models.vit({
         dim: 12, depth: 2, heads: 3, mlpRatio: 2, imageSize: [16, 24], patchSize: 8, numClasses: 5, classifierActivation: 'linear',
-        attention: {type: 'fourier', grid: 3, rank: 4, mode: mode as 'blockwise' | 'universal'},
+        attention: mode === 'softmax' ? 'softmax' : {type: 'fourier', grid: 3, rank: 4, mode: mode as 'blockwise' | 'universal'},
       })]);
     }
     const triples: string[] = [];
@@ -288,6 +288,22 @@ describe('vitToSafetensors / vitFromSafetensors round trip (no PyTorch needed)',
     k.model.dispose();
   });
 
+  it('our metadata: a missing, unknown or contradicting config field is named', () => {
+    const m = karat.models.vit({dim: 8, depth: 1, heads: 2, imageSize: 8, patchSize: 4, numClasses: 2});
+    const {tensors, config} = karat.io.vitToTorchTensors(m);
+    const withConfig = (c: object) => karat.io.writeSafetensors(tensors, {format: 'tfjs-karat-vit', config: JSON.stringify(c)});
+    const {heads, ...noHeads} = config;
+    assert.equal(heads, 2);
+    assert.throws(() => karat.io.vitFromSafetensors(withConfig(noHeads)), /__metadata__\.config: field 'heads' is missing/);
+    assert.throws(() => karat.io.vitFromSafetensors(withConfig({...config, qkvBias: false})), /__metadata__\.config: unknown field 'qkvBias'/);
+    assert.throws(() => karat.io.vitFromSafetensors(withConfig({...config, depth: 2})), /__metadata__\.config\.depth \(2\) contradicts the tensor shapes \(1\)/);
+    assert.throws(() => karat.io.vitFromSafetensors(withConfig({...config, attention: {type: 'fourier', grid: 0}})), /attention/);
+    assert.throws(() => karat.io.vitFromSafetensors(withConfig(config), {heads: 4}), /__metadata__\.config\.heads \(2\) contradicts the argument 'heads' \(4\)/);
+    assert.throws(() => karat.io.vitFromSafetensors(karat.io.writeSafetensors(tensors, {format: 'tfjs-karat-vit', config: '{'})), /__metadata__\.config is not valid JSON/);
+    assert.equal(karat.io.vitFromSafetensorsWithReport(withConfig(config)).configSource, 'metadata');
+    m.dispose();
+  });
+
   it('karat export reads only files inside the model directory, size-checked; refuses non-ViT models', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'karat-export-'));
     try {
@@ -301,6 +317,12 @@ describe('vitToSafetensors / vitFromSafetensors round trip (no PyTorch needed)',
       let r = await cli(['export', '--model', join(dir, 'm', 'escape.json'), '--to', join(dir, 'x.safetensors')]);
       assert.equal(r.code, 2);
       assert.match(r.err, /weight file "\.\.\/outside\.bin" is outside the model directory/);
+      symlinkSync(join(dir, 'outside.bin'), join(dir, 'm', 'link.bin'));
+      json.weightsManifest[0].paths = ['link.bin'];
+      writeFileSync(join(dir, 'm', 'link.json'), JSON.stringify(json));
+      r = await cli(['export', '--model', join(dir, 'm', 'link.json'), '--to', join(dir, 'x.safetensors')]);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /weight file "link\.bin" resolves outside the model directory/);
       r = await cli(['export', '--model', join(dir, 'm'), '--to', join(dir, 'x.safetensors'), '--max-bytes', '100']);
       assert.equal(r.code, 2);
       assert.match(r.err, /model\.json' is \d+ bytes, more than --max-bytes 100/);

@@ -55,6 +55,14 @@ describe('safetensors: writer and reader', () => {
     assert.throws(() => f.float32('zzz'), /no tensor named "zzz"/);
   });
 
+  it('reads from a Node Buffer that is a view into a larger pool', () => {
+    const bytes = writeSafetensors([{name: 'x', shape: [3], data: Float32Array.from([1.5, -2, 3])}]);
+    const pool = Buffer.alloc(bytes.length + 64, 0x41);
+    pool.set(bytes, 24);
+    const view = pool.subarray(24, 24 + bytes.length);
+    assert.deepEqual(Array.from(readSafetensors(view).tensors[0].data), [1.5, -2, 3]);
+  });
+
   it('reads tensors at unaligned offsets and in any header order', () => {
     // header of odd length: the data starts at an odd byte
     const data = new Uint8Array(12);

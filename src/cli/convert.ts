@@ -8,7 +8,7 @@
  * Files are read only after a size check against --max-bytes, and only regular files; the
  * weight files named by a model.json must lie in the model's own directory.
  */
-import {readFileSync, statSync} from 'node:fs';
+import {readFileSync, realpathSync, statSync} from 'node:fs';
 import {basename, dirname, isAbsolute, join, normalize, resolve, sep} from 'node:path';
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -160,6 +160,7 @@ export async function loadModelConfined(p: string, maxBytes: number, what: strin
     throw new UsageError(`${what} '${p}' does not exist`);
   }
   const dir = resolve(dirname(jsonPath));
+  const realDir = realpathSync(dir);
   let modelJSON: tf.io.ModelJSON;
   try {
     modelJSON = JSON.parse(Buffer.from(readFileChecked(jsonPath, maxBytes, what)).toString('utf8')) as tf.io.ModelJSON;
@@ -188,7 +189,16 @@ export async function loadModelConfined(p: string, maxBytes: number, what: strin
       if (typeof f !== 'string' || isAbsolute(f) || normalize(f).split(/[\\/]/).includes('..') || !full.startsWith(dir + sep)) {
         throw new UsageError(`${what} '${jsonPath}': weight file ${JSON.stringify(f)} is outside the model directory`);
       }
-      files.push(full);
+      let real = '';
+      try {
+        real = realpathSync(full);
+      } catch {
+        throw new UsageError(`${what} '${jsonPath}': weight file '${full}' is missing`);
+      }
+      if (!real.startsWith(realDir + sep)) {
+        throw new UsageError(`${what} '${jsonPath}': weight file ${JSON.stringify(f)} resolves outside the model directory (${real})`);
+      }
+      files.push(real);
     }
   }
   if (declared > maxBytes) throw new UsageError(`${what} '${jsonPath}' declares ${declared} weight bytes, more than --max-bytes ${maxBytes}`);

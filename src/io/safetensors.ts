@@ -362,7 +362,13 @@ function decode(bytes: Uint8Array, dataStart: number, e: SafetensorsEntry): Floa
   const src = bytes.subarray(begin, end);
   switch (e.dtype) {
     case 'F32': {
-      if (LITTLE_ENDIAN) return new Float32Array(src.slice().buffer);  // copy: aligned, owned
+      if (LITTLE_ENDIAN) {
+        // A copy into a fresh buffer: aligned and owned. (Not src.slice(): on a Node Buffer
+        // that is a view of the shared pool.)
+        const copy = new Uint8Array(src.length);
+        copy.set(src);
+        return new Float32Array(copy.buffer);
+      }
       const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
       const out = new Float32Array(src.length / 4);
       for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(4 * i, true);

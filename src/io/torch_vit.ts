@@ -33,8 +33,8 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import {KArAtArgumentError} from '../ops/validate';
 import {AttentionActivation, KArAtAttentionConfig, resolveAttention, serializeAttention} from '../layers/attention_config';
-import {KArAtMultiHeadAttention} from '../layers/multihead_attention';
-import {PatchEmbedding} from '../layers/vit_blocks';
+import type {KArAtMultiHeadAttention} from '../layers/multihead_attention';
+import type {PatchEmbedding} from '../layers/vit_blocks';
 import {vit} from '../models/vit';
 import {parseSafetensors, SafetensorsError, SafetensorsFile, SafetensorsReadOptions, SafetensorsTensor, writeSafetensors} from './safetensors';
 
@@ -192,9 +192,10 @@ function need(f: SafetensorsFile, name: string): number[] {
 
 /** Describes the file's architecture (from our metadata or from its shapes). */
 export function vitConfigFromSafetensors(
-    bytes: Uint8Array | SafetensorsFile, options: VitFromSafetensorsOptions = {}): {config: TorchViTConfig, source: 'metadata' | 'shapes'} {
-  const f = bytes instanceof Uint8Array ? parseSafetensors(bytes, options) : bytes;
+    bytes: Uint8Array | SafetensorsFile, opts: VitFromSafetensorsOptions = {}): {config: TorchViTConfig, source: 'metadata' | 'shapes'} {
+  const options = opts ?? {};
   checkOptions(options);
+  const f = bytes instanceof Uint8Array ? parseSafetensors(bytes, options) : bytes;
   const md = f.metadata.format === TORCH_VIT_FORMAT ?
       configFromMetadata(f.metadata.config ?? fail(`__metadata__ has format '${TORCH_VIT_FORMAT}' but no 'config'`)) : null;
   const arch = options.arch != null ? archInfo(options.arch) : null;
@@ -435,8 +436,9 @@ function karatTorchName(tfjsName: string, universal: boolean): string | null {
  * Builds the models.vit equivalent of a timm ViT state dict (or of a file written by
  * vitToSafetensors) from safetensors bytes, with every weight loaded; reports what was loaded.
  */
-export function vitFromSafetensorsWithReport(bytes: Uint8Array, options: VitFromSafetensorsOptions = {}): VitConversionReport {
-  checkOptions(options ?? {});
+export function vitFromSafetensorsWithReport(bytes: Uint8Array, opts: VitFromSafetensorsOptions = {}): VitConversionReport {
+  const options = opts ?? {};
+  checkOptions(options);
   const f = parseSafetensors(bytes, options);
   const {config, source} = vitConfigFromSafetensors(f, options);
   const cls = options.classifierActivation ?? 'linear';
@@ -474,9 +476,11 @@ export function vitFromSafetensorsWithReport(bytes: Uint8Array, options: VitFrom
     const qkvBiases = expected.filter(e => optionalBias(e.torch)).map(e => f.has(e.torch));
     if (qkvBiases.some(b => b) && !qkvBiases.every(b => b)) fail(`some blocks have 'attn.qkv.bias' and others do not`);
 
+    // Decoded once each; only qkv (read for q, k and v) is kept for reuse.
     const cache = new Map<string, Float32Array>();
     const get: Getter = (n) => {
       if (!f.has(n) && optionalBias(n)) return new Float32Array(3 * config.dim);
+      if (!/\.attn\.qkv\./.test(n)) return f.float32(n);
       let v = cache.get(n);
       if (v == null) {
         v = f.float32(n);
@@ -484,9 +488,11 @@ export function vitFromSafetensorsWithReport(bytes: Uint8Array, options: VitFrom
       }
       return v;
     };
+    const write = (w: tfl.LayerVariable, v: Float32Array) => tf.tidy(() => {
+      w.write(tf.tensor(v, w.shape as number[], 'float32'));
+    });
     const table = tfjsFromTorch(config, get);
     const loaded: string[] = [], initialised: string[] = [];
-    const values: Array<[tfl.LayerVariable, Float32Array]> = [];
     for (const [name, w] of weightsByName(model)) {
       const k = karatTorchName(name, universal);
       if (k != null) {
@@ -494,7 +500,7 @@ export function vitFromSafetensorsWithReport(bytes: Uint8Array, options: VitFrom
           initialised.push(name);
           continue;
         }
-        values.push([w, get(k)]);
+        write(w, get(k));
         loaded.push(name);
         continue;
       }
@@ -505,11 +511,8 @@ export function vitFromSafetensorsWithReport(bytes: Uint8Array, options: VitFrom
       } else {
         loaded.push(name);
       }
-      values.push([w, fn!()]);
+      write(w, fn!());
     }
-    tf.tidy(() => {
-      for (const [w, v] of values) w.write(tf.tensor(v, w.shape as number[], 'float32'));
-    });
     return {model, config, configSource: source, loaded, initialised, zeroFilled};
   } catch (e) {
     model.dispose();
@@ -547,10 +550,11 @@ export function vitConfigOfModel(model: tfl.LayersModel): TorchViTConfig {
   }
   const [, H, W, C] = inShape as number[];
   const pe = layerOf(model, 'patch_embed', 'patch embedding');
-  if (!(pe instanceof PatchEmbedding)) fail(`vitToSafetensors: layer 'patch_embed' is a ${pe.getClassName()}, expected PatchEmbedding`);
+  // (class names rather than instanceof: the model may come from another copy of this package)
+  if (pe.getClassName() !== 'PatchEmbedding') fail(`vitToSafetensors: layer 'patch_embed' is a ${pe.getClassName()}, expected PatchEmbedding`);
   const {dim, patchSize} = pe as PatchEmbedding;
   const attn: KArAtMultiHeadAttention[] = [];
-  for (const l of model.layers) if (l instanceof KArAtMultiHeadAttention) attn.push(l);
+  for (const l of model.layers) if (l.getClassName() === 'KArAtMultiHeadAttention') attn.push(l as KArAtMultiHeadAttention);
   const depth = attn.length;
   if (depth === 0) fail('vitToSafetensors: the model has no KArAtMultiHeadAttention layers');
   attn.forEach((l, i) => {
