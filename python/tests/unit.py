@@ -170,6 +170,32 @@ class Data(unittest.TestCase):
         with self.assertRaisesRegex(D.DataError, "corrupt or truncated"):
             D.load_kds(p)
 
+    def test_cifar_tarball_and_directory(self):
+        d = tempfile.mkdtemp()
+        root = os.path.join(d, "cifar-10-batches-bin")
+        os.makedirs(root)
+        g = torch.Generator().manual_seed(2)
+        for f in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+            rec = (torch.rand(3, 3073, generator=g) * 255).to(torch.uint8)
+            rec[:, 0] = torch.tensor([1, 7, 9], dtype=torch.uint8)
+            with open(os.path.join(root, f), "wb") as fh:
+                fh.write(rec.numpy().tobytes())
+        import tarfile
+        tgz = os.path.join(d, "cifar-10-binary.tar.gz")
+        with tarfile.open(tgz, "w:gz") as tf:
+            tf.add(root, arcname="cifar-10-batches-bin")
+        a_train, a_test = D.load_dataset("cifar10", tgz)
+        b_train, b_test = D.load_dataset("cifar10", d)
+        self.assertEqual(a_train.images.shape, (15, 32, 32, 3))
+        self.assertTrue((a_train.images == b_train.images).all() and (a_test.labels == b_test.labels).all())
+        self.assertEqual(a_test.labels.tolist(), [1, 7, 9])
+        # CHW records -> HWC: pixel (0, 1) of channel 1 is byte 1 + 1024 + 1 of the record
+        with open(os.path.join(root, "test_batch.bin"), "rb") as fh:
+            raw = fh.read()
+        self.assertEqual(int(a_test.images[0, 0, 1, 1]), raw[1 + 1024 + 1])
+        with self.assertRaisesRegex(D.DataError, "needs --data-dir"):
+            D.load_dataset("cifar10")
+
     def test_cifar_truncated(self):
         with self.assertRaisesRegex(D.DataError, "truncated record"):
             D.parse_cifar(b"\0" * 3074, "cifar10", "x")
