@@ -20,7 +20,7 @@ import {join, resolve} from 'node:path';
 
 import '../src/index';
 import {loadSubset} from '../src/data/subset';
-import {fileSystem, vitFromSafetensors, vitToSafetensors, vitToTorchTensors, writeSafetensors} from '../src/io/index';
+import {fileSystem, vitFromSafetensors, vitToSafetensors, vitToTorchTensors, writeSafetensors} from '../src/io/node';
 import {AttentionActivation} from '../src/layers/attention_config';
 import {vit} from '../src/models/vit';
 import {resolveConfig} from '../src/training/config';
