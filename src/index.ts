@@ -13,6 +13,7 @@ export {version} from './version';
 import '../kernels-cpu/register';
 import '../kernels-webgpu/register';
 import '../kernels-webgl/register';
+import '../kernels-wasm/register';
 // CUDA via tfjs-node-gpu's 'tensorflow' backend (issue 7): loads lazily, Node only.
 import '../kernels-cuda/register';
 export {loadTensorFlowKernels, tensorFlowKernelStatus, loadCudaAddon} from '../kernels-cuda/register';
