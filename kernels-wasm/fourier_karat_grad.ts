@@ -1,13 +1,14 @@
 /**
  * Kernel FourierKArAtGrad for backend 'wasm': dy, scores, coeffs -> [dScores, dCoeffs].
- * The cpu kernel's implementation, in place on the wasm heap (see fourier_karat.ts): both
- * outputs are allocated first, then every input and output is a view of the heap.
+ * Like fourier_karat.ts: the SIMD module, else the cpu kernel's implementation in place on
+ * the heap. Both outputs are allocated first, then inputs and outputs are views of the heap.
  */
 import type {BackendWasm} from '@tensorflow/tfjs-backend-wasm';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
 import {FourierKArAtGrad, fourierKArAtDims, FourierKArAtGradInputs} from '../src/ops/kernel_names';
 import {fourierKArAtGradInto} from '../kernels-cpu/fourier_karat_impl';
+import {fourierKArAtGradSimd} from './simd';
 import {heapF32} from './util';
 
 export function fourierKArAtGrad(
@@ -17,7 +18,9 @@ export function fourierKArAtGrad(
   const d = fourierKArAtDims(scores, coeffs);
   const dS = b.makeOutput(scores.shape, 'float32');
   const dC = b.makeOutput(coeffs.shape, 'float32');
-  fourierKArAtGradInto(heapF32(b, dy), heapF32(b, scores), heapF32(b, coeffs), d, heapF32(b, dS), heapF32(b, dC));
+  const g = heapF32(b, dy), S = heapF32(b, scores), C = heapF32(b, coeffs);
+  const oS = heapF32(b, dS), oC = heapF32(b, dC);
+  if (!fourierKArAtGradSimd(g, S, C, d, oS, oC)) fourierKArAtGradInto(g, S, C, d, oS, oC);
   return [dS, dC];
 }
 

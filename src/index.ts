@@ -19,6 +19,8 @@ import '../kernels-cuda/register';
 export {loadTensorFlowKernels, tensorFlowKernelStatus, loadCudaAddon} from '../kernels-cuda/register';
 export type {TensorFlowKernelOptions, TensorFlowKernelStatus, CudaAddonStatus, KaratCudaAddon} from '../kernels-cuda/register';
 export {KARAT_WEBGL_FUSED_FLAG} from '../kernels-webgl/util';
+export {KARAT_WASM_SIMD_FLAG, wasmKernelStatus} from '../kernels-wasm/simd';
+export type {WasmKernelStatus} from '../kernels-wasm/simd';
 // Layers, ViT models (issue 3).
 export * from './layers/index';
 export * as models from './models/index';

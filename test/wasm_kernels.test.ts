@@ -4,11 +4,16 @@
  * (test/support/reference.ts) and the cpu kernels, through tf.grads, for leaks, and in a
  * few training steps of a tiny G3B ViT.
  *
- * Tolerance: the wasm kernels run the cpu kernels' implementation (float64 accumulation)
- * on the wasm heap, so they equal the cpu kernels exactly; against the float64 reference
- * the error is float32 rounding of inputs and outputs: max |err| ≤ 1e-5 · max(1, max |ref|).
+ * Both paths of the kernels run: the WebAssembly SIMD module (default) and the cpu kernels'
+ * TypeScript implementation on the wasm heap (KARAT_WASM_SIMD=false, the fallback where
+ * SIMD is unavailable). Tolerance: max |err| ≤ 1e-5 · max(1, max |ref|). The TypeScript path
+ * accumulates in float64 and equals the cpu kernels exactly; the SIMD module accumulates
+ * ĥ and the per-slice dCoeffs in float32 (f32x4): measured at most 3.3e-7 on the cases
+ * below, so TOL leaves a 30x margin, while an indexing mistake gives O(1).
  */
 import * as assert from 'node:assert/strict';
+import {spawnSync} from 'node:child_process';
+import {createRequire} from 'node:module';
 
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -31,6 +36,16 @@ function makeData(c: Case, seed: number): Data {
     coeffs: randomArray(c.h * 2 * c.r * c.N * c.G, seed + 1, 1 / Math.sqrt(c.N * c.G)),
     dy: randomArray(c.B * c.h * c.N * c.r, seed + 2),
   };
+}
+
+/** Runs `fn` with the wasm kernels' SIMD module on or off. */
+async function withSimd<T>(on: boolean, fn: () => Promise<T>): Promise<T> {
+  tf.env().set(karat.KARAT_WASM_SIMD_FLAG, on);
+  try {
+    return await fn();
+  } finally {
+    tf.env().set(karat.KARAT_WASM_SIMD_FLAG, true);
+  }
 }
 
 /** ĥ, dScores, dCoeffs of the ops on `backend`, and the kernels that ran. */
@@ -97,6 +112,25 @@ describe('wasm kernels: registration', () => {
       tf.env().set(karat.KARAT_FUSED_FLAG, true);
     }
   });
+
+  it('the embedded SIMD module is the build of its AssemblyScript source', function() {
+    try {
+      createRequire(__filename).resolve('assemblyscript/package.json');
+    } catch {
+      console.log('      [skip] assemblyscript is not installed (npm install builds it)');
+      this.skip();
+    }
+    this.timeout(120000);
+    const r = spawnSync(process.execPath, ['scripts/build-wasm.mjs', '--check'], {encoding: 'utf8'});
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  });
+
+  it('runs the SIMD module in Node, and the TypeScript path when KARAT_WASM_SIMD is false', async () => {
+    assert.deepEqual(karat.wasmKernelStatus(), {path: 'simd', reason: null});
+    await withSimd(false, async () => {
+      assert.deepEqual(karat.wasmKernelStatus(), {path: 'typescript', reason: 'KARAT_WASM_SIMD is false'});
+    });
+  });
 });
 
 describe('wasm kernels vs the float64 reference and the cpu kernels', () => {
@@ -106,19 +140,26 @@ describe('wasm kernels vs the float64 reference and the cpu kernels', () => {
 
   for (const [i, c] of CASES.entries()) {
     const name = `B=${c.B} h=${c.h} N=${c.N} r=${c.r} G=${c.G}${c.scale ? ` |S|~${c.scale}` : ''}`;
-    it(`${name}: forward, dScores, dCoeffs`, async () => {
+    it(`${name}: forward, dScores, dCoeffs (SIMD module and TypeScript path)`, async () => {
       const d = makeData(c, 100 + i);
       const cpu = await runOp('cpu', c, d);
-      const wasm = await runOp('wasm', c, d);
-      assert.ok(wasm.kernels.includes(FourierKArAt) && wasm.kernels.includes(FourierKArAtGrad),
-          `fused kernels did not run on wasm: ${wasm.kernels.join(', ')}`);
+      const simd = await runOp('wasm', c, d);
+      const ts = await withSimd(false, () => runOp('wasm', c, d));
+      for (const wasm of [simd, ts]) {
+        assert.ok(wasm.kernels.includes(FourierKArAt) && wasm.kernels.includes(FourierKArAtGrad),
+            `fused kernels did not run on wasm: ${wasm.kernels.join(', ')}`);
+      }
       const ref = refGrads(d.dy, d.scores, d.coeffs, c);
       const refs = [refHidden(d.scores, d.coeffs, c), ref.dS, ref.dC];
       const names = ['hidden', 'dScores', 'dCoeffs'];
       for (let k = 0; k < 3; k++) {
-        const err = relErr(wasm.values[k], refs[k]);
-        assert.ok(err < TOL, `${names[k]} vs float64 reference: relative error ${err.toExponential(2)} >= ${TOL}`);
-        assert.deepEqual(wasm.values[k], cpu.values[k], `${names[k]}: wasm differs from the cpu kernel`);
+        for (const [path, wasm] of [['simd', simd], ['typescript', ts]] as const) {
+          const err = relErr(wasm.values[k], refs[k]);
+          assert.ok(err < TOL, `${path} ${names[k]} vs float64 reference: relative error ${err.toExponential(2)} >= ${TOL}`);
+        }
+        const errCpu = relErr(simd.values[k], cpu.values[k]);
+        assert.ok(errCpu < TOL, `simd ${names[k]} vs cpu kernel: relative error ${errCpu.toExponential(2)} >= ${TOL}`);
+        assert.deepEqual(ts.values[k], cpu.values[k], `typescript ${names[k]}: differs from the cpu kernel`);
       }
     });
   }
@@ -127,6 +168,7 @@ describe('wasm kernels vs the float64 reference and the cpu kernels', () => {
     const c: Case = {B: 1, h: 2, N: 5, r: 3, G: 2};
     const d = makeData(c, 3);
     const wasm = await runOp('wasm', c, d);
+    assert.ok(relErr(wasm.values[0], refHidden(d.scores, d.coeffs, c)) < TOL);
     const C2 = Float32Array.from(d.coeffs);
     C2[7] += 0.01;
     assert.ok(relErr(wasm.values[0], refHidden(d.scores, C2, c)) > TOL);
@@ -160,12 +202,14 @@ describe('wasm kernels: tf.grads and memory', () => {
     return vals;
   }
 
-  it('tf.grads through fourierKArAtHidden equals cpu', async () => {
+  it('tf.grads through fourierKArAtHidden equals cpu (SIMD module and TypeScript path)', async () => {
     const ref = await gradsOn('cpu');
-    const got = await gradsOn('wasm');
-    const e0 = relErr(got[0], ref[0]), e1 = relErr(got[1], ref[1]);
-    assert.ok(e0 < TOL, `dScores: relative error ${e0.toExponential(2)}`);
-    assert.ok(e1 < TOL, `dCoeffs: relative error ${e1.toExponential(2)}`);
+    for (const on of [true, false]) {
+      const got = await withSimd(on, () => gradsOn('wasm'));
+      const e0 = relErr(got[0], ref[0]), e1 = relErr(got[1], ref[1]);
+      assert.ok(e0 < TOL, `simd ${on}: dScores: relative error ${e0.toExponential(2)}`);
+      assert.ok(e1 < TOL, `simd ${on}: dCoeffs: relative error ${e1.toExponential(2)}`);
+    }
   });
 
   it('leaks no tensors and no wasm heap buffers', async () => {
@@ -185,7 +229,8 @@ describe('wasm kernels: tf.grads and memory', () => {
     await run();
     const tensors = tf.memory().numTensors;
     const dataIds = tf.backend().numDataIds();
-    for (let i = 0; i < 3; i++) await run();
+    for (let i = 0; i < 2; i++) await run();
+    await withSimd(false, run);
     assert.equal(tf.memory().numTensors, tensors, 'engine tensors leaked');
     assert.equal(tf.backend().numDataIds(), dataIds, 'wasm buffers leaked');
     tf.dispose([s, k, g]);
