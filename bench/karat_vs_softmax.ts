@@ -13,9 +13,10 @@
  * left out. Each backend runs in its own process; inside it both models are built and their
  * steps interleaved (A B B A ...), so a busy machine slows both alike.
  *
- *   npx tsx bench/karat_vs_softmax.ts [--backends wasm,cpu,webgpu] [--steps wasm=15,cpu=3,webgpu=1]
+ *   npx tsx bench/karat_vs_softmax.ts [--backends wasm,cpu,webgpu] [--steps wasm=15,cpu=3]
  *       [--batch wasm=64,cpu=64,webgpu=64] [--json FILE]
- * (--steps and --batch take one number for every backend or backend=number pairs.)
+ * (--steps and --batch take one number for every backend or backend=number pairs. --steps:
+ * timed steps per model after one warm-up step; webgpu measures one step, untimed.)
  */
 import {spawnSync} from 'node:child_process';
 import {writeFileSync} from 'node:fs';
@@ -39,7 +40,7 @@ const args = parseArgs(process.argv.slice(2));
 const ATTENTIONS = {softmax: {attention: 'softmax'}, G3B: {attention: 'fourier', grid: 3, rank: 12, mode: 'blockwise'}};
 type AttName = keyof typeof ATTENTIONS;
 const DEFAULTS: Record<string, Record<string, number>> = {
-  steps: {wasm: 15, cpu: 3, webgpu: 1},
+  steps: {wasm: 15, cpu: 3},
   batch: {wasm: 64, cpu: 64, webgpu: 64},
 };
 
@@ -88,30 +89,41 @@ async function timed(step: () => tf.Scalar) {
 
 async function child(backend: string): Promise<Record<string, unknown>> {
   const info = await activateBackend(backend as never);
-  const B = perBackend('batch', backend), steps = perBackend('steps', backend);
+  const webgpu = backend === 'webgpu';
+  if (webgpu && typeof args.steps === 'string' && /(^|,)webgpu=/.test(args.steps)) {
+    throw new Error('--steps: webgpu measures one untimed step (dispatches, buffer bytes); give steps for cpu/wasm');
+  }
+  const B = perBackend('batch', backend), steps = webgpu ? 1 : perBackend('steps', backend);
   const models = {softmax: makeStep('softmax', B), G3B: makeStep('G3B', B)};
   const names: AttName[] = ['softmax', 'G3B'];
   const out: Record<string, unknown> = {backend, detail: info.detail, batch: B, steps};
-  for (const n of names) await timed(models[n].step);  // warm-up (kernel compilation, first allocations)
+  // warm-up (first allocations); on webgpu none: counts and buffer bytes do not need one, and
+  // SwiftShader's steps take minutes
+  if (!webgpu) for (const n of names) await timed(models[n].step);
   for (const n of names) {
     const m: Record<string, unknown> = {params: models[n].params};
     const before = tf.memory().numBytes;
+    let gpuBytes: number | null = null;
     const prof = await tf.profile(async () => {
-      const l = models[n].step();
-      await l.data();
-      l.dispose();
+      if (webgpu) {
+        gpuBytes = await gpuPeakBytes(() => models[n].step());
+      } else {
+        const l = models[n].step();
+        await l.data();
+        l.dispose();
+      }
     });
     m.peak_bytes = prof.peakBytes;
     m.step_peak_bytes = prof.peakBytes - before;
     m.kernel_calls = prof.kernels.length;
     m.fused_kernels = [...new Set(prof.kernelNames.filter((k) => /KArAt/.test(k)))].sort();
-    if (backend === 'webgpu') {
+    if (webgpu) {
       m.dispatches = prof.kernels.reduce((s, k) => s + programsOf(k.name), 0);
-      m.gpu_step_peak_bytes = await gpuPeakBytes(() => models[n].step());
+      m.gpu_step_peak_bytes = gpuBytes;
     }
     out[n] = m;
   }
-  if (backend !== 'webgpu') {
+  if (!webgpu) {
     const t: Record<AttName, {wall: number[], cpu: number[]}> = {softmax: {wall: [], cpu: []}, G3B: {wall: [], cpu: []}};
     for (let s = 0; s < steps; s++) {
       for (const n of (s % 2 === 0 ? names : [...names].reverse())) {
