@@ -18,7 +18,10 @@ export {version} from './version';
 import '../kernels-cpu/register';
 import '../kernels-webgpu/register';
 import '../kernels-webgl/register';
+import '../kernels-wasm/register';
 export {KARAT_WEBGL_FUSED_FLAG} from '../kernels-webgl/util';
+export {KARAT_WASM_SIMD_FLAG, wasmKernelStatus} from '../kernels-wasm/simd';
+export type {WasmKernelStatus} from '../kernels-wasm/simd';
 // Layers and ViT models.
 export * from './layers/index';
 export * as models from './models/index';

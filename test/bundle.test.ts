@@ -13,7 +13,7 @@ const root = join(__dirname, '..');
 const dist = join(root, 'dist');
 
 interface Probe {resolved: string | null; exports: string[]; hasLayer: boolean; hasVit: boolean; hasFileSystem: boolean;
-                 shape: number[]; values: number[]}
+                 shape: number[]; values: number[]; wasmKernels: {path: string, reason: string | null}}
 
 /** Runs one bundle in a fresh process (test/support/bundle_probe.mjs). */
 function probe(mode: 'cjs' | 'esm' | 'umd' | 'node-cjs' | 'node-esm'): Probe {
@@ -57,6 +57,8 @@ describe('built bundles (npm run build)', function() {
     const umd = probe('umd');
     assert.deepEqual(umd.values, expected);
     assert.ok(umd.hasLayer && umd.hasVit);
+    // the wasm kernels' SIMD module, embedded in the bundle, decodes and compiles there
+    assert.deepEqual(umd.wasmKernels, {path: 'simd', reason: null});
   });
 
   it('require("tfjs-karat/node") gives the Node entry: the root API plus io.fileSystem, data, training and cli', () => {

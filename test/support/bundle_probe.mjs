@@ -28,8 +28,10 @@ if (mode === 'cjs') {
 } else if (mode === 'esm') {
   karat = await import(pathToFileURL(join(root, 'dist', 'tfjs-karat.mjs')).href);
 } else if (mode === 'umd') {
-  // A <script>-like context: only the global `tf` (tfjs-core + tfjs-layers, as the union bundle).
-  const context = {tf: {...tfl, ...tf}, console, Math, Float32Array, Float64Array};
+  // A <script>-like context: only the global `tf` (tfjs-core + tfjs-layers, as the union bundle)
+  // and what a browser has (WebAssembly and atob: the wasm kernels' embedded SIMD module).
+  const context = {tf: {...tfl, ...tf}, console, Math, Float32Array, Float64Array, Uint8Array, ArrayBuffer,
+                   WebAssembly, atob};
   context.self = context;
   context.globalThis = context;
   vm.createContext(context);
@@ -50,4 +52,5 @@ process.stdout.write(JSON.stringify({
   hasFileSystem: typeof karat.io?.fileSystem === 'function',
   shape: out.shape,
   values: Array.from(out.dataSync()),
+  wasmKernels: karat.wasmKernelStatus(),
 }));
