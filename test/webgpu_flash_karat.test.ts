@@ -5,7 +5,8 @@
  *     (the N x N scores materialised), times projᵀ v;
  *   - the composite on cpu (compositeFourierKArAtHidden: plain tfjs ops, autodiff).
  * Forward and all five gradients (dq, dk, dv, dCoeffs, dProj) through tf.grads, on a shape grid
- * with N = 1, 7, 65 and 197 (partial tiles, 1 to 4 tiles of 64 keys), r from 4 to 64, G up to 8,
+ * with N = 1, 7, 65 and 197 (partial tiles, 1 to 4 tiles of 64 keys; the materialised reference
+ * up to N = 65, the composite at every N), r from 4 to 64, G up to 8,
  * head dims up to 100 (two accumulators per thread). Also: the explicit limits (beyond them the
  * materialising path runs, and is tested), no kernel output of N x N in either pass, bitwise
  * determinism, no leaked tensors or GPU buffers, and training steps of a tiny G3B ViT on webgpu
@@ -13,7 +14,8 @@
  *
  * Tolerance: max |a − b| ≤ TOL · max(1, max |b|) per output. Both sides are float32; they differ
  * in summation order (scores: tfjs matmul vs the kernel's dot product; sums over keys: tiles)
- * and in sin/cos (karatCosSin vs the cpu's Math.cos). Measured on SwiftShader: see TOL.
+ * and in sin/cos (karatCosSin vs the cpu's Math.cos). Measured on SwiftShader: at most 2.5e-6 over
+ * all cases and outputs, so TOL = 2e-5 leaves an 8x margin while an indexing mistake gives O(1).
  */
 import * as assert from 'node:assert/strict';
 
@@ -113,16 +115,19 @@ function assertClose(got: Float32Array[], ref: Float32Array[], what: string, wor
   }
 }
 
-// Flash path: N = 1 (r = 12, split 5), 7 (r = 4, split 16), 65 (two key tiles, r = 20: split 3),
-// 197 (four tiles, the ViT-Tiny 224/16 size), r = 64 with G = 8 (split 1, limit), d = 100
-// (two accumulators per thread), dv ≠ d.
+// Flash path: N = 1 (r = 12, split 5), 7 (r = 4, split 16, G = 8: the grid limit), 65 (two key
+// tiles, r = 20: split 3), 197 (four tiles, the ViT-Tiny 224/16 size), r = 64 (split 1: the rank
+// limit), d = 100 (two accumulators per thread), dv ≠ d.
 const CASES: Case[] = [
-  {B: 2, h: 2, N: 7, d: 8, dv: 6, r: 4, G: 3},
+  {B: 2, h: 2, N: 7, d: 8, dv: 6, r: 4, G: 8},
   {B: 1, h: 3, N: 1, d: 4, dv: 4, r: 12, G: 1},
   {B: 2, h: 1, N: 65, d: 16, dv: 8, r: 20, G: 3},
-  {B: 1, h: 2, N: 9, d: 100, dv: 3, r: 64, G: 8},
+  {B: 1, h: 2, N: 9, d: 100, dv: 3, r: 64, G: 2},
   {B: 1, h: 1, N: 197, d: 64, dv: 64, r: 12, G: 3},
 ];
+// The materialising kernels are tested at N = 197 by webgpu_kernels.test.ts; here the N = 197
+// case is compared with the cpu composite only (SwiftShader time).
+const MATERIALISED_MAX_N = 65;
 // Beyond FOURIER_ATTENTION_LIMITS.headDim: the materialising path runs.
 const FALLBACK: Case = {B: 1, h: 1, N: 5, d: FOURIER_ATTENTION_LIMITS.headDim + 4, dv: 4, r: 3, G: 2};
 
@@ -199,7 +204,7 @@ describe('flash Fourier-KArAt attention vs the materialised fused op and the cpu
       assert.equal(fourierAttentionPath(c), 'flash');
       const data = makeData(c, 40 + 10 * i);
       const got = await run(c, data, 'op');
-      assertClose(got, await run(c, data, 'materialised'), 'materialised FourierKArAt on webgpu', worst);
+      if (c.N <= MATERIALISED_MAX_N) assertClose(got, await run(c, data, 'materialised'), 'materialised FourierKArAt on webgpu', worst);
       assertClose(got, composite.get(label(c))!, 'composite on cpu', worst);
     });
   }
@@ -230,13 +235,20 @@ describe('flash Fourier-KArAt attention: no N x N tensor, determinism, no leaks 
     });
     for (const k of FLASH_KERNELS) assert.ok(info.kernelNames.includes(k), `${k} did not run`);
     assert.ok(!info.kernelNames.includes(FourierKArAt), 'the materialising FourierKArAt ran');
-    // Every tensor of the op is O(B·h·N·(r + d)) or parameter-sized; N x N per head would be B·h·N².
+    // Every tensor is O(B·h·N·(r + d)) or parameter-sized (dCoeffs [h,2,r,N,G]); N x N per head
+    // would be B·h·N² elements with two axes of size N.
+    const coeffsShape = [c.h, 2, c.r, c.N, c.G];
+    let checked = 0;
     for (const k of info.kernels) {
       for (const shape of k.outputShapes) {
+        checked++;
+        if (shape.join() === coeffsShape.join()) continue;
         const size = shape.reduce((a, b) => a * b, 1);
         assert.ok(size < c.B * c.h * c.N * c.N, `${k.name} produced [${shape}]`);
+        assert.ok(shape.filter((n) => n === c.N).length < 2, `${k.name} produced [${shape}]`);
       }
     }
+    assert.ok(checked > 10, `only ${checked} kernel outputs seen`);
   });
 
   it('is deterministic: two runs give the same bits', async () => {
