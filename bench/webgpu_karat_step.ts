@@ -6,7 +6,8 @@
  *   npx tsx bench/webgpu_karat_step.ts [--attention softmax,G3B] [--depths 1,2] [--image 32]
  *       [--patch 4] [--batch 1] [--gradients tfjs|lean] [--json FILE] [--md FILE]
  *
- * Per (attention, depth), after one warm-up step (optimizer state, shader compilation):
+ * Per (attention, depth), after one warm-up step (optimizer state, shader compilation) whose
+ * loss is read back (so the command queue is submitted and pending disposals are released):
  * - dispatches of one training step (fwd + bwd through tf.variableGrads, then the fused AdamW
  *   update), counted from tf.profile's kernel list (webgpu_profile.ts: programsOf);
  * - resident bytes: GPU buffers in use before the step (parameters, AdamW moments, inputs);
@@ -49,7 +50,11 @@ async function main() {
       const s = makeTrainStep({preset: 'tiny', depth, imageSize: image, patchSize: patch, batch, numClasses: 10,
                                attentionName: attention, gradients});
       try {
-        tf.dispose(s.step());  // warm-up
+        // Warm-up; reading the loss submits the queue, so buffers pending disposal are released
+        // before the resident bytes are read.
+        const warm = s.step();
+        await warm.data();
+        warm.dispose();
         const resident = gpuBytesInUse() ?? NaN;
         const peak = await gpuPeakBytes(() => s.step()) ?? NaN;
         const prof = await profilePhase('step', () => s.step());
