@@ -4,7 +4,7 @@
  * the difference:
  *
  *   npx tsx bench/webgpu_karat_step.ts [--attention softmax,G3B] [--depths 1,2] [--image 32]
- *       [--patch 4] [--batch 1] [--gradients tfjs|lean] [--json FILE] [--md FILE]
+ *       [--patch 4] [--batch 1] [--gradients tfjs|lean] [--op BxHxN,...] [--json FILE] [--md FILE]
  *
  * Per (attention, depth), after one warm-up step (optimizer state, shader compilation) whose
  * loss is read back (so the command queue is submitted and pending disposals are released):
@@ -15,12 +15,14 @@
  *   (tfjs-backend-webgpu's buffer manager: what the device holds).
  * Neither count depends on the adapter, so SwiftShader measures them exactly; times are not
  * reported (meaningless on SwiftShader). Flag KARAT_WEBGPU_FUSED_LAYERS on (the default).
+ * `--op 8x3x197,...` adds the attention op alone at those sizes (measureOp); `--depths none`
+ * skips the model cases.
  */
 import {writeFileSync} from 'node:fs';
 
 import * as tf from '@tensorflow/tfjs-core';
 
-import '../src/index';
+import * as karat from '../src/index';
 import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
 import {parseArgs} from './common';
@@ -40,7 +42,7 @@ async function main() {
   if (meta == null) return;
   tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, true);
   const attentions = String(args.attention ?? 'softmax,G3B').split(',');
-  const depths = String(args.depths ?? '1,2').split(',').map(Number);
+  const depths = args.depths === 'none' ? [] : String(args.depths ?? '1,2').split(',').map(Number);
   const image = Number(args.image ?? 32), patch = Number(args.patch ?? 4), batch = Number(args.batch ?? 1);
   const gradients = String(args.gradients ?? 'tfjs');
   if (gradients !== 'tfjs' && gradients !== 'lean') throw new Error(`--gradients: 'tfjs' or 'lean', got '${gradients}'`);
@@ -68,11 +70,73 @@ async function main() {
       }
     }
   }
-  const md = markdown(records, attentions, depths);
+  let md = depths.length > 0 ? markdown(records, attentions, depths) : '';
+  const ops: OpRecord[] = [];
+  if (typeof args.op === 'string') {
+    for (const spec of args.op.split(',')) {
+      const [B, h, N] = spec.split('x').map(Number);
+      for (const impl of ['softmax', 'flash', 'materialised'] as const) {
+        const r = await measureOp(impl, B, h, N);
+        ops.push(r);
+        console.log(`op ${impl} B${B} h${h} N${N}: ${r.dispatches} dispatches, peak ${MiB(r.peak_bytes)} MiB`);
+      }
+    }
+    md += '\n\n' + opMarkdown(ops);
+  }
   console.log(md);
-  if (typeof args.json === 'string') writeFileSync(args.json, JSON.stringify({meta: {...meta, args}, records}, null, 2));
+  if (typeof args.json === 'string') writeFileSync(args.json, JSON.stringify({meta: {...meta, args}, records, ops}, null, 2));
   if (typeof args.md === 'string') writeFileSync(args.md, md);
   releaseWebGPUNode();
+}
+
+interface OpRecord {impl: string, B: number, h: number, N: number, dispatches: number, peak_bytes: number}
+
+/**
+ * Attention alone, fwd + bwd (tf.grads of Σ w ∘ attention w.r.t. every input), head dim 64, r = 12,
+ * G = 3: softmaxAttention; fourierAttention (flash path); the materialising fused op (scores by
+ * matmul, FourierKArAt / FourierKArAtGrad, then ĥ (projᵀ v)). Peak GPU bytes above the inputs.
+ */
+async function measureOp(impl: 'softmax' | 'flash' | 'materialised', B: number, h: number, N: number): Promise<OpRecord> {
+  const d = 64, r = 12, G = 3;
+  const q = tf.randomNormal([B, h, N, d], 0, 0.35) as tf.Tensor4D;
+  const k = tf.randomNormal([B, h, N, d], 0, 0.35) as tf.Tensor4D;
+  const v = tf.randomNormal([B, h, N, d]) as tf.Tensor4D;
+  const w = tf.randomNormal([B, h, N, d]);
+  const coeffs = tf.randomNormal([h, 2, r, N, G], 0, 1 / Math.sqrt(N * G)) as tf.Tensor5D;
+  const proj = tf.randomNormal([h, N, r], 0, 1 / Math.sqrt(r)) as tf.Tensor3D;
+  const attention = (xs: tf.Tensor[]): tf.Tensor => {
+    const [qq, kk, vv] = xs as tf.Tensor4D[];
+    if (impl === 'softmax') return karat.softmaxAttention(qq, kk, vv);
+    const [cc, pp] = [xs[3] as tf.Tensor5D, xs[4] as tf.Tensor3D];
+    if (impl === 'flash') {
+      if (karat.fourierAttentionPath({B, h, N, d, r, G}) !== 'flash') throw new Error('flash path unavailable');
+      return karat.fourierAttention(qq, kk, vv, cc, pp);
+    }
+    const hid = karat.fourierKArAtHidden(tf.matMul(qq, kk, false, true), cc);
+    // tile, not broadcast: tfjs' BatchMatMul gradient does not reduce a broadcast batch axis
+    return tf.matMul(hid, tf.matMul(tf.tile(tf.reshape(pp, [1, h, N, r]), [B, 1, 1, 1]) as tf.Tensor4D, vv, true, false));
+  };
+  const inputs = impl === 'softmax' ? [q, k, v] : [q, k, v, coeffs, proj];
+  const fn = () => tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(attention(xs), w)))(inputs);
+  try {
+    const warm = tf.tidy(fn);
+    await Promise.all(warm.map((t) => t.data()));
+    tf.dispose(warm);
+    const peak = await gpuPeakBytes(fn) ?? NaN;
+    const prof = await profilePhase('op', fn);
+    return {impl, B, h, N, dispatches: prof.dispatches, peak_bytes: peak};
+  } finally {
+    tf.dispose([q, k, v, w, coeffs, proj]);
+  }
+}
+
+function opMarkdown(ops: OpRecord[]): string {
+  const lines = ['| B, h, N | attention (fwd + bwd, d = 64, r = 12, G = 3) | dispatches | peak MiB | peak / softmax |', '|---|---|---|---|---|'];
+  for (const r of ops) {
+    const base = ops.find((x) => x.impl === 'softmax' && x.B === r.B && x.h === r.h && x.N === r.N)!;
+    lines.push(`| ${r.B}, ${r.h}, ${r.N} | ${r.impl} | ${r.dispatches} | ${MiB(r.peak_bytes)} | ${(r.peak_bytes / base.peak_bytes).toFixed(2)} |`);
+  }
+  return lines.join('\n');
 }
 
 /** Per depth (and per block = last depth − first depth, when two depths): each attention, ratio to the first. */
