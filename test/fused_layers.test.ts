@@ -366,6 +366,9 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     assert.equal(stock.names.some((n) => n.startsWith('KArAtSoftmaxAttention')), false);
     const expected = ['KArAtLayerNorm', 'KArAtLayerNormGrad', 'KArAtBiasGelu', 'KArAtBiasGeluGrad'];
     if (att === 'softmax') expected.push('KArAtSoftmaxAttention', 'KArAtSoftmaxAttentionProbs', 'KArAtSoftmaxAttentionGradScores');
+    // flag on, KArAt: the flash-style attention kernels (no N x N scores); off: the materialising path
+    if (att === 'karat') expected.push(karat.KArAtFourierAttention, karat.KArAtFourierAttentionGradCoeffs);
+    assert.equal(stock.names.some((n) => n.startsWith('KArAtFourierAttention')), false);
     for (const k of expected) {
       assert.ok(fused.names.includes(k), k);
     }

@@ -57,6 +57,14 @@ export function attentionCore(a: AttentionCoreArgs): AttentionCoreResult {
       // Flash-style: only q, k, v are kept for the backward pass, which recomputes the probabilities.
       return {output: softmaxAttention(a.query, a.key, a.value)};
     }
+    if (a.activation.kind === 'karat') {
+      const {cfg, params} = a.activation;
+      if (cfg.basis === 'fourier' && cfg.baseActivation === 'zero' && cfg.rank !== 'full' && !drop &&
+          !a.returnScores && a.mask == null && useLeanAttention()) {
+        // Keeps q, k, v only; no N x N scores here (fourierAttention forms them itself, or not at all).
+        return {output: fourierAttention(a.query, a.key, a.value, params.coeffs as tf.Tensor5D, params.proj as tf.Tensor3D)};
+      }
+    }
     const s = attentionScores(a.query, a.key);
     if (a.activation.kind === 'softmax') {
       let logits = s;
@@ -78,11 +86,6 @@ export function attentionCore(a: AttentionCoreArgs): AttentionCoreResult {
           'a KArAt operator has no normalisation to mask');
     }
     const {cfg, params} = a.activation;
-    if (cfg.basis === 'fourier' && cfg.baseActivation === 'zero' && cfg.rank !== 'full' && !drop &&
-        !a.returnScores && useLeanAttention()) {
-      // Keeps q, k, v only; the backward pass recomputes the scores and ĥ.
-      return {output: fourierAttention(a.query, a.key, a.value, params.coeffs as tf.Tensor5D, params.proj as tf.Tensor3D)};
-    }
     let output: tf.Tensor4D;
     if (!drop) {
       output = operatorAttention(s, params, cfg, a.value);

@@ -3,4 +3,4 @@ export {fourierKArAtHidden, fourierKArAtGrad, karatActivation, karatAttention, f
 export {compositeFourierKArAtHidden, compositeFourierKArAtGrad, fourierFeatures} from './composite';
 export {KArAtArgumentError} from './validate';
 export {leanGradients, leanVariableGrads, leanGradientsAvailable, enableLeanGradients, leanGradientsEnabled} from './lean_grads';
-export {projectHeads, mergeHeadsProject, softmaxAttention, fourierAttention, useLeanAttention, KArAtSoftmaxAttention, KArAtSoftmaxAttentionProbs, KArAtSoftmaxAttentionGradScores, SOFTMAX_ATTENTION_LIMITS} from './attention';
+export {projectHeads, mergeHeadsProject, softmaxAttention, fourierAttention, useLeanAttention, KArAtSoftmaxAttention, KArAtSoftmaxAttentionProbs, KArAtSoftmaxAttentionGradScores, SOFTMAX_ATTENTION_LIMITS, FOURIER_ATTENTION_LIMITS, fourierAttentionPath, KArAtFourierAttention, KArAtFourierAttentionHidden, KArAtFourierAttentionGradQ, KArAtFourierAttentionGradK, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradProj} from './attention';
