@@ -25,7 +25,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as karat from '../src/index';
 import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
-import {parseArgs} from './common';
+import {parseFlags} from '../src/cli/flags';
 import {makeTrainStep} from './vit_fused';
 import {gpuBytesInUse, gpuPeakBytes} from './webgpu';
 import {profilePhase} from './webgpu_profile';
@@ -37,7 +37,7 @@ interface StepRecord {attention: string, depth: number, dispatches: number, kern
 const MiB = (b: number) => (b / 2 ** 20).toFixed(2);
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseFlags(process.argv.slice(2), new Set<string>()).flags;
   const meta = await startWebGPUBench();
   if (meta == null) return;
   tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, true);
