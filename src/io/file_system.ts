@@ -48,10 +48,6 @@ function stripScheme(p: string): string {
   return p.startsWith(FILE_SCHEME) ? p.slice(FILE_SCHEME.length) : p;
 }
 
-function toArrayBuffer(b: Uint8Array): ArrayBuffer {
-  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-}
-
 /** Options of the file-system handler. */
 export interface FileSystemOptions {
   /** Most weight bytes a model.json may declare when loading (default MAX_WEIGHT_BYTES, 2 GiB). */
