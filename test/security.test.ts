@@ -14,6 +14,9 @@ import * as os from 'os';
 import * as path from 'path';
 
 import * as karat from '../src/index';
+import {CheckpointError, modelFromCheckpoint, readCheckpoint, readWeights, writeCheckpoint} from '../src/training/checkpoint';
+import {buildModel} from '../src/training/model';
+import {crc32, crc32Portable} from '../src/training/crc32';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'karat-security-'));
 after(() => fs.rmSync(tmp, {recursive: true, force: true}));
@@ -91,5 +94,155 @@ describe('security: the file:// handler reads only what the model folder declare
     rewrite(dir, json, (j) => (j.weightsManifest[0].weights[0] as {dtype: string}).dtype = 'string');
     await assert.rejects(karat.io.fileSystem(dir).load(), /dtype "string", which this loader does not read/);
     assert.throws(() => karat.io.fileSystem(dir, {maxWeightBytes: -1}), /options\.maxWeightBytes' must be a non-negative integer/);
+  });
+});
+
+describe('security: absurd layer sizes in a model.json are refused before building', function() {
+  it('swapAttention on num_heads 1e6 / key_dim 5e7 fails fast, naming the weight', async () => {
+    const {dir, json} = await savedModel('absurd');
+    const cases: Array<[string, number, RegExp]> = [
+      ['num_heads', 1e6, /stored weight 'block0_attn\/query\/kernel' has shape \[8,2,4\], the layer config needs \[\*,1000000,4\]/],
+      ['key_dim', 5e7, /stored weight 'block0_attn\/query\/kernel' has shape \[8,2,4\], the layer config needs \[\*,2,50000000\]/],
+    ];
+    for (const [key, value, re] of cases) {
+      rewrite(dir, json, (j) => {
+        const layers = (j.modelTopology as {config: {layers: Array<{class_name: string, config: Record<string, unknown>}>}}).config.layers;
+        const att = layers.find((l) => l.class_name === 'KArAtMultiHeadAttention')!;
+        att.config[key] = value;
+      });
+      const t0 = Date.now();
+      await assert.rejects(karat.swapAttention(`file://${path.join(dir, 'model.json')}`, {type: 'fourier', grid: 2, rank: 2}), re);
+      assert.ok(Date.now() - t0 < 5000, `refused in ${Date.now() - t0} ms`);
+    }
+  });
+});
+
+
+const SPEC = {...SMALL, attention: {type: 'fourier', grid: 2, rank: 3, mode: 'blockwise'}, classifierActivation: 'linear'} as const;
+
+/** A valid checkpoint of a tiny Fourier-KArAt ViT (weights only). */
+async function tinyCheckpoint(file: string): Promise<void> {
+  const m = buildModel(SPEC as never, 1);
+  const w = await readWeights(m);
+  m.dispose();
+  writeCheckpoint(file, {
+    header: {format: 2, createdAt: new Date().toISOString(), modelSpec: SPEC, weights: w.entries, optimizer: null,
+      trainer: {epoch: 2, step: 6, seed: 7, config: {epochs: 5}}, weightFloats: 0, optimizerFloats: 0},
+    weights: w.data, optimizer: null,
+  });
+}
+
+/** Rewrites a checkpoint file with `edit` applied to its header (data unchanged). */
+function editHeader(src: string, dst: string, edit: (h: Record<string, unknown>) => void): void {
+  const b = fs.readFileSync(src);
+  const hl = b.readUInt32LE(8);
+  const h = JSON.parse(b.subarray(12, 12 + hl).toString('utf8'));
+  const data = b.subarray(12 + hl + ((4 - ((12 + hl) % 4)) % 4));
+  edit(h);
+  const hb = Buffer.from(JSON.stringify(h));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(hb.length);
+  const pad = Buffer.alloc((4 - ((12 + hb.length) % 4)) % 4);
+  fs.writeFileSync(dst, Buffer.concat([b.subarray(0, 8), len, hb, pad, data]));
+}
+
+describe('security: checkpoints are verified before use', function() {
+  const file = path.join(tmp, 'ck', 'good.ckpt');
+  before(async () => {
+    await tf.setBackend('cpu');
+    await tinyCheckpoint(file);
+  });
+
+  it('CRC-32 of the payload: a flipped exponent bit names the tensor and its byte range', () => {
+    assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
+    assert.equal(crc32Portable(Buffer.from('123456789')), 0xcbf43926);
+    const ck = readCheckpoint(file);
+    assert.equal(ck.header.format, 2);
+    assert.equal(ck.header.checksums!.weights.length, ck.header.weights.length);
+    const b = fs.readFileSync(file);
+    const bad = path.join(tmp, 'ck', 'flipped.ckpt');
+    // the 2nd weight (patch_embed/bias) starts right after the first one's floats
+    const hl = b.readUInt32LE(8);
+    const start = 12 + hl + ((4 - ((12 + hl) % 4)) % 4);
+    const first = ck.weights[0].length * 4;
+    const c = Buffer.from(b);
+    c[start + first + 3] ^= 0x40;  // an exponent bit of patch_embed/bias[0]
+    fs.writeFileSync(bad, c);
+    assert.throws(() => readCheckpoint(bad), (e: Error) => e instanceof CheckpointError &&
+        new RegExp(`weight 'patch_embed/bias' \\[8\\] \\(bytes ${start + first}\\.\\.${start + first + 31} of the file\\) fails its CRC-32 check`).test(e.message));
+  });
+
+  it('a format-1 checkpoint (no checksums) still loads, with a one-time note', () => {
+    const old = path.join(tmp, 'ck', 'format1.ckpt');
+    editHeader(file, old, (h) => {
+      h.format = 1;
+      delete h.checksums;
+    });
+    const warn = console.warn;
+    const notes: string[] = [];
+    console.warn = (m: string) => notes.push(m);
+    try {
+      const a = readCheckpoint(old), b2 = readCheckpoint(old);
+      assert.equal(a.header.format, 1);
+      assert.deepEqual(a.weights[0], b2.weights[0]);
+    } finally {
+      console.warn = warn;
+    }
+    assert.equal(notes.length, 1, notes.join('\n'));
+    assert.match(notes[0], /format-1 checkpoint without checksums/);
+  });
+
+  it('header values of the wrong type or range are refused with the field named', () => {
+    const cases: Array<[(h: Record<string, any>) => void, RegExp]> = [
+      [(h) => h.trainer.epoch = -3, /'trainer\.epoch' must be an integer in \[0, 5\] \(the run's epochs\), got -3/],
+      [(h) => h.trainer.epoch = 1e9, /'trainer\.epoch' must be an integer in \[0, 5\].*got 1000000000/],
+      [(h) => h.trainer.step = 'abc', /'trainer\.step' must be a non-negative integer, got "abc"/],
+      [(h) => h.trainer.seed = 'zzz', /'trainer\.seed' must be an integer in \[0, 2\^32\), got "zzz"/],
+      [(h) => h.optimizer = {step: -1, config: {}, params: []}, /'optimizer\.step' must be a non-negative integer, got -1/],
+      [(h) => h.trainer = null, /'trainer' must be an object, got null/],
+      [(h) => h.weights = null, /'weights' must be an array of \{name, shape\}, got null/],
+      [(h) => h.weights = 'x', /'weights' must be an array of \{name, shape\}, got "x"/],
+      [(h) => h.modelSpec = null, /'modelSpec' must be an object, got null/],
+      [(h) => h.weights[0].shape = [4, 4, 3, -8], /'weights\[0\]' must be \{name: string, shape: non-negative integers\}/],
+    ];
+    for (const [edit, re] of cases) {
+      const f = path.join(tmp, 'ck', 'edited.ckpt');
+      editHeader(file, f, edit);
+      assert.throws(() => readCheckpoint(f), (e: Error) => e instanceof CheckpointError && /invalid checkpoint header/.test(e.message) && re.test(e.message),
+          `expected ${re}`);
+    }
+  });
+
+  it('a truncated file says it is truncated (11 bytes: the magic number is intact)', () => {
+    const b = fs.readFileSync(file);
+    const f = path.join(tmp, 'ck', 'cut.ckpt');
+    fs.writeFileSync(f, b.subarray(0, 11));
+    assert.throws(() => readCheckpoint(f), /is truncated: 11 bytes, less than the 12-byte start of a checkpoint/);
+    fs.writeFileSync(f, b.subarray(0, 40));
+    assert.throws(() => readCheckpoint(f), /is truncated: 40 bytes, its header alone declares/);
+    fs.writeFileSync(f, b.subarray(0, b.length - 8));
+    assert.throws(() => readCheckpoint(f), /is truncated: \d+ bytes, its header declares \d+ \(8 bytes of tensor data missing\)/);
+    fs.writeFileSync(f, 'PK\x03\x04 not a checkpoint');
+    assert.throws(() => readCheckpoint(f), /is not a tfjs-karat checkpoint \(wrong magic number/);
+  });
+
+  it('a model specification that disagrees with the stored weights (depth 1e5, dim 8192) is refused before building', () => {
+    const cases: Array<[(s: Record<string, unknown>) => void, RegExp]> = [
+      [(s) => s.depth = 1e5, /the specification says depth 100000, the stored weights hold 1 encoder blocks/],
+      [(s) => s.dim = 8192, /'patch_embed\/kernel' is stored as \[4,4,3,8\], the specification needs \[4,4,3,8192\]/],
+      [(s) => s.mlpRatio = 1e6, /'block0_mlp_fc1\/kernel' is stored as \[8,8\], the specification needs \[8,8000000\]/],
+      [(s) => s.attention = {type: 'fourier', grid: 100000, rank: 3}, /karat\/coeffs' is stored as \[2,2,3,5,2\], the specification needs \[2,2,3,5,100000\]/],
+    ];
+    for (const [edit, re] of cases) {
+      const f = path.join(tmp, 'ck', 'spec.ckpt');
+      editHeader(file, f, (h) => edit(h.modelSpec as Record<string, unknown>));
+      const ck = readCheckpoint(f);
+      const t0 = Date.now();
+      assert.throws(() => modelFromCheckpoint(ck, 'checkpoint'), (e: Error) => e instanceof CheckpointError && re.test(e.message), `expected ${re}`);
+      assert.ok(Date.now() - t0 < 2000);
+    }
+    const m = modelFromCheckpoint(readCheckpoint(file), 'checkpoint');
+    assert.equal(m.layers.length > 0, true);
+    m.dispose();
   });
 });

@@ -21,9 +21,8 @@ import {loadDatasetPair} from '../data/registry';
 import {decodeImage, resizeInto} from '../data/image_folder';
 import {fileSystem} from '../io/index';
 import {selectBackend} from '../training/backend';
-import {assignWeights, Checkpoint, readCheckpoint} from '../training/checkpoint';
+import {assignWeights, Checkpoint, modelFromCheckpoint, readCheckpoint} from '../training/checkpoint';
 import {BACKENDS, kebab, TrainConfig} from '../training/config';
-import {buildModel, ModelSpec} from '../training/model';
 import {parseFlags, UsageError} from './main';
 
 export const ANALYZE_HELP = `usage: karat analyze (--checkpoint FILE | --model DIR|model.json) [options]
@@ -105,8 +104,7 @@ export async function cmdAnalyze(argv: string[]): Promise<number> {
   let savedDataset: string | null = null, savedDataDir: string | null = null;
   if (flags.checkpoint != null) {
     ck = readCheckpoint(String(flags.checkpoint));
-    model = buildModel(ck.header.modelSpec as ModelSpec, 0);
-    assignWeights(model, ck, `checkpoint '${flags.checkpoint}'`);
+    model = modelFromCheckpoint(ck, `checkpoint '${flags.checkpoint}'`);
     norm = (ck.header.trainer.normalisation as typeof norm | undefined) ?? norm;
     const cfg = (ck.header.trainer.config ?? {}) as Partial<TrainConfig>;
     savedDataset = cfg.dataset ?? null;

@@ -17,11 +17,11 @@ import {NO_AUGMENT} from '../data/augment';
 import {loadDatasetPair} from '../data/registry';
 import {DownloadProgress} from '../data/download';
 import {AUTO_ORDER, activateBackend, releaseBackends, selectBackend} from '../training/backend';
-import {assignWeights, CheckpointError, exportModel, readCheckpoint} from '../training/checkpoint';
+import {CheckpointError, exportModel, modelFromCheckpoint, readCheckpoint} from '../training/checkpoint';
 import {BACKENDS, ConfigError, DATASETS, DEFAULTS, FIELD_HELP, FIELD_KINDS, kebab, PRESETS, resolveConfig, TrainConfig} from '../training/config';
 import {appendEpochLogs, appendEvent, epochTable, formatDuration, Progress, table} from '../training/logging';
 import {formatConfusion} from '../training/metrics';
-import {buildModel, ModelSpec} from '../training/model';
+import {ModelSpec} from '../training/model';
 import {plotRuns} from '../training/plot';
 import {evaluate, train} from '../training/trainer';
 import {version} from '../version';
@@ -247,8 +247,7 @@ async function cmdEval(argv: string[]): Promise<number> {
   if (spec.numClasses !== test.numClasses) {
     throw new CheckpointError(`checkpoint '${flags.checkpoint}' has ${spec.numClasses} classes, dataset ${test.name} has ${test.numClasses}`);
   }
-  const model = buildModel(spec, 0);
-  assignWeights(model, ck, `checkpoint '${flags.checkpoint}'`);
+  const model = modelFromCheckpoint(ck, `checkpoint '${flags.checkpoint}'`);
   const norm = (ck.header.trainer.normalisation as {mean: number[], std: number[]} | undefined) ?? {mean: [0, 0, 0], std: [1, 1, 1]};
   const bs = Math.min(Number(flags.batchSize ?? 250), test.size);
   const loader = new BatchLoader(test, {batchSize: bs, train: false, augment: {...NO_AUGMENT, ...norm}, seed: 0});

@@ -86,3 +86,58 @@ export function checkWeightsManifest(manifest: unknown, where: string, maxBytes 
   });
   return out;
 }
+
+/** Largest attention width (numHeads · keyDim, or · valueDim) accepted from a model file. */
+export const MAX_ATTENTION_WIDTH = 1 << 16;
+
+type LayerJson = {class_name?: unknown, config?: Record<string, unknown>};
+
+/**
+ * Checks the sizes that layer configs of an untrusted model topology set against the
+ * stored weight shapes, before the model is built: attention layers' num_heads, key_dim and
+ * value_dim against their query/key/value kernels, Dense `units` and Conv `filters` against
+ * their kernels' last axis. Without a stored kernel an attention layer's width is capped at
+ * MAX_ATTENTION_WIDTH. `where` names the function in the error.
+ */
+export function checkLayerSizes(layers: LayerJson[], weightShapes: Map<string, number[]>, where: string): void {
+  const fail = (m: string) => {
+    throw new KArAtArgumentError(`${where}: ${m}`);
+  };
+  const posInt = (layer: string, key: string, v: unknown): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) fail(`layer '${layer}': '${key}' must be an integer >= 1, got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  const same = (name: string, want: Array<number | null>) => {
+    const got = weightShapes.get(name);
+    if (got == null) return false;
+    if (got.length !== want.length || want.some((w, i) => w != null && got[i] !== w)) {
+      fail(`stored weight '${name}' has shape [${got}], the layer config needs [${want.map(w => w ?? '*')}]`);
+    }
+    return true;
+  };
+  for (const l of layers) {
+    const c = l?.config;
+    if (c == null || typeof c !== 'object') continue;
+    const name = String(c.name);
+    if (l.class_name === 'MultiHeadAttention' || l.class_name === 'KArAtMultiHeadAttention') {
+      const h = posInt(name, 'num_heads', c.num_heads);
+      const dk = posInt(name, 'key_dim', c.key_dim);
+      const dv = c.value_dim == null ? dk : posInt(name, 'value_dim', c.value_dim);
+      const stored = same(`${name}/query/kernel`, [null, h, dk]);
+      same(`${name}/key/kernel`, [null, h, dk]);
+      same(`${name}/value/kernel`, [null, h, dv]);
+      if (!stored && Math.max(h * dk, h * dv) > MAX_ATTENTION_WIDTH) {
+        fail(`layer '${name}': num_heads x key_dim (${h} x ${Math.max(dk, dv)}) exceeds ${MAX_ATTENTION_WIDTH} and no stored weights confirm it`);
+      }
+    } else {
+      for (const key of ['units', 'filters']) {
+        if (c[key] == null) continue;
+        const n = posInt(name, key, c[key]);
+        const k = weightShapes.get(`${name}/kernel`);
+        if (k != null && k[k.length - 1] !== n) {
+          fail(`layer '${name}': '${key}' is ${n}, its stored kernel has shape [${k}]`);
+        }
+      }
+    }
+  }
+}
