@@ -111,11 +111,19 @@ export async function cmdAnalyze(argv: string[]): Promise<number> {
     savedDataDir = cfg.dataDir ?? null;
   } else {
     const p = String(flags.model);
-    model = await tfl.loadLayersModel(fileSystem(p.endsWith('model.json') ? dirname(p) : p));
+    try {
+      model = await tfl.loadLayersModel(fileSystem(p.endsWith('model.json') ? dirname(p) : p));
+    } catch (e) {
+      throw new UsageError(`karat analyze: --model '${p}' cannot be loaded: ${(e as Error).message.split('\n')[0]}`);
+    }
   }
   if (flags.mean != null) norm = {...norm, mean: numList('mean', flags.mean, 3)};
   if (flags.std != null) norm = {...norm, std: numList('std', flags.std, 3)};
-  const [, H, W, C] = model.inputs[0].shape as number[];
+  const inShape = model.inputs[0].shape;
+  if (inShape.length !== 4 || inShape.slice(1).some(d => d == null || d < 1)) {
+    throw new UsageError(`karat analyze: the model must take images [batch, height, width, channels], its input is [${inShape.map(d => d ?? 'null')}]`);
+  }
+  const [, H, W, C] = inShape as number[];
 
   // Images.
   let rgb: Uint8Array[];
@@ -140,6 +148,10 @@ export async function cmdAnalyze(argv: string[]): Promise<number> {
       testLimit: Math.max(n, what.has('landscape') && flags.path != null ? posInt('landscape-examples', flags.landscapeExamples, 256) : 0),
       imageSize: H,
     });
+    if (test.height !== H || test.width !== W || test.channels !== C) {
+      throw new UsageError(`karat analyze: the model takes ${H}x${W}x${C} images, dataset ${test.name} has ` +
+                           `${test.height}x${test.width}x${test.channels}; give --image files or a matching --dataset`);
+    }
     const count = Math.min(n, test.size);
     const all = new Uint8Array(count * H * W * C);
     await test.readImages(Array.from({length: count}, (_, i) => i), all);

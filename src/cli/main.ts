@@ -23,7 +23,7 @@ import {appendEpochLogs, appendEvent, epochTable, formatDuration, Progress, tabl
 import {formatConfusion} from '../training/metrics';
 import {ModelSpec} from '../training/model';
 import {plotRuns} from '../training/plot';
-import {evaluate, train} from '../training/trainer';
+import {evaluate, train, TrainingDivergedError} from '../training/trainer';
 import {version} from '../version';
 import {cmdAnalyze} from './analyze';
 
@@ -38,7 +38,8 @@ const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperC
 
 /** Parses `--name value`, `--name=value`, `--flag`, `--no-flag` into a record (camelCase keys). */
 export function parseFlags(argv: string[], booleans: Set<string>): {flags: Record<string, unknown>, positional: string[]} {
-  const flags: Record<string, unknown> = {};
+  // no prototype: '--constructor' or '--__proto__' is an own key like any other (and unknown)
+  const flags: Record<string, unknown> = Object.create(null);
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -119,7 +120,7 @@ function readConfigFile(path: string): Record<string, unknown> {
     throw new ConfigError(`--config: '${path}' is not valid JSON (${(e as Error).message})`);
   }
   if (raw == null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`--config: '${path}' must hold a JSON object`);
-  const out: Record<string, unknown> = {};
+  const out: Record<string, unknown> = Object.create(null);
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) out[camel(k)] = v;
   return out;
 }
@@ -191,7 +192,8 @@ async function cmdTrain(argv: string[]): Promise<number> {
       writeFileSync(join(runDir, 'curves.svg'), plotRuns([{label: runDir, history}], `${runDir}`));
       console.log(`epoch ${r.epoch}/${cfg.epochs}: train loss ${r.trainLoss.toFixed(4)} acc ${(100 * r.trainAcc).toFixed(2)}% | ` +
           `test loss ${r.testLoss.toFixed(4)} top-1 ${(100 * r.testTop1).toFixed(2)}% top-5 ${(100 * r.testTop5).toFixed(2)}% | ` +
-          `${r.imagesPerSec.toFixed(1)} img/s, ${formatDuration(r.epochSeconds)} (+${ev.seconds.toFixed(1)} s eval)${r.best ? ' *best' : ''}`);
+          `${r.imagesPerSec.toFixed(1)} img/s, ${formatDuration(r.epochSeconds)} (+${ev.seconds.toFixed(1)} s eval)${r.best ? ' *best' : ''}` +
+          (ev.diverged ? ` — evaluation diverged (non-finite test loss; ${ev.nonFinite} of ${ev.examples} examples with non-finite logits), not a best epoch` : ''));
     },
   });
   process.removeListener('SIGINT', onSigint);
@@ -204,7 +206,7 @@ async function cmdTrain(argv: string[]): Promise<number> {
   await exportModel(result.model, join(result.runDir, 'model'));
   console.log('\nsummary');
   console.log(epochTable(result.history));
-  console.log(`\nbest test top-1 ${(100 * (result.best?.top1 ?? 0)).toFixed(2)}% at epoch ${result.best?.epoch}; ` +
+  console.log(`\n${result.best ? `best test top-1 ${(100 * result.best.top1).toFixed(2)}% at epoch ${result.best.epoch}` : 'no epoch had a finite test loss (no best checkpoint)'}; ` +
       `last top-1 ${(100 * last.testTop1).toFixed(2)}%, top-5 ${(100 * last.testTop5).toFixed(2)}%; ` +
       `total ${formatDuration(result.seconds)} on ${result.backend}`);
   console.log(`files: ${result.lastCheckpoint}, ${result.bestCheckpoint ?? '-'}, ${join(result.runDir, 'log.jsonl')}, ` +
@@ -232,6 +234,14 @@ async function cmdEval(argv: string[]): Promise<number> {
   const known = new Set(['checkpoint', 'dataset', 'dataDir', 'backend', 'batchSize', 'testLimit', 'download', 'help']);
   for (const k of Object.keys(flags)) if (!known.has(k)) throw new UsageError(`karat eval: unknown flag --${kebab(k)}`);
   if (!flags.checkpoint) throw new UsageError('karat eval: --checkpoint FILE is required');
+  const intFlag = (name: string, v: unknown, min: number): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`karat eval: --${name} must be an integer >= ${min}, got '${String(v)}'`);
+    return n;
+  };
+  const testLimit = intFlag('test-limit', flags.testLimit, 0) ?? 0;
+  const batchSize = intFlag('batch-size', flags.batchSize, 1) ?? 250;
   const ck = readCheckpoint(String(flags.checkpoint));
   const saved = (ck.header.trainer.config ?? {}) as Partial<TrainConfig>;
   const dataset = String(flags.dataset ?? saved.dataset ?? 'cifar10-subset');
@@ -241,7 +251,7 @@ async function cmdEval(argv: string[]): Promise<number> {
   console.log(`backend: ${backend.name} — ${backend.detail}`);
   const {test} = await loadDatasetPair(dataset, {
     dataDir: (flags.dataDir as string | undefined) ?? (flags.dataset ? null : saved.dataDir ?? null),
-    download: !!flags.download, testLimit: flags.testLimit ? Number(flags.testLimit) : 0, imageSize: saved.imageSize,
+    download: !!flags.download, testLimit, imageSize: saved.imageSize,
   });
   const spec = ck.header.modelSpec as ModelSpec;
   if (spec.numClasses !== test.numClasses) {
@@ -249,13 +259,14 @@ async function cmdEval(argv: string[]): Promise<number> {
   }
   const model = modelFromCheckpoint(ck, `checkpoint '${flags.checkpoint}'`);
   const norm = (ck.header.trainer.normalisation as {mean: number[], std: number[]} | undefined) ?? {mean: [0, 0, 0], std: [1, 1, 1]};
-  const bs = Math.min(Number(flags.batchSize ?? 250), test.size);
+  const bs = Math.min(batchSize, test.size);
   const loader = new BatchLoader(test, {batchSize: bs, train: false, augment: {...NO_AUGMENT, ...norm}, seed: 0});
   const ev = await evaluate(model, loader, test.numClasses);
   console.log(`checkpoint: ${flags.checkpoint} (epoch ${ck.header.trainer.epoch}, step ${ck.header.trainer.step})`);
   console.log(`dataset: ${test.name}, ${ev.examples} examples, ${ev.seconds.toFixed(1)} s`);
-  console.log(`loss ${ev.loss.toFixed(4)}  top-1 ${(100 * ev.top1).toFixed(2)}%  top-5 ${(100 * ev.top5).toFixed(2)}%\n`);
-  console.log(formatConfusion(ev.confusion, test.classNames));
+  console.log(`loss ${ev.loss.toFixed(4)}  top-1 ${(100 * ev.top1).toFixed(2)}%  top-5 ${(100 * ev.top5).toFixed(2)}%` +
+      (ev.diverged ? `  DIVERGED: the loss is not finite; ${ev.nonFinite} of ${ev.examples} examples have non-finite logits (counted as wrong)` : '') + '\n');
+  console.log(formatConfusion(ev.confusion, test.classNames, ev.nonFiniteByClass));
   return 0;
 }
 
@@ -265,6 +276,7 @@ async function cmdInfo(argv: string[]): Promise<number> {
     console.log('usage: karat info [--checkpoint FILE] [--probe]   (--probe starts every backend to see which work)');
     return 0;
   }
+  for (const k of Object.keys(flags)) if (!['checkpoint', 'probe'].includes(k)) throw new UsageError(`karat info: unknown flag --${kebab(k)}`);
   console.log(`tfjs-karat ${version}, tfjs-core ${tf.version_core}, node ${process.version}, ${process.platform}-${process.arch}`);
   if (flags.checkpoint) {
     const ck = readCheckpoint(String(flags.checkpoint));
@@ -335,7 +347,7 @@ async function dispatch(cmd: string | undefined, rest: string[]): Promise<number
   } catch (e) {
     const err = e as Error;
     if (e instanceof UsageError || e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError ||
-        err?.name === 'KArAtArgumentError') {
+        e instanceof TrainingDivergedError || err?.name === 'KArAtArgumentError') {
       console.error(`karat: error: ${err.message}`);
       return 2;
     }

@@ -178,6 +178,15 @@ export const FIELD_HELP: Record<keyof TrainConfig, string> = {
   keepEpochCheckpoints: 'keep a weights-only checkpoint per epoch in <run>/epochs/ (loss landscape: karat analyze --path <run>/epochs)',
 };
 
+/** Own (not inherited) property test: config keys and names from users never match Object.prototype members. */
+export function hasOwn(o: object, k: string): boolean {
+  return Object.prototype.hasOwnProperty.call(o, k);
+}
+
+/** Largest image side (--image-size) and most patches per image a configuration may ask for. */
+export const MAX_IMAGE_SIZE = 4096;
+export const MAX_PATCHES = 4096;
+
 export function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
@@ -193,12 +202,12 @@ export function coerceField(key: keyof TrainConfig, value: unknown, from: string
       if (value === 'false' || value === '0' || value === 'no') return false;
       throw bad('true or false');
     case 'int': {
-      const n = typeof value === 'string' ? Number(value) : value;
+      const n = typeof value === 'string' ? (value.trim() === '' ? NaN : Number(value)) : value;
       if (typeof n !== 'number' || !Number.isInteger(n)) throw bad('an integer');
       return n;
     }
     case 'number': {
-      const n = typeof value === 'string' ? Number(value) : value;
+      const n = typeof value === 'string' ? (value.trim() === '' ? NaN : Number(value)) : value;
       if (typeof n !== 'number' || !Number.isFinite(n)) throw bad('a number');
       return n;
     }
@@ -217,13 +226,13 @@ export function resolveConfig(layers: Array<{from: string, values: Record<string
   const presetName = [...layers].reverse().map((l) => l.values.preset).find((p) => p != null) as string | undefined;
   let cfg: TrainConfig = {...DEFAULTS};
   if (presetName != null) {
-    const p = PRESETS[presetName];
+    const p = hasOwn(PRESETS, presetName) ? PRESETS[presetName] : undefined;
     if (!p) throw new ConfigError(`unknown preset '${presetName}'; known presets: ${Object.keys(PRESETS).join(', ')}`);
     cfg = {...cfg, ...p.config, preset: presetName};
   }
   for (const layer of layers) {
     for (const [k, v] of Object.entries(layer.values)) {
-      if (!(k in FIELD_KINDS)) {
+      if (!hasOwn(FIELD_KINDS, k)) {
         const hint = Object.keys(FIELD_KINDS).find((f) => f.toLowerCase() === k.toLowerCase().replace(/-/g, ''));
         throw new ConfigError(`${layer.from}: unknown option '${k}'${hint ? ` (did you mean '${kebab(hint)}'?)` : ''}`);
       }
@@ -232,7 +241,7 @@ export function resolveConfig(layers: Array<{from: string, values: Record<string
   }
   // a paper model size sets the architecture (explicit layers still override dims above only for custom)
   if (cfg.model !== 'custom') {
-    const m = PAPER_MODELS[cfg.model];
+    const m = hasOwn(PAPER_MODELS, cfg.model) ? PAPER_MODELS[cfg.model] : undefined;
     if (!m) throw new ConfigError(`unknown model '${cfg.model}'; expected custom, ${Object.keys(PAPER_MODELS).join(', ')}`);
     cfg = {...cfg, dim: m.dim, depth: m.depth, heads: m.heads, mlpRatio: m.mlpRatio};
   }
@@ -261,6 +270,8 @@ export function validate(c: TrainConfig): void {
   }
   if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) err(`'beta1' and 'beta2' must be in [0, 1)`);
   if (c.lr <= 0) err(`'lr' must be > 0, got ${c.lr}`);
+  if (c.imageSize > MAX_IMAGE_SIZE) err(`'image-size' must be <= ${MAX_IMAGE_SIZE}, got ${c.imageSize}`);
+  if (c.patchSize > c.imageSize && c.dataset === 'folder') err(`'patch-size' (${c.patchSize}) must not exceed 'image-size' (${c.imageSize})`);
   if (c.dim % c.heads !== 0) err(`'dim' (${c.dim}) must be divisible by 'heads' (${c.heads})`);
   if (c.seed < 0 || c.seed > 0xffffffff) err(`'seed' must be in [0, 2^32), got ${c.seed}`);
 }

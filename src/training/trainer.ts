@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 import {AugmentConfig, NO_AUGMENT} from '../data/augment';
-import {ImageDataset} from '../data/dataset';
+import {DataError, ImageDataset} from '../data/dataset';
 import {DownloadProgress} from '../data/download';
 import {BatchLoader, epochSeed} from '../data/loader';
 import {loadDatasetPair, normalisationFor} from '../data/registry';
@@ -41,7 +41,14 @@ export interface StepInfo {
 }
 
 export interface EvalResult {
+  /** Mean loss; NaN or Infinity when the model diverged (see `diverged`). */
   loss: number;
+  /** True when the loss is not finite: the model is broken, whatever top-1 says. */
+  diverged: boolean;
+  /** Examples whose logits held a NaN or an infinity (counted as wrong, not in `confusion`). */
+  nonFinite: number;
+  /** Per true class, the examples with non-finite logits. */
+  nonFiniteByClass: number[];
   top1: number;
   top5: number;
   confusion: number[][];
@@ -100,6 +107,14 @@ export interface TrainResult {
   seconds: number;
 }
 
+/** Raised when training or evaluation produces a non-finite loss. */
+export class TrainingDivergedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
 /** Fields that define the model: a checkpoint only fits a run with the same values. */
 const MODEL_FIELDS = ['dataset', 'dim', 'depth', 'heads', 'mlpRatio', 'patchSize', 'attention', 'grid', 'rank', 'mode', 'imageSize'] as const;
 
@@ -131,6 +146,7 @@ export async function evaluate(model: tfl.LayersModel, loader: BatchLoader, numC
   const t0 = performance.now();
   let lossSum = 0, c1 = 0, c5 = 0, n = 0;
   const confusion = Array.from({length: numClasses}, () => new Array<number>(numClasses).fill(0));
+  const nonFiniteByClass = new Array<number>(numClasses).fill(0);
   const {height: H, width: W, channels: C} = loader.ds;
   for await (const b of loader.epoch(0)) {
     const [logits, loss] = tf.tidy(() => {
@@ -144,10 +160,24 @@ export async function evaluate(model: tfl.LayersModel, loader: BatchLoader, numC
     tf.dispose([logits, loss]);
     c1 += topKCorrect(lg, b.labels, numClasses, 1);
     c5 += topKCorrect(lg, b.labels, numClasses, Math.min(5, numClasses));
-    confusionMatrix(lg, b.labels, numClasses, confusion);
+    confusionMatrix(lg, b.labels, numClasses, confusion, nonFiniteByClass);
     n += b.size;
   }
-  return {loss: lossSum / n, top1: c1 / n, top5: c5 / n, confusion, examples: n, seconds: (performance.now() - t0) / 1000};
+  if (n === 0) throw new DataError(`evaluation: the test set '${loader.ds.name}' is empty`);
+  const loss = lossSum / n;
+  return {
+    loss, diverged: !Number.isFinite(loss), nonFinite: nonFiniteByClass.reduce((a, v) => a + v, 0), nonFiniteByClass,
+    top1: c1 / n, top5: c5 / n, confusion, examples: n, seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/**
+ * Whether an epoch's evaluation beats the best so far: a higher top-1, and never an
+ * evaluation that diverged (non-finite loss), whose top-1 means nothing.
+ */
+export function isBetterEpoch(ev: Pick<EvalResult, 'diverged' | 'top1'>, best: {top1: number} | null): boolean {
+  if (ev.diverged || !Number.isFinite(ev.top1)) return false;
+  return best == null || ev.top1 > best.top1;
 }
 
 /** Trains as configured; resumes when cfg.resume is set. */
@@ -247,7 +277,9 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
       const lg = await logits!.data() as Float32Array;
       tf.dispose([xT, yT, value, norm, logits!, ...clipped, ...Object.values(grads)]);
       if (!Number.isFinite(loss)) {
-        throw new Error(`training diverged at epoch ${epoch + 1}, step ${step + 1}: loss is ${loss} (lower --lr or enable --clip-grad)`);
+        throw new TrainingDivergedError(
+            `training diverged at epoch ${epoch + 1}, step ${step + 1}: loss is ${loss} (lower --lr or enable --clip-grad); ` +
+            `the last complete checkpoint is kept`);
       }
       step++;
       b++;
@@ -257,18 +289,18 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
       const el = (performance.now() - te) / 1000;
       events.onStep?.({
         epoch: epoch + 1, epochs: cfg.epochs, batch: b, batches, step, loss, meanLoss: lossSum / seen, trainAcc: accSum / seen,
-        lr, gradNorm: lastNorm, imagesPerSec: seen / el, epochElapsed: el, epochEta: el / b * (batches - b),
+        lr, gradNorm: lastNorm, imagesPerSec: el > 0 ? seen / el : 0, epochElapsed: el, epochEta: el / b * (batches - b),
       });
     }
     const trainSeconds = (performance.now() - te) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     const ev = await evaluate(model, evalLoader, K);
-    const isBest = best == null || ev.top1 > best.top1;
+    const isBest = isBetterEpoch(ev, best);
     if (isBest) best = {epoch: epoch + 1, top1: ev.top1};
     const rec: EpochRecord = {
       epoch: epoch + 1, step, lr, trainLoss: lossSum / seen, trainAcc: accSum / seen, testLoss: ev.loss,
-      testTop1: ev.top1, testTop5: ev.top5, epochSeconds: trainSeconds, imagesPerSec: seen / trainSeconds, cpuSeconds, best: isBest,
+      testTop1: ev.top1, testTop5: ev.top5, epochSeconds: trainSeconds, imagesPerSec: trainSeconds > 0 ? seen / trainSeconds : 0, cpuSeconds, best: isBest,
     };
     history.push(rec);
     const w = await readWeights(model);
