@@ -152,6 +152,7 @@ async function cmdTrain(argv: string[]): Promise<number> {
     const ck = readCheckpoint(p);
     const saved = {...(ck.header.trainer.config as Record<string, unknown>)};
     delete saved.resume;
+    delete saved.overwrite;
     layers.push({from: `checkpoint ${p}`, values: saved});
   }
   if (configPath) layers.push({from: `--config ${configPath}`, values: readConfigFile(configPath)});

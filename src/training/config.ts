@@ -63,6 +63,8 @@ export interface TrainConfig {
   outDir: string;
   runName: string | null;
   resume: string | null;
+  /** Replace the outputs of an existing run folder of the same name (instead of refusing it). */
+  overwrite: boolean;
   prefetch: number;
   /** Stop each epoch after this many steps (0 = full epoch); for quick budgets. */
   stepsPerEpoch: number;
@@ -80,7 +82,7 @@ export const DEFAULTS: TrainConfig = {
   epochs: 10, batchSize: 64, evalBatchSize: 250, lr: 1e-3, minLr: 1e-5, warmupEpochs: 1, warmupLr: 1e-6,
   weightDecay: 0.05, karatLr: 0, karatDecay: false, beta1: 0.9, beta2: 0.999, clipGrad: 1.0,
   cropPadding: 4, hflip: true, mixup: 0.8, cutmix: 1.0, mixProb: 1.0, switchProb: 0.5, labelSmoothing: 0.1, randomErasing: 0,
-  seed: 42, backend: 'auto', outDir: 'runs', runName: null, resume: null, prefetch: 2, stepsPerEpoch: 0,
+  seed: 42, backend: 'auto', outDir: 'runs', runName: null, resume: null, overwrite: false, prefetch: 2, stepsPerEpoch: 0,
   progress: 'auto', keepEpochCheckpoints: false,
 };
 
@@ -138,7 +140,7 @@ export const FIELD_KINDS: Record<keyof TrainConfig, Kind> = {
   karatLr: 'number', karatDecay: 'bool', beta1: 'number', beta2: 'number', clipGrad: 'number', cropPadding: 'int',
   hflip: 'bool', mixup: 'number', cutmix: 'number', mixProb: 'number', switchProb: 'number', labelSmoothing: 'number',
   randomErasing: 'number', seed: 'int', backend: 'string', outDir: 'string', runName: 'nullable-string',
-  resume: 'nullable-string', prefetch: 'int', stepsPerEpoch: 'int', progress: 'string',
+  resume: 'nullable-string', overwrite: 'bool', prefetch: 'int', stepsPerEpoch: 'int', progress: 'string',
   keepEpochCheckpoints: 'bool',
 };
 
@@ -173,6 +175,7 @@ export const FIELD_HELP: Record<keyof TrainConfig, string> = {
   backend: `tfjs backend: ${BACKENDS.join(' | ')}`,
   outDir: 'directory for runs', runName: 'run name (default: preset/model and a timestamp)',
   resume: "resume from a checkpoint file, a run directory, or 'auto' (the run's last.ckpt if present)",
+  overwrite: 'replace the outputs of an existing run folder of the same name (without it such a run is refused)',
   prefetch: 'batches prepared ahead of training', stepsPerEpoch: 'stop each epoch after N steps (0 = full epoch)',
   progress: 'progress output: auto | bar | lines | none',
   keepEpochCheckpoints: 'keep a weights-only checkpoint per epoch in <run>/epochs/ (loss landscape: karat analyze --path <run>/epochs)',
@@ -273,5 +276,8 @@ export function validate(c: TrainConfig): void {
   if (c.imageSize > MAX_IMAGE_SIZE) err(`'image-size' must be <= ${MAX_IMAGE_SIZE}, got ${c.imageSize}`);
   if (c.patchSize > c.imageSize && c.dataset === 'folder') err(`'patch-size' (${c.patchSize}) must not exceed 'image-size' (${c.imageSize})`);
   if (c.dim % c.heads !== 0) err(`'dim' (${c.dim}) must be divisible by 'heads' (${c.heads})`);
+  if (c.runName != null && (c.runName === '' || c.runName === '.' || c.runName === '..' || /[/\\\0]/.test(c.runName))) {
+    err(`'run-name' must be a folder name without path separators, got ${JSON.stringify(c.runName)} (use --out-dir for the parent folder)`);
+  }
   if (c.seed < 0 || c.seed > 0xffffffff) err(`'seed' must be in [0, 2^32), got ${c.seed}`);
 }

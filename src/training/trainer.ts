@@ -14,9 +14,13 @@ import {loadDatasetPair, normalisationFor} from '../data/registry';
 import {Rng} from '../data/rng';
 import {AdamW, clipByGlobalNorm} from './adamw';
 import {leanVariableGrads} from '../ops/lean_grads';
+import {checkCompositeMemory} from '../ops/composite_limits';
+import {hasFusedKernel} from '../ops/fourier_karat';
+import {FourierKArAt, FourierKArAtGrad} from '../ops/kernel_names';
 import {BackendInfo, selectBackend} from './backend';
 import {assignWeights, Checkpoint, CheckpointError, modelWeights, readCheckpoint, readWeights, writeCheckpoint} from './checkpoint';
 import {ConfigError, TrainConfig} from './config';
+import {prepareRunDir, removeIfEmpty} from './run_dir';
 import {confusionMatrix, softCrossEntropy, topKCorrect} from './metrics';
 import {buildModel, countParams, ModelSpec, modelSpecFor, paramRule, withMathRandom} from './model';
 import {learningRate, ScheduleConfig} from './schedule';
@@ -183,8 +187,16 @@ export function isBetterEpoch(ev: Pick<EvalResult, 'diverged' | 'top1'>, best: {
 /** Trains as configured; resumes when cfg.resume is set. */
 export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runName?: string): Promise<TrainResult> {
   const t0 = performance.now();
-  const runDir = nodePath().join(cfg.outDir, runName ?? cfg.runName ?? defaultRunName(cfg));
-  nodeFs().mkdirSync(runDir, {recursive: true});
+  const rd = prepareRunDir(cfg.outDir, runName ?? cfg.runName ?? null, defaultRunName(cfg), {resume: !!cfg.resume, overwrite: cfg.overwrite});
+  try {
+    return await trainIn(rd.dir, cfg, events, t0);
+  } catch (e) {
+    removeIfEmpty(rd);
+    throw e;
+  }
+}
+
+async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, t0: number): Promise<TrainResult> {
 
   let resumeCk: Checkpoint | null = null;
   let resumedFrom: string | null = null;
@@ -219,6 +231,17 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
   const {height: H, width: W, channels: C} = trainDs;
 
   const spec = modelSpecFor(cfg, {height: H, width: W, channels: C, numClasses: K});
+  if (cfg.attention === 'fourier') {
+    // Where the composite path runs (no fused kernel), refuse a configuration whose memory
+    // is known to be too large before building anything.
+    const N = (H / cfg.patchSize) * (W / cfg.patchSize) + 1;
+    if (!hasFusedKernel(FourierKArAt) || !hasFusedKernel(FourierKArAtGrad)) {
+      checkCompositeMemory(`training on ${backend.name}`, cfg.batchSize, cfg.heads, N, cfg.grid);
+    }
+    if (!hasFusedKernel(FourierKArAt)) {
+      checkCompositeMemory(`evaluation on ${backend.name}`, Math.min(cfg.evalBatchSize, testDs.size), cfg.heads, N, cfg.grid);
+    }
+  }
   const model = buildModel(spec, seed);
   const weights = modelWeights(model).filter((w) => w.trainable);
   const params = weights.map((w) => ({name: w.name, variable: w.variable, rule: paramRule(w.name, w.variable.rank, cfg)}));
@@ -307,7 +330,7 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
     const ck: Checkpoint = {
       header: {
         format: 1, createdAt: new Date().toISOString(), modelSpec: spec, weights: w.entries, optimizer: null,
-        trainer: {epoch: epoch + 1, step, seed, config: {...cfg, resume: null}, history, best, backend: backend.name,
+        trainer: {epoch: epoch + 1, step, seed, config: {...cfg, resume: null, overwrite: false}, history, best, backend: backend.name,
           classNames: trainDs.classNames, normalisation: norm, lastEval: {loss: ev.loss, top1: ev.top1, top5: ev.top5}},
         weightFloats: 0, optimizerFloats: 0,
       },
