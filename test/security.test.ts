@@ -14,6 +14,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import * as karat from '../src/index';
+import {main} from '../src/cli/main';
 import {CheckpointError, modelFromCheckpoint, readCheckpoint, readWeights, writeCheckpoint} from '../src/training/checkpoint';
 import {buildModel} from '../src/training/model';
 import {crc32, crc32Portable} from '../src/training/crc32';
@@ -244,5 +245,49 @@ describe('security: checkpoints are verified before use', function() {
     const m = modelFromCheckpoint(readCheckpoint(file), 'checkpoint');
     assert.equal(m.layers.length > 0, true);
     m.dispose();
+  });
+});
+
+describe('security: prototype members are not flags or config keys', function() {
+  /** Runs the CLI in-process; returns the exit code and stderr. */
+  async function cli(args: string[]): Promise<{code: number, err: string}> {
+    let err = '';
+    const [log, error] = [console.log, console.error];
+    console.log = () => undefined;
+    console.error = (...a: unknown[]) => err += a.join(' ') + '\n';
+    try {
+      return {code: await main(args), err};
+    } finally {
+      [console.log, console.error] = [log, error];
+    }
+  }
+
+  it('--constructor, --__proto__, --to-string and other inherited names are unknown flags (exit 2, one line)', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['train', '--constructor', '5'], /^karat: error: command line: unknown option 'constructor'\n$/],
+      [['train', '--__proto__', '5'], /^karat: error: command line: unknown option '__proto__'\n$/],
+      [['train', '--to-string', '5'], /^karat: error: command line: unknown option 'toString'\n$/],
+      [['train', '--has-own-property', '5'], /^karat: error: command line: unknown option 'hasOwnProperty'\n$/],
+      [['train', '--preset', 'constructor'], /^karat: error: unknown preset 'constructor'/],
+      [['train', '--model', 'toString'], /^karat: error: unknown model 'toString'/],
+      [['eval', '--constructor', '5'], /^karat: error: karat eval: unknown flag --constructor\n$/],
+      [['info', '--__proto__', '5'], /^karat: error: karat info: unknown flag --__proto__\n$/],
+      [['analyze', '--to-string', '5'], /^karat: error: karat analyze: unknown flag --to-string\n$/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await cli(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+      assert.match(r.err, re, args.join(' '));
+    }
+  });
+
+  it('a config file with __proto__ or constructor keys is refused, not silently ignored', async () => {
+    for (const key of ['__proto__', 'constructor', 'valueOf']) {
+      const f = path.join(tmp, `config-${key}.json`);
+      fs.writeFileSync(f, `{"epochs": 1, "${key}": {"lr": 5}}`);
+      const r = await cli(['train', '--config', f]);
+      assert.equal(r.code, 2, `${key}: ${r.err}`);
+      assert.match(r.err, new RegExp(`^karat: error: --config ${f.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: unknown option '${key}'\\n$`));
+    }
   });
 });
