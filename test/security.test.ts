@@ -9,6 +9,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {strict as assert} from 'assert';
+import {spawnSync} from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -74,8 +75,8 @@ describe('security: the file:// handler reads only what the model folder declare
   it('a device, a file of another size and an oversized declaration are refused before reading', async () => {
     const {dir, json} = await savedModel('sizes');
     if (fs.existsSync('/dev/zero')) {
+      // an endless device behind a link in the folder: refused before any read
       fs.symlinkSync('/dev/zero', path.join(dir, 'zero.bin'));
-      // /dev/zero is outside the folder; inside it, a FIFO is the endless-read case
       rewrite(dir, json, (j) => j.weightsManifest[0].paths = ['zero.bin']);
       await assert.rejects(karat.io.fileSystem(dir).load(), /outside the model folder/);
     }
@@ -88,6 +89,11 @@ describe('security: the file:// handler reads only what the model folder declare
     fs.mkdirSync(path.join(dir, 'sub'));
     rewrite(dir, json, (j) => j.weightsManifest[0].paths = ['sub']);
     await assert.rejects(karat.io.fileSystem(dir).load(), /weight file 'sub' is not a regular file/);
+    // a FIFO inside the folder (an endless read with the old handler) is not a regular file either
+    if (spawnSync('mkfifo', [path.join(dir, 'pipe.bin')]).status === 0) {
+      rewrite(dir, json, (j) => j.weightsManifest[0].paths = ['pipe.bin']);
+      await assert.rejects(karat.io.fileSystem(dir).load(), /weight file 'pipe\.bin' is not a regular file/);
+    }
     rewrite(dir, json, (j) => j.weightsManifest[0].weights[0].shape = [1e6, 1e6]);
     await assert.rejects(karat.io.fileSystem(dir).load(), /the weights declare more than 2147483648 bytes \(limit\)/);
     rewrite(dir, json, () => undefined);

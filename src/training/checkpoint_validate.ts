@@ -104,7 +104,8 @@ function trainerProblems(t: Record<string, unknown>): string[] {
     p.push(`'trainer.epoch' must be an integer in [0, ${maxEpoch}]${maxEpoch !== MAX_EPOCHS ? ' (the run\'s epochs)' : ''}, got ${show(t.epoch)}`);
   }
   if (!isInt(t.step, 0, Number.MAX_SAFE_INTEGER)) p.push(`'trainer.step' must be a non-negative integer, got ${show(t.step)}`);
-  if (!isInt(t.seed, 0, 0xffffffff)) p.push(`'trainer.seed' must be an integer in [0, 2^32), got ${show(t.seed)}`);
+  // the seed matters only to --resume, which requires it
+  if (t.seed !== undefined && !isInt(t.seed, 0, 0xffffffff)) p.push(`'trainer.seed' must be an integer in [0, 2^32), got ${show(t.seed)}`);
   if (t.history !== undefined && (!Array.isArray(t.history) || t.history.some(r => !isObject(r) || !isInt(r.epoch, 1, MAX_EPOCHS)))) {
     p.push(`'trainer.history' must be an array of epoch records`);
   }

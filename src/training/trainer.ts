@@ -214,7 +214,10 @@ async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, 
       }
     }
   }
-  const seed = resumeCk ? Number(resumeCk.header.trainer.seed) : cfg.seed;
+  if (resumeCk && resumeCk.header.trainer.seed === undefined) {
+    throw new CheckpointError(`--resume: checkpoint '${resumedFrom}' records no seed ('trainer.seed'), so the run cannot continue identically`);
+  }
+  const seed = resumeCk ? resumeCk.header.trainer.seed as number : cfg.seed;
 
   const backend = await selectBackend(cfg.backend);
   const {train: trainDs, test: testDs} = await loadDatasetPair(cfg.dataset, {
