@@ -177,7 +177,7 @@ async function confinedFile(fs: Fs, path: Path, root: string, p: string, jsonPat
   const real = await fs.realpath(joined).catch(() => null);
   if (real == null) throw new Error(`karat.io.fileSystem: '${jsonPath}': weight file '${p}' does not exist`);
   const rel = path.relative(root, real);
-  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+  if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
     throw new Error(
         `karat.io.fileSystem: '${jsonPath}': weight file '${p}' resolves to '${real}', outside the model folder '${root}'; refused`);
   }

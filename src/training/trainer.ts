@@ -111,7 +111,7 @@ export interface TrainResult {
   seconds: number;
 }
 
-/** Raised when training or evaluation produces a non-finite loss. */
+/** Raised when a training step produces a non-finite loss. */
 export class TrainingDivergedError extends Error {
   constructor(message: string) {
     super(message);
@@ -197,7 +197,6 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
 }
 
 async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, t0: number): Promise<TrainResult> {
-
   let resumeCk: Checkpoint | null = null;
   let resumedFrom: string | null = null;
   if (cfg.resume) {
@@ -305,7 +304,7 @@ async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, 
       if (!Number.isFinite(loss)) {
         throw new TrainingDivergedError(
             `training diverged at epoch ${epoch + 1}, step ${step + 1}: loss is ${loss} (lower --lr or enable --clip-grad); ` +
-            `the last complete checkpoint is kept`);
+            `checkpoints of earlier epochs are kept`);
       }
       step++;
       b++;
