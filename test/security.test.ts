@@ -18,6 +18,8 @@ import * as karat from '../src/index';
 import {main} from '../src/cli/main';
 import {CheckpointError, modelFromCheckpoint, readCheckpoint, readWeights, writeCheckpoint} from '../src/training/checkpoint';
 import {buildModel} from '../src/training/model';
+import {resolveConfig} from '../src/training/config';
+import {train} from '../src/training/trainer';
 import {crc32, crc32Portable} from '../src/training/crc32';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'karat-security-'));
@@ -251,6 +253,29 @@ describe('security: checkpoints are verified before use', function() {
     const m = modelFromCheckpoint(readCheckpoint(file), 'checkpoint');
     assert.equal(m.layers.length > 0, true);
     m.dispose();
+  });
+});
+
+describe('security: --resume with a forged configuration', function() {
+  it('a checkpoint whose saved config says depth 100000 is refused before the model is built', async () => {
+    await tf.setBackend('cpu');
+    const out = path.join(tmp, 'resume');
+    const cfg = (v: Record<string, unknown>) => resolveConfig([{from: 'test', values: {
+      dataset: 'cifar10-subset', trainLimit: 16, testLimit: 16, dim: 8, depth: 1, heads: 2, mlpRatio: 1, patchSize: 8,
+      attention: 'fourier', grid: 1, rank: 2, batchSize: 16, evalBatchSize: 16, mixup: 0, cutmix: 0, backend: 'cpu',
+      progress: 'none', stepsPerEpoch: 1, epochs: 1, outDir: out, ...v}}]);
+    const r = await train(cfg({runName: 'r'}));
+    r.model.dispose();
+    const forged = path.join(out, 'forged.ckpt');
+    editHeader(path.join(out, 'r', 'last.ckpt'), forged, (h) => {
+      (h.trainer as {config: Record<string, unknown>}).config.depth = 100000;
+    });
+    // as `karat train --resume forged.ckpt` does: the checkpoint's config is the base
+    const saved = {...readCheckpoint(forged).header.trainer.config as Record<string, unknown>, resume: forged, epochs: 2, runName: 'r2'};
+    const t0 = Date.now();
+    await assert.rejects(train(resolveConfig([{from: 'checkpoint', values: saved}])),
+        (e: Error) => e instanceof CheckpointError && /does not fit this run's model: the specification says depth 100000, the stored weights hold 1 encoder blocks/.test(e.message));
+    assert.ok(Date.now() - t0 < 20000, `refused after ${Date.now() - t0} ms`);
   });
 });
 

@@ -21,6 +21,7 @@ import {BackendInfo, selectBackend} from './backend';
 import {assignWeights, Checkpoint, CheckpointError, modelWeights, readCheckpoint, readWeights, writeCheckpoint} from './checkpoint';
 import {ConfigError, TrainConfig} from './config';
 import {prepareRunDir, removeIfEmpty} from './run_dir';
+import {specProblems} from './checkpoint_validate';
 import {confusionMatrix, softCrossEntropy, topKCorrect} from './metrics';
 import {buildModel, countParams, ModelSpec, modelSpecFor, paramRule, withMathRandom} from './model';
 import {learningRate, ScheduleConfig} from './schedule';
@@ -233,6 +234,13 @@ async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, 
   const {height: H, width: W, channels: C} = trainDs;
 
   const spec = modelSpecFor(cfg, {height: H, width: W, channels: C, numClasses: K});
+  if (resumeCk) {
+    // the configuration may come from the checkpoint itself: its sizes must match the stored weights
+    const problems = specProblems(spec as unknown as Record<string, unknown>, resumeCk.header.weights);
+    if (problems.length) {
+      throw new CheckpointError(`--resume: checkpoint '${resumedFrom}' does not fit this run's model: ${problems.slice(0, 3).join('; ')}`);
+    }
+  }
   if (cfg.attention === 'fourier') {
     // Where the composite path runs (no fused kernel), refuse a configuration whose memory
     // is known to be too large before building anything.
