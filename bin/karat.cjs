@@ -23,8 +23,11 @@ function tsxLoader() {
 
 const loader = existsSync(source) ? tsxLoader() : null;
 if (loader) {
+  // The IPC channel ties the child to this launcher: when the launcher dies (even by SIGKILL)
+  // the channel closes and the child exits (src/cli/run.ts), so no orphan keeps writing the
+  // run folder that a later --resume uses.
   const child = spawn(process.execPath, ['--no-warnings', '--import', loader, source, ...process.argv.slice(2)],
-                      {stdio: 'inherit', cwd: process.cwd()});
+                      {stdio: ['inherit', 'inherit', 'inherit', 'ipc'], cwd: process.cwd()});
   // Ctrl-C in a terminal reaches both processes; a signal sent to this launcher alone is
   // forwarded, so the CLI can report its last complete checkpoint and exit 130.
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {

@@ -20,6 +20,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import {KArAtArgumentError} from './ops/validate';
+import {checkLayerSizes} from './io/validate_weights';
 import {AttentionActivation, resolveAttention, ResolvedAttention, serializeAttention} from './layers/attention_config';
 import {KArAtMultiHeadAttention} from './layers/multihead_attention';
 
@@ -214,6 +215,8 @@ export async function swapAttentionWithReport(
       // A Keras file: keep only what tfjs' deserializer reads.
       delete newTopology.training_config;
     }
+    // Untrusted files: layer sizes must agree with the stored weights before anything is built.
+    checkLayerSizes(collectLayers(modelConfigOf(topology)), new Map([...weights].map(([k, t]) => [k, t.shape])), 'swapAttention');
     const newModel = await tfl.models.modelFromJSON({modelTopology: newTopology} as Json);
 
     // Map old names to new names (Keras -> tfjs spelling of the output projection).

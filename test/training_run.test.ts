@@ -115,7 +115,7 @@ describe('training: resume continues identically (cpu)', function() {
         /is not a tfjs-karat checkpoint \(wrong magic number/);
     const last = readFileSync(join(out, 'run', 'last.ckpt'));
     writeFileSync(join(out, 'cut.ckpt'), last.subarray(0, last.length - 100));
-    assert.throws(() => readCheckpoint(join(out, 'cut.ckpt')), /truncated or corrupt checkpoint/);
+    assert.throws(() => readCheckpoint(join(out, 'cut.ckpt')), /is truncated: \d+ bytes, its header declares \d+ \(100 bytes of tensor data missing\)/);
     await assert.rejects(train(cfgOf({epochs: 1, outDir: out, batchSize: 97}), {}, 'run3'),
         (e: Error) => e instanceof DataError && /batch size 97 is larger than dataset 'cifar10-subset\/train\[:96\]' \(96 examples\)/.test(e.message));
   });

@@ -21,9 +21,8 @@ import {loadDatasetPair} from '../data/registry';
 import {decodeImage, resizeInto} from '../data/image_folder';
 import {fileSystem} from '../io/file_system';
 import {selectBackend} from '../training/backend';
-import {assignWeights, Checkpoint, readCheckpoint} from '../training/checkpoint';
+import {assignWeights, Checkpoint, modelFromCheckpoint, readCheckpoint} from '../training/checkpoint';
 import {BACKENDS, kebab, TrainConfig} from '../training/config';
-import {ModelSpec, modelFromSpec} from '../training/model';
 import {parseFlags, UsageError} from './flags';
 
 export const ANALYZE_HELP = `usage: karat analyze (--checkpoint FILE | --model DIR|model.json) [options]
@@ -138,15 +137,18 @@ async function loadAnalysedModel(flags: Flags): Promise<AnalysedModel> {
   let savedDataset: string | null = null, savedDataDir: string | null = null;
   if (flags.checkpoint != null) {
     const ck: Checkpoint = readCheckpoint(String(flags.checkpoint));
-    model = await modelFromSpec(ck.header.modelSpec as ModelSpec, 0);
-    assignWeights(model, ck, `checkpoint '${flags.checkpoint}'`);
+    model = await modelFromCheckpoint(ck, `checkpoint '${flags.checkpoint}'`);
     norm = (ck.header.trainer.normalisation as Normalisation | undefined) ?? norm;
     const cfg = (ck.header.trainer.config ?? {}) as Partial<TrainConfig>;
     savedDataset = cfg.dataset ?? null;
     savedDataDir = cfg.dataDir ?? null;
   } else {
     const p = String(flags.model);
-    model = await tfl.loadLayersModel(fileSystem(p.endsWith('model.json') ? dirname(p) : p));
+    try {
+      model = await tfl.loadLayersModel(fileSystem(p.endsWith('model.json') ? dirname(p) : p));
+    } catch (e) {
+      throw new UsageError(`karat analyze: --model '${p}' cannot be loaded: ${(e as Error).message.split('\n')[0]}`);
+    }
   }
   if (flags.mean != null) norm = {...norm, mean: numList('mean', flags.mean, 3)};
   if (flags.std != null) norm = {...norm, std: numList('std', flags.std, 3)};
@@ -173,6 +175,10 @@ async function loadImages(flags: Flags, what: Set<string>, m: AnalysedModel, [H,
     testLimit: Math.max(n, landscape ? posInt('landscape-examples', flags.landscapeExamples, 256) : 0),
     imageSize: H,
   });
+  if (test.height !== H || test.width !== W || test.channels !== C) {
+    throw new UsageError(`karat analyze: the model takes ${H}x${W}x${C} images, dataset ${test.name} has ` +
+                         `${test.height}x${test.width}x${test.channels}; give --image files or a matching --dataset`);
+  }
   const count = Math.min(n, test.size);
   const all = new Uint8Array(count * H * W * C);
   await test.readImages(Array.from({length: count}, (_, i) => i), all);
@@ -290,7 +296,11 @@ export async function cmdAnalyze(argv: string[]): Promise<number> {
 
   const analysed = await loadAnalysedModel(flags);
   const {model, norm} = analysed;
-  const [, H, W, C] = model.inputs[0].shape as number[];
+  const inShape = model.inputs[0].shape;
+  if (inShape.length !== 4 || inShape.slice(1).some(d => d == null || d < 1)) {
+    throw new UsageError(`karat analyze: the model must take images [batch, height, width, channels], its input is [${inShape.map(d => d ?? 'null')}]`);
+  }
+  const [, H, W, C] = inShape as number[];
   const images = await loadImages(flags, what, analysed, [H, W, C]);
   if (C !== 3) throw new UsageError(`karat analyze: the maps need RGB models (3 channels), this one has ${C}`);
   const toTensor = (px: Uint8Array, n: number) => tf.tidy(() => {

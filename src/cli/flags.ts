@@ -14,7 +14,8 @@ export const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.t
 
 /** Parses `--name value`, `--name=value`, `--flag`, `--no-flag` into a record (camelCase keys). */
 export function parseFlags(argv: string[], booleans: Set<string>): {flags: Record<string, unknown>, positional: string[]} {
-  const flags: Record<string, unknown> = {};
+  // no prototype: '--constructor' or '--__proto__' is an own key like any other (and unknown)
+  const flags: Record<string, unknown> = Object.create(null);
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];

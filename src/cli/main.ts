@@ -17,13 +17,13 @@ import {NO_AUGMENT} from '../data/augment';
 import {loadDatasetPair} from '../data/registry';
 import {DownloadProgress} from '../data/download';
 import {AUTO_ORDER, activateBackend, releaseBackends, selectBackend} from '../training/backend';
-import {assignWeights, CheckpointError, exportModel, readCheckpoint} from '../training/checkpoint';
+import {CheckpointError, exportModel, modelFromCheckpoint, readCheckpoint} from '../training/checkpoint';
 import {BACKENDS, ConfigError, DATASETS, DEFAULTS, FIELD_HELP, FIELD_KINDS, kebab, PRESETS, resolveConfig, TrainConfig} from '../training/config';
 import {appendEpochLogs, appendEvent, epochTable, formatDuration, Progress, table} from '../training/logging';
 import {formatConfusion} from '../training/metrics';
-import {isTopologySpec, ModelSpec, modelFromSpec} from '../training/model';
+import {isTopologySpec, ModelSpec} from '../training/model';
 import {plotRuns} from '../training/plot';
-import {evaluate, ModelFactory, StartInfo, train} from '../training/trainer';
+import {evaluate, ModelFactory, StartInfo, train, TrainingDivergedError} from '../training/trainer';
 import {version} from '../version';
 import {cmdAnalyze} from './analyze';
 import {cmdConvert, cmdExport} from './convert';
@@ -75,7 +75,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
     throw new ConfigError(`--config: '${path}' is not valid JSON (${(e as Error).message})`);
   }
   if (raw == null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`--config: '${path}' must hold a JSON object`);
-  const out: Record<string, unknown> = {};
+  const out: Record<string, unknown> = Object.create(null);
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) out[camel(k)] = v;
   return out;
 }
@@ -107,6 +107,7 @@ async function cmdTrain(argv: string[]): Promise<number> {
     const ck = readCheckpoint(p);
     const saved = {...(ck.header.trainer.config as Record<string, unknown>)};
     delete saved.resume;
+    delete saved.overwrite;
     layers.push({from: `checkpoint ${p}`, values: saved});
   }
   if (configPath) layers.push({from: `--config ${configPath}`, values: readConfigFile(configPath)});
@@ -155,7 +156,8 @@ export async function runTraining(cfg: TrainConfig, opts: {factory?: ModelFactor
       writeFileSync(join(runDir, 'curves.svg'), plotRuns([{label: runDir, history}], `${runDir}`));
       console.log(`epoch ${r.epoch}/${cfg.epochs}: train loss ${r.trainLoss.toFixed(4)} acc ${(100 * r.trainAcc).toFixed(2)}% | ` +
           `test loss ${r.testLoss.toFixed(4)} top-1 ${(100 * r.testTop1).toFixed(2)}% top-5 ${(100 * r.testTop5).toFixed(2)}% | ` +
-          `${r.imagesPerSec.toFixed(1)} img/s, ${formatDuration(r.epochSeconds)} (+${ev.seconds.toFixed(1)} s eval)${r.best ? ' *best' : ''}`);
+          `${r.imagesPerSec.toFixed(1)} img/s, ${formatDuration(r.epochSeconds)} (+${ev.seconds.toFixed(1)} s eval)${r.best ? ' *best' : ''}` +
+          (ev.diverged ? ` — evaluation diverged (non-finite test loss; ${ev.nonFinite} of ${ev.examples} examples with non-finite logits), not a best epoch` : ''));
     },
   }, undefined, opts.factory);
   process.removeListener('SIGINT', onSigint);
@@ -168,7 +170,7 @@ export async function runTraining(cfg: TrainConfig, opts: {factory?: ModelFactor
   await exportModel(result.model, join(result.runDir, 'model'));
   console.log('\nsummary');
   console.log(epochTable(result.history));
-  console.log(`\nbest test top-1 ${(100 * (result.best?.top1 ?? 0)).toFixed(2)}% at epoch ${result.best?.epoch}; ` +
+  console.log(`\n${result.best ? `best test top-1 ${(100 * result.best.top1).toFixed(2)}% at epoch ${result.best.epoch}` : 'no epoch had a finite test loss (no best checkpoint)'}; ` +
       `last top-1 ${(100 * last.testTop1).toFixed(2)}%, top-5 ${(100 * last.testTop5).toFixed(2)}%; ` +
       `total ${formatDuration(result.seconds)} on ${result.backend}`);
   console.log(`files: ${result.lastCheckpoint}, ${result.bestCheckpoint ?? '-'}, ${join(result.runDir, 'log.jsonl')}, ` +
@@ -196,6 +198,14 @@ async function cmdEval(argv: string[]): Promise<number> {
   const known = new Set(['checkpoint', 'dataset', 'dataDir', 'backend', 'batchSize', 'testLimit', 'download', 'help']);
   for (const k of Object.keys(flags)) if (!known.has(k)) throw new UsageError(`karat eval: unknown flag --${kebab(k)}`);
   if (!flags.checkpoint) throw new UsageError('karat eval: --checkpoint FILE is required');
+  const intFlag = (name: string, v: unknown, min: number): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`karat eval: --${name} must be an integer >= ${min}, got '${String(v)}'`);
+    return n;
+  };
+  const testLimit = intFlag('test-limit', flags.testLimit, 0) ?? 0;
+  const batchSize = intFlag('batch-size', flags.batchSize, 1) ?? 250;
   const ck = readCheckpoint(String(flags.checkpoint));
   const saved = (ck.header.trainer.config ?? {}) as Partial<TrainConfig>;
   const dataset = String(flags.dataset ?? saved.dataset ?? 'cifar10-subset');
@@ -205,22 +215,22 @@ async function cmdEval(argv: string[]): Promise<number> {
   console.log(`backend: ${backend.name} — ${backend.detail}`);
   const {test} = await loadDatasetPair(dataset, {
     dataDir: (flags.dataDir as string | undefined) ?? (flags.dataset ? null : saved.dataDir ?? null),
-    download: !!flags.download, testLimit: flags.testLimit ? Number(flags.testLimit) : 0, imageSize: saved.imageSize,
+    download: !!flags.download, testLimit, imageSize: saved.imageSize,
   });
   const spec = ck.header.modelSpec as ModelSpec;
   if (spec.numClasses !== test.numClasses) {
     throw new CheckpointError(`checkpoint '${flags.checkpoint}' has ${spec.numClasses} classes, dataset ${test.name} has ${test.numClasses}`);
   }
-  const model = await modelFromSpec(spec, 0);
-  assignWeights(model, ck, `checkpoint '${flags.checkpoint}'`);
+  const model = await modelFromCheckpoint(ck, `checkpoint '${flags.checkpoint}'`);
   const norm = (ck.header.trainer.normalisation as {mean: number[], std: number[]} | undefined) ?? {mean: [0, 0, 0], std: [1, 1, 1]};
-  const bs = Math.min(Number(flags.batchSize ?? 250), test.size);
+  const bs = Math.min(batchSize, test.size);
   const loader = new BatchLoader(test, {batchSize: bs, train: false, augment: {...NO_AUGMENT, ...norm}, seed: 0});
   const ev = await evaluate(model, loader, test.numClasses);
   console.log(`checkpoint: ${flags.checkpoint} (epoch ${ck.header.trainer.epoch}, step ${ck.header.trainer.step})`);
   console.log(`dataset: ${test.name}, ${ev.examples} examples, ${ev.seconds.toFixed(1)} s`);
-  console.log(`loss ${ev.loss.toFixed(4)}  top-1 ${(100 * ev.top1).toFixed(2)}%  top-5 ${(100 * ev.top5).toFixed(2)}%\n`);
-  console.log(formatConfusion(ev.confusion, test.classNames));
+  console.log(`loss ${ev.loss.toFixed(4)}  top-1 ${(100 * ev.top1).toFixed(2)}%  top-5 ${(100 * ev.top5).toFixed(2)}%` +
+      (ev.diverged ? `  DIVERGED: the loss is not finite; ${ev.nonFinite} of ${ev.examples} examples have non-finite logits (counted as wrong)` : '') + '\n');
+  console.log(formatConfusion(ev.confusion, test.classNames, ev.nonFiniteByClass));
   return 0;
 }
 
@@ -230,6 +240,7 @@ async function cmdInfo(argv: string[]): Promise<number> {
     console.log('usage: karat info [--checkpoint FILE] [--probe]   (--probe starts every backend to see which work)');
     return 0;
   }
+  for (const k of Object.keys(flags)) if (!['checkpoint', 'probe'].includes(k)) throw new UsageError(`karat info: unknown flag --${kebab(k)}`);
   console.log(`tfjs-karat ${version}, tfjs-core ${tf.version_core}, node ${process.version}, ${process.platform}-${process.arch}`);
   if (flags.checkpoint) {
     const ck = readCheckpoint(String(flags.checkpoint));
@@ -309,7 +320,7 @@ async function dispatch(cmd: string | undefined, rest: string[]): Promise<number
   } catch (e) {
     const err = e as Error;
     if (e instanceof UsageError || e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError ||
-        err?.name === 'KArAtArgumentError' || err?.name === 'SafetensorsError') {
+        e instanceof TrainingDivergedError || err?.name === 'KArAtArgumentError' || err?.name === 'SafetensorsError') {
       console.error(`karat: error: ${err.message}`);
       return 2;
     }

@@ -26,7 +26,7 @@ export interface DecodedImage {
 }
 
 type PngModule = {PNG: {sync: {read(b: Buffer): {width: number, height: number, data: Buffer}}}};
-type JpegModule = {decode(b: Buffer, o: {useTArray: boolean, formatAsRGBA: boolean, maxMemoryUsageInMB?: number}): {width: number, height: number, data: Uint8Array}};
+type JpegModule = {decode(b: Buffer, o: {useTArray: boolean, formatAsRGBA: boolean, maxMemoryUsageInMB?: number, maxResolutionInMP?: number}): {width: number, height: number, data: Uint8Array}};
 
 function load<T>(name: string): T {
   try {
@@ -36,16 +36,33 @@ function load<T>(name: string): T {
   }
 }
 
-/** Decodes one PNG or JPEG file (by magic bytes) into RGBA. */
+/**
+ * Most pixels an image may declare (8192 x 8192): a few hundred KB of compressed PNG or JPEG
+ * can declare gigabytes of pixels, so the size is checked before decoding.
+ */
+export const MAX_IMAGE_PIXELS = 8192 * 8192;
+
+function checkPixels(width: number, height: number, source: string): void {
+  if (width * height > MAX_IMAGE_PIXELS) {
+    throw new DataError(`${source}: ${width}x${height} pixels is more than the ${MAX_IMAGE_PIXELS}-pixel limit (8192x8192) for images; scale it down first`);
+  }
+}
+
+/** Decodes one PNG or JPEG file (by magic bytes) into RGBA; refuses images over MAX_IMAGE_PIXELS. */
 export function decodeImage(buf: Uint8Array, source: string): DecodedImage {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   try {
     if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) {
+      // the IHDR chunk comes first: width and height at bytes 16..23 (big-endian)
+      if (b.length < 24 || b.toString('latin1', 12, 16) !== 'IHDR') throw new DataError(`${source}: corrupt PNG (no IHDR chunk first)`);
+      checkPixels(b.readUInt32BE(16), b.readUInt32BE(20), source);
       const png = load<PngModule>('pngjs').PNG.sync.read(b);
       return {width: png.width, height: png.height, rgba: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length)};
     }
     if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) {
-      const j = load<JpegModule>('jpeg-js').decode(b, {useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024});
+      const j = load<JpegModule>('jpeg-js').decode(b, {
+        useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024, maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6,
+      });
       return {width: j.width, height: j.height, rgba: j.data};
     }
   } catch (e) {

@@ -356,6 +356,11 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
       }
     }
     const T = query.shape[1] as number, S = value.shape[1] as number;
+    if (query.shape[0] === 0) {
+      // An empty batch gives an empty result (some backends, e.g. wasm, cannot project 0 rows).
+      const out = this.kernels['attentionOutput/kernel'].read().shape.slice(2);
+      return {output: tf.zeros([0, T, ...out]), scores: returnScores ? tf.zeros([0, this.numHeads, T, S]) : undefined};
+    }
     const q = this.projectHeads(query, 'query', 1 / Math.sqrt(this.keyDim));
     const k = this.projectHeads(key, 'key');
     const v = this.projectHeads(value, 'value');

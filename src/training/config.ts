@@ -71,6 +71,8 @@ export interface TrainConfig {
   outDir: string;
   runName: string | null;
   resume: string | null;
+  /** Replace the outputs of an existing run folder of the same name (instead of refusing it). */
+  overwrite: boolean;
   prefetch: number;
   /** Stop each epoch after this many steps (0 = full epoch); for quick budgets. */
   stepsPerEpoch: number;
@@ -89,7 +91,7 @@ export const DEFAULTS: TrainConfig = {
   weightDecay: 0.05, karatLr: 0, karatDecay: false, beta1: 0.9, beta2: 0.999, clipGrad: 1.0,
   freeze: null, layerDecay: 1, newParamLr: 0,
   cropPadding: 4, hflip: true, mixup: 0.8, cutmix: 1.0, mixProb: 1.0, switchProb: 0.5, labelSmoothing: 0.1, randomErasing: 0,
-  seed: 42, backend: 'auto', outDir: 'runs', runName: null, resume: null, prefetch: 2, stepsPerEpoch: 0,
+  seed: 42, backend: 'auto', outDir: 'runs', runName: null, resume: null, overwrite: false, prefetch: 2, stepsPerEpoch: 0,
   progress: 'auto', keepEpochCheckpoints: false,
 };
 
@@ -149,7 +151,7 @@ export const FIELD_KINDS: Record<keyof TrainConfig, FieldKind> = {
   newParamLr: 'number', cropPadding: 'int',
   hflip: 'bool', mixup: 'number', cutmix: 'number', mixProb: 'number', switchProb: 'number', labelSmoothing: 'number',
   randomErasing: 'number', seed: 'int', backend: 'string', outDir: 'string', runName: 'nullable-string',
-  resume: 'nullable-string', prefetch: 'int', stepsPerEpoch: 'int', progress: 'string',
+  resume: 'nullable-string', overwrite: 'bool', prefetch: 'int', stepsPerEpoch: 'int', progress: 'string',
   keepEpochCheckpoints: 'bool',
 };
 
@@ -187,10 +189,20 @@ export const FIELD_HELP: Record<keyof TrainConfig, string> = {
   backend: `tfjs backend: ${BACKENDS.join(' | ')}`,
   outDir: 'directory for runs', runName: 'run name (default: preset/model and a timestamp)',
   resume: "resume from a checkpoint file, a run directory, or 'auto' (the run's last.ckpt if present)",
+  overwrite: 'replace the outputs of an existing run folder of the same name (without it such a run is refused)',
   prefetch: 'batches prepared ahead of training', stepsPerEpoch: 'stop each epoch after N steps (0 = full epoch)',
   progress: 'progress output: auto | bar | lines | none',
   keepEpochCheckpoints: 'keep a weights-only checkpoint per epoch in <run>/epochs/ (loss landscape: karat analyze --path <run>/epochs)',
 };
+
+/** Own (not inherited) property test: config keys and names from users never match Object.prototype members. */
+export function hasOwn(o: object, k: string): boolean {
+  return Object.prototype.hasOwnProperty.call(o, k);
+}
+
+/** Largest image side (--image-size) and most patches per image a configuration may ask for. */
+export const MAX_IMAGE_SIZE = 4096;
+export const MAX_PATCHES = 4096;
 
 export function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -207,12 +219,12 @@ export function coerceField(key: keyof TrainConfig, value: unknown, from: string
       if (value === 'false' || value === '0' || value === 'no') return false;
       throw bad('true or false');
     case 'int': {
-      const n = typeof value === 'string' ? Number(value) : value;
+      const n = typeof value === 'string' ? (value.trim() === '' ? NaN : Number(value)) : value;
       if (typeof n !== 'number' || !Number.isInteger(n)) throw bad('an integer');
       return n;
     }
     case 'number': {
-      const n = typeof value === 'string' ? Number(value) : value;
+      const n = typeof value === 'string' ? (value.trim() === '' ? NaN : Number(value)) : value;
       if (typeof n !== 'number' || !Number.isFinite(n)) throw bad('a number');
       return n;
     }
@@ -231,13 +243,13 @@ export function resolveConfig(layers: Array<{from: string, values: Record<string
   const presetName = [...layers].reverse().map((l) => l.values.preset).find((p) => p != null) as string | undefined;
   let cfg: TrainConfig = {...DEFAULTS};
   if (presetName != null) {
-    const p = PRESETS[presetName];
+    const p = hasOwn(PRESETS, presetName) ? PRESETS[presetName] : undefined;
     if (!p) throw new ConfigError(`unknown preset '${presetName}'; known presets: ${Object.keys(PRESETS).join(', ')}`);
     cfg = {...cfg, ...p.config, preset: presetName};
   }
   for (const layer of layers) {
     for (const [k, v] of Object.entries(layer.values)) {
-      if (!(k in FIELD_KINDS)) {
+      if (!hasOwn(FIELD_KINDS, k)) {
         const hint = Object.keys(FIELD_KINDS).find((f) => f.toLowerCase() === k.toLowerCase().replace(/-/g, ''));
         throw new ConfigError(`${layer.from}: unknown option '${k}'${hint ? ` (did you mean '${kebab(hint)}'?)` : ''}`);
       }
@@ -246,7 +258,7 @@ export function resolveConfig(layers: Array<{from: string, values: Record<string
   }
   // a paper model size sets the architecture (explicit layers still override dims above only for custom)
   if (cfg.model !== 'custom') {
-    const m = PAPER_MODELS[cfg.model];
+    const m = hasOwn(PAPER_MODELS, cfg.model) ? PAPER_MODELS[cfg.model] : undefined;
     if (!m) throw new ConfigError(`unknown model '${cfg.model}'; expected custom, ${Object.keys(PAPER_MODELS).join(', ')}`);
     cfg = {...cfg, dim: m.dim, depth: m.depth, heads: m.heads, mlpRatio: m.mlpRatio};
   }
@@ -276,6 +288,11 @@ export function validate(c: TrainConfig): void {
   if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) err(`'beta1' and 'beta2' must be in [0, 1)`);
   if (c.lr <= 0) err(`'lr' must be > 0, got ${c.lr}`);
   if (!(c.layerDecay > 0 && c.layerDecay <= 1)) err(`'layer-decay' must be in (0, 1], got ${c.layerDecay}`);
+  if (c.imageSize > MAX_IMAGE_SIZE) err(`'image-size' must be <= ${MAX_IMAGE_SIZE}, got ${c.imageSize}`);
+  if (c.patchSize > c.imageSize && c.dataset === 'folder') err(`'patch-size' (${c.patchSize}) must not exceed 'image-size' (${c.imageSize})`);
   if (c.dim % c.heads !== 0) err(`'dim' (${c.dim}) must be divisible by 'heads' (${c.heads})`);
+  if (c.runName != null && (c.runName === '' || c.runName === '.' || c.runName === '..' || /[/\\\0]/.test(c.runName))) {
+    err(`'run-name' must be a folder name without path separators, got ${JSON.stringify(c.runName)} (use --out-dir for the parent folder)`);
+  }
   if (c.seed < 0 || c.seed > 0xffffffff) err(`'seed' must be in [0, 2^32), got ${c.seed}`);
 }

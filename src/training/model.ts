@@ -7,7 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 import {vit, ViTArgs} from '../models/index';
 import {Rng} from '../data/rng';
-import {TrainConfig} from './config';
+import {ConfigError, MAX_PATCHES, TrainConfig} from './config';
 
 /**
  * A model given by its tfjs layers topology (model.toJSON()), e.g. a fine-tuned model whose
@@ -34,7 +34,12 @@ export function specNumClasses(spec: ModelSpec): number {
 
 export function modelSpecFor(cfg: TrainConfig, data: {height: number, width: number, channels: number, numClasses: number}): ViTArgs {
   if (data.height % cfg.patchSize !== 0 || data.width % cfg.patchSize !== 0) {
-    throw new Error(`patch size ${cfg.patchSize} does not divide the image size ${data.height}x${data.width}`);
+    throw new ConfigError(`'patch-size' ${cfg.patchSize} does not divide the image size ${data.height}x${data.width}; choose a divisor of ${data.height}`);
+  }
+  const patches = (data.height / cfg.patchSize) * (data.width / cfg.patchSize);
+  if (patches > MAX_PATCHES) {
+    throw new ConfigError(`${data.height}x${data.width} images in ${cfg.patchSize}x${cfg.patchSize} patches make ${patches} tokens, ` +
+                          `more than ${MAX_PATCHES} (attention costs tokens^2): raise 'patch-size' or lower 'image-size'`);
   }
   return {
     dim: cfg.dim, depth: cfg.depth, heads: cfg.heads, mlpRatio: cfg.mlpRatio,
