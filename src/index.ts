@@ -22,13 +22,13 @@ export {KARAT_WEBGL_FUSED_FLAG} from '../kernels-webgl/util';
 export * from './layers/index';
 export * as models from './models/index';
 export {swapAttention, swapAttentionWithReport} from './swap';
-export type {SwapReport, SwapSource} from './swap';
+export type {SwapOptions, SwapReport, SwapSource} from './swap';
 export * as io from './io/index';
 // Analyses: attention maps, spectra, activation curves, loss landscape (issue 8).
 export * as analysis from './analysis/index';
 // Fast training on WebGPU (issue 9): fused LayerNorm, bias+GELU, AdamW ops and their webgpu kernels.
 export * from './ops/fused_layers';
-export {fusedDense, fusedLayerNormalization} from './layers/fused_layers';
+export {fusedDense, fusedLayerNormalization, FUSED_DENSE_CLASS, FUSED_LAYER_NORMALIZATION_CLASS} from './layers/fused_layers';
 import '../kernels-webgpu/register_layers';
 // Training recipe, datasets and the `karat` CLI's building blocks (issue 4).
 export * as training from './training/index';
