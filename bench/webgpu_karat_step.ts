@@ -23,7 +23,7 @@ import {writeFileSync} from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 
 import * as karat from '../src/index';
-import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
+import {KARAT_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
 import {parseFlags} from '../src/cli/flags';
 import {makeTrainStep} from './vit_fused';
@@ -40,7 +40,7 @@ async function main() {
   const args = parseFlags(process.argv.slice(2), new Set<string>()).flags;
   const meta = await startWebGPUBench();
   if (meta == null) return;
-  tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, true);
+  tf.env().set(KARAT_FUSED_LAYERS_FLAG, true);
   const attentions = String(args.attention ?? 'softmax,G3B').split(',');
   const depths = args.depths === 'none' ? [] : String(args.depths ?? '1,2').split(',').map(Number);
   const image = Number(args.image ?? 32), patch = Number(args.patch ?? 4), batch = Number(args.batch ?? 1);

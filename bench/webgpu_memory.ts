@@ -18,7 +18,7 @@ import {writeFileSync} from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 
 import '../src/index';
-import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
+import {KARAT_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 import {parseFlags} from '../src/cli/flags';
 import {makeTrainStep} from './vit_fused';
 import {gpuBytesInUse, gpuPeakBytes} from './webgpu';
@@ -56,7 +56,7 @@ async function main() {
     for (const variant of variants) {
       const {fused, gradients} = VARIANTS[variant];
       for (const batch of batches) {
-        tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, fused);
+        tf.env().set(KARAT_FUSED_LAYERS_FLAG, fused);
         const s = makeTrainStep({preset: 'tiny', depth, imageSize: image, patchSize: patch, batch, numClasses: 1000,
                                  attentionName: attention, gradients});
         try {
@@ -74,7 +74,7 @@ async function main() {
                       `(tf.profile +${MiB(r.profile_peak_bytes)} MiB), ${(ms / 1000).toFixed(1)} s`);
         } finally {
           s.dispose();
-          tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, true);
+          tf.env().set(KARAT_FUSED_LAYERS_FLAG, true);
         }
         write();
       }

@@ -26,13 +26,13 @@ export type {WasmKernelStatus} from '../kernels-wasm/simd';
 export * from './layers/index';
 export * as models from './models/index';
 export {swapAttention, swapAttentionWithReport} from './swap';
-export type {SwapReport, SwapSource} from './swap';
+export type {SwapOptions, SwapReport, SwapSource} from './swap';
 export * as io from './io/index';
 // Analyses: attention maps, spectra, activation curves, loss landscape.
 export * as analysis from './analysis/index';
 // Fused LayerNorm, bias+GELU and AdamW ops with their webgpu kernels (fast WebGPU training).
 export * from './ops/fused_layers';
-export {fusedDense, fusedLayerNormalization} from './layers/fused_layers';
+export {fusedDense, fusedLayerNormalization, FUSED_DENSE_CLASS, FUSED_LAYER_NORMALIZATION_CLASS} from './layers/fused_layers';
 import '../kernels-webgpu/register_layers';
 // Fine-tuning a pretrained ViT with KArAt: attention swap, new head, position-embedding resampling.
 export {adaptForFinetune, describeViT, resamplePositionEmbedding, resizeGrid, resizeTaps} from './finetune';

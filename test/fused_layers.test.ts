@@ -10,7 +10,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
-import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
+import {KARAT_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 import {maxErrorOverUnit} from './support/reference';
 import {releaseWebGPUAfterAllTests, useWebGPUBackend} from './support/webgpu_node';
 import {AdamW, Param} from '../src/training/adamw';
@@ -56,12 +56,12 @@ function below(x: number, limit: number, what = 'value') {
 }
 
 /**
- * Loss and every parameter gradient of one training batch, with flag KARAT_WEBGPU_FUSED_LAYERS
+ * Loss and every parameter gradient of one training batch, with flag KARAT_FUSED_LAYERS
  * set to `fused` (restored to its default after), and the kernel names tf.profile saw.
  */
 async function lossAndGrads(model: tfl.LayersModel, x: tf.Tensor, y: tf.Tensor, fused: boolean) {
   const vars = model.trainableWeights.map((w) => (w as unknown as {val: tf.Variable}).val);
-  tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, fused);
+  tf.env().set(KARAT_FUSED_LAYERS_FLAG, fused);
   try {
     const info = await tf.profile(() => {
       const r = tf.variableGrads(() => tf.mean(tfl.metrics.categoricalCrossentropy(
@@ -73,7 +73,7 @@ async function lossAndGrads(model: tfl.LayersModel, x: tf.Tensor, y: tf.Tensor, 
     tf.dispose(out);
     return {vals, names: info.kernels.map((k) => k.name)};
   } finally {
-    tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, true);
+    tf.env().set(KARAT_FUSED_LAYERS_FLAG, true);
   }
 }
 
@@ -170,6 +170,7 @@ describe('fused layer ops: composite path (cpu)', () => {
     assert.throws(() => karat.adamWUpdate(x, x, tf.zeros([4, 3]), x, HYPER), /adamWUpdate: argument 'v'/);
     assert.throws(() => karat.adamWUpdate(x, x, x, x, {...HYPER, step: 0}), /'step'/);
     assert.throws(() => karat.adamWUpdate(x, x, x, x, {...HYPER, beta1: 1}), /beta1/);
+    assert.throws(() => karat.adamWUpdate(x, x, x, x, {...HYPER, amsgrad: true} as never), /adamWUpdate: unknown hyper-parameter 'amsgrad'/);
   });
 
   it('on cpu the LayerNorm layers take the composite layerNorm (no Tile-gradient Slice/Add), the stock layers when the flag is off', async () => {

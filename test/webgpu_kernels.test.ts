@@ -15,7 +15,7 @@ import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
 import {fourierKArAtGrad, fourierKArAtHidden} from '../src/index';
-import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
+import {KARAT_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 import {FourierKArAt, FourierKArAtGrad} from '../src/ops/kernel_names';
 import {forwardPlan, gradCoeffsPlan, gradScoresPlan} from '../kernels-webgpu/plan';
 import {normalish} from './browser/util';
@@ -162,14 +162,14 @@ describe('webgpu kernels: KArAt ViT training steps match cpu (Dawn)', function()
   it(`${STEPS} SGD steps of a G3B ViT give the same losses and weights as cpu, using the fused kernels`, async () => {
     // Flag off: the layers form the scores and run FourierKArAt / FourierKArAtGrad (flag on, webgpu
     // runs the flash-style attention kernels instead: test/webgpu_flash_karat.test.ts).
-    const saved = tf.env().getBool(KARAT_WEBGPU_FUSED_LAYERS_FLAG);
-    tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, false);
+    const saved = tf.env().getBool(KARAT_FUSED_LAYERS_FLAG);
+    tf.env().set(KARAT_FUSED_LAYERS_FLAG, false);
     let cpu: Awaited<ReturnType<typeof train>>, gpu: Awaited<ReturnType<typeof train>>;
     try {
       cpu = await train('cpu', null);
       gpu = await train('webgpu', cpu.initial);
     } finally {
-      tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, saved);
+      tf.env().set(KARAT_FUSED_LAYERS_FLAG, saved);
     }
     assert.ok(gpu.kernels.has(FourierKArAt) && gpu.kernels.has(FourierKArAtGrad),
         `fused kernels not used on webgpu: ${[...gpu.kernels].filter((k) => /KArAt/.test(k)).join(', ')}`);

@@ -50,7 +50,14 @@ export function attentionScores(query: tf.Tensor4D, key: tf.Tensor4D): tf.Tensor
   return tf.matMul(query, key, false, true) as tf.Tensor4D;
 }
 
+const CORE_KEYS = ['query', 'key', 'value', 'activation', 'dropout', 'training', 'mask', 'returnScores'];
+
 export function attentionCore(a: AttentionCoreArgs): AttentionCoreResult {
+  for (const k of Object.keys(a ?? {})) {
+    if (!CORE_KEYS.includes(k)) {
+      throw new KArAtArgumentError(`attentionCore: unknown argument '${k}'; the arguments are ${CORE_KEYS.join(', ')}`);
+    }
+  }
   return tf.tidy(() => {
     const drop = a.training && a.dropout > 0;
     if (a.activation.kind === 'softmax' && a.mask == null && !drop && !a.returnScores && useLeanAttention()) {
@@ -73,7 +80,7 @@ export function attentionCore(a: AttentionCoreArgs): AttentionCoreResult {
         const keep = tf.cast(a.mask, 'float32');
         logits = tf.add(logits, tf.mul(tf.sub(1, keep), -1e9)) as tf.Tensor4D;
       }
-      // On webgpu (flag KARAT_WEBGPU_FUSED_LAYERS) a softmax whose backward is one dispatch.
+      // On webgpu (flag KARAT_FUSED_LAYERS) a softmax whose backward is one dispatch.
       const p = (a.mask == null && useFusedLayers(KArAtSoftmax) ?
           softmaxLastAxis(logits) : tf.softmax(logits, -1)) as tf.Tensor4D;
       const pd = drop ? tf.dropout(p, a.dropout) as tf.Tensor4D : p;

@@ -1,5 +1,5 @@
 export {KArAtMultiHeadAttention} from './multihead_attention';
-export type {KArAtMultiHeadAttentionArgs, AttentionCallOptions} from './multihead_attention';
+export type {KArAtMultiHeadAttentionArgs, AttentionCallOptions, GraphCallOptions} from './multihead_attention';
 export {KArAtOperator} from './karat_operator';
 export {resolveAttention, serializeAttention, KARAT_MODES} from './attention_config';
 export type {AttentionActivation, KArAtAttentionConfig, KArAtMode, ResolvedAttention} from './attention_config';

@@ -45,13 +45,13 @@
  * The same kernels run in the forward pass as with the stock composition (on webgpu the
  * softmax is the fused KArAtSoftmax kernel and its backward the one-dispatch
  * KArAtSoftmaxGrad, via softmaxLastAxisGrad). KArAtMultiHeadAttention uses these ops when `useLeanAttention()` (flag
- * KARAT_WEBGPU_FUSED_LAYERS on, the default; any backend) for its projections, and
+ * KARAT_FUSED_LAYERS on, the default; any backend) for its projections, and
  * softmaxAttention when there is no mask, no attention dropout and no returned scores.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
 import {fourierKArAtGrad, fourierKArAtHidden, hasFusedKernel} from './fourier_karat';
-import {KARAT_WEBGPU_FUSED_LAYERS_FLAG, softmaxLastAxis, softmaxLastAxisGrad} from './fused_layers';
+import {fusedLayersEnabled, softmaxLastAxis, softmaxLastAxisGrad} from './fused_layers';
 import {checkTensor, KArAtArgumentError} from './validate';
 
 export const KArAtSoftmaxAttention = 'KArAtSoftmaxAttention';
@@ -92,11 +92,11 @@ export function fourierAttentionPath(dims: {B: number, h: number, N: number, d: 
 }
 
 /**
- * True when the plugin's attention layers use these ops: flag KARAT_WEBGPU_FUSED_LAYERS on (the
+ * True when the plugin's attention layers use these ops: flag KARAT_FUSED_LAYERS on (the
  * default) on any backend. Off, they run the stock tfjs composition (the benchmarks' baseline).
  */
 export function useLeanAttention(): boolean {
-  return tf.env().getBool(KARAT_WEBGPU_FUSED_LAYERS_FLAG);
+  return fusedLayersEnabled();
 }
 
 interface GradResult {value: tf.Tensor, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[]}
