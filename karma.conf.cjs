@@ -5,8 +5,8 @@
 // with this config and writes the pass/fail/skip counts for scripts/test.mjs.
 //
 // The browser is the system Chromium ($CHROME_BIN, default /usr/bin/chromium), headless,
-// with WebGL2 on ANGLE+SwiftShader and WebGPU on SwiftShader Vulkan (flags from
-// /work/shared/docs/backends-here.md). karma-chrome-launcher gives every launch a fresh
+// with WebGL2 on ANGLE+SwiftShader and WebGPU on SwiftShader Vulkan (the flags below).
+// karma-chrome-launcher gives every launch a fresh
 // temporary --user-data-dir. Nothing here downloads a browser.
 'use strict';
 

@@ -1,5 +1,9 @@
-// Bundles: ESM and CommonJS for bundlers and Node, and a UMD (plain and minified) for a
-// <script> tag: global `karat`, every @tensorflow/* import mapped to the global `tf`.
+// Bundles. The package has two entries: `tfjs-karat` (src/index.ts, browser-safe) and
+// `tfjs-karat/node` (src/node.ts, Node only: data on disk, training, file IO, CUDA, the CLI).
+// - ESM and CommonJS: both entries in one build, so the code they share lives in one chunk
+//   per format and importing both never registers a kernel or layer class twice.
+// - UMD (plain and minified) of the browser entry for a <script> tag: global `karat`, every
+//   @tensorflow/* import mapped to the global `tf`.
 import resolve from '@rollup/plugin-node-resolve';
 import terser from '@rollup/plugin-terser';
 import typescript from '@rollup/plugin-typescript';
@@ -13,20 +17,15 @@ const ts = () => typescript({
 const banner = `/** tfjs-karat: Kolmogorov-Arnold Attention for TensorFlow.js. Apache-2.0. */`;
 
 export default [
-  // The `karat` command for the published package (bin/karat.cjs runs it when there are no sources).
   {
-    input: 'src/cli/run.ts',
-    external: (id) => isExternal(id) || ['pngjs', 'jpeg-js'].includes(id),
-    plugins: [resolve({browser: false, preferBuiltins: true}), ts()],
-    output: [{file: 'dist/karat-cli.cjs', format: 'cjs', sourcemap: true, banner: `${banner}`, inlineDynamicImports: true}],
-  },
-  {
-    input: 'src/index.ts',
+    input: {'tfjs-karat': 'src/index.ts', 'tfjs-karat-node': 'src/node.ts'},
     external: isExternal,
     plugins: [resolve({browser: false, preferBuiltins: true}), ts()],
     output: [
-      {file: 'dist/tfjs-karat.esm.js', format: 'es', sourcemap: true, banner},
-      {file: 'dist/tfjs-karat.cjs', format: 'cjs', sourcemap: true, banner, exports: 'named'},
+      {dir: 'dist', format: 'es', entryFileNames: '[name].mjs', chunkFileNames: 'chunks/tfjs-karat-[hash].mjs',
+       sourcemap: true, banner},
+      {dir: 'dist', format: 'cjs', entryFileNames: '[name].cjs', chunkFileNames: 'chunks/tfjs-karat-[hash].cjs',
+       sourcemap: true, banner, exports: 'named'},
     ],
   },
   {

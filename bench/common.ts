@@ -25,20 +25,9 @@ export interface MeasureOptions {
   iters?: number;
 }
 
-function tensorsOf(result: tf.TensorContainer): tf.Tensor[] {
-  const ts: tf.Tensor[] = [];
-  const visit = (x: tf.TensorContainer) => {
-    if (x instanceof tf.Tensor) ts.push(x);
-    else if (Array.isArray(x)) x.forEach(visit);
-    else if (x != null && typeof x === 'object') Object.values(x).forEach((v) => visit(v as tf.TensorContainer));
-  };
-  visit(result);
-  return ts;
-}
-
 /** Waits until the backend has finished all work on `result` (downloads one value per tensor). */
 export async function sync(result: tf.TensorContainer): Promise<void> {
-  for (const t of tensorsOf(result)) {
+  for (const t of tf.tensor_util.getTensorsInContainer(result)) {
     const one = tf.slice(tf.reshape(t, [-1]), 0, 1);
     await one.data();
     one.dispose();
@@ -47,7 +36,7 @@ export async function sync(result: tf.TensorContainer): Promise<void> {
 
 /** Waits for `result` by downloading every tensor: no kernel runs (for kernel counts). */
 export async function downloadAll(result: tf.TensorContainer): Promise<void> {
-  for (const t of tensorsOf(result)) await t.data();
+  for (const t of tf.tensor_util.getTensorsInContainer(result)) await t.data();
 }
 
 export function median(xs: number[]): number {
@@ -84,24 +73,6 @@ export async function measure(fn: () => tf.TensorContainer, opts: MeasureOptions
     tf.dispose(out);
   });
   return {ms_median: median(times), peak_bytes: Math.max(0, info.peakBytes - before), times};
-}
-
-/** Parses `--name value` and `--flag` style arguments. */
-export function parseArgs(argv: string[]): Record<string, string | boolean> {
-  const out: Record<string, string | boolean> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) continue;
-    const key = a.slice(2);
-    const next = argv[i + 1];
-    if (next != null && !next.startsWith('--')) {
-      out[key] = next;
-      i++;
-    } else {
-      out[key] = true;
-    }
-  }
-  return out;
 }
 
 export function printTable(records: BenchRecord[]): void {

@@ -5,17 +5,17 @@
  * peak bytes tfjs allocated during the call, and the ratios, side by side in one run.
  * (WebGPU: bench/webgpu.ts; WebGL: the browser harness; CUDA: kernels-cuda/harness.)
  */
-import {writeFileSync} from 'node:fs';
-
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 
-import {BenchRecord, parseArgs, printTable} from './common';
-import {benchOpCase, OpCase, opRatios} from './ops';
+import {parseFlags} from '../src/cli/flags';
+import {BenchRecord} from './common';
+import {benchOpCase, OpCase} from './ops';
+import {reportOpRecords} from './report';
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseFlags(process.argv.slice(2), new Set(['quick'])).flags;
   const backend = String(args.backend ?? 'cpu');
   if (!['cpu', 'wasm'].includes(backend)) {
     throw new Error(`--backend must be cpu or wasm here (got '${backend}'); ` +
@@ -32,16 +32,7 @@ async function main() {
     console.log(`running ${JSON.stringify(c)} on ${backend} ...`);
     records.push(...await benchOpCase(c, opts));
   }
-  printTable(records);
-  const ratios = opRatios(records);
-  if (ratios.length) {
-    console.log('composite / fused (higher = fused better):');
-    console.table(ratios.map((r) => ({...r, speedup: r.speedup.toFixed(2) + 'x', memory_ratio: r.memory_ratio.toFixed(2) + 'x'})));
-  }
-  if (typeof args.json === 'string') {
-    writeFileSync(args.json, JSON.stringify(records, null, 2));
-    console.log(`wrote ${records.length} records to ${args.json}`);
-  }
+  reportOpRecords(records, args.json);
 }
 
 main().catch((e) => {

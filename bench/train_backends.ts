@@ -19,9 +19,10 @@ import {modelWeights} from '../src/training/checkpoint';
 import {resolveConfig} from '../src/training/config';
 import {softCrossEntropy} from '../src/training/metrics';
 import {buildModel, modelSpecFor, paramRule} from '../src/training/model';
-import {median, parseArgs} from './common';
+import {parseFlags} from '../src/cli/flags';
+import {median} from './common';
 
-const args = parseArgs(process.argv.slice(2));
+const args = parseFlags(process.argv.slice(2), new Set<string>()).flags;
 
 async function one(backend: string): Promise<Record<string, unknown>> {
   const B = Number(args.batch ?? 32), iters = Number(args.iters ?? 3);

@@ -1,8 +1,8 @@
 /**
- * ViT training-step cases for issue 9 (fast training on WebGPU), before/after side by side in
+ * ViT training-step cases (fast training on WebGPU), before/after side by side in
  * one process:
- *   impl 'stock'  : KARAT_WEBGPU_FUSED_LAYERS=false, tf.train.adam (what bench/vit.ts measures)
- *   impl 'fused'  : KARAT_WEBGPU_FUSED_LAYERS=true (fused LayerNorm, bias+GELU), fused AdamW
+ *   impl 'stock'  : KARAT_FUSED_LAYERS=false, tf.train.adam (what bench/vit.ts measures)
+ *   impl 'fused'  : KARAT_FUSED_LAYERS=true (fused LayerNorm, bias+GELU), fused AdamW
  *                   (adamWUpdateVariables: one in-place dispatch per parameter; weight decay 0
  *                   so the math equals Adam)
  * for softmax and G3B attention, train step (fwd + bwd + update) and inference, plus
@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import * as karat from '../src/index';
-import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
+import {KARAT_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 
 export const ATTENTION_BY_NAME: Record<string, unknown> = {
   softmax: 'softmax',
@@ -58,7 +58,7 @@ export function makeTrainStep(o: TrainStepOptions): TrainStep {
   const x = tf.randomNormal([o.batch, o.imageSize, o.imageSize, 3]);
   const labels = tf.oneHot(tf.randomUniform([o.batch], 0, o.numClasses, 'int32') as tf.Tensor1D, o.numClasses);
   const vars = model.trainableWeights.map((w) => (w as unknown as {val: tf.Variable}).val);
-  const fusedOpt = (o.optimizer ?? (tf.env().getBool(KARAT_WEBGPU_FUSED_LAYERS_FLAG) ? 'adamw-fused' : 'adam')) === 'adamw-fused';
+  const fusedOpt = (o.optimizer ?? (tf.env().getBool(KARAT_FUSED_LAYERS_FLAG) ? 'adamw-fused' : 'adam')) === 'adamw-fused';
   const adam = fusedOpt ? null : tf.train.adam(1e-4);
   const zeros = (v: tf.Variable) => tf.tidy(() => tf.variable(tf.zerosLike(v), false));
   const ms = fusedOpt ? vars.map(zeros) : [];
@@ -113,10 +113,10 @@ export function vitFusedCases(quick: boolean, attentions = ['softmax', 'G3B']): 
   const name = `vit-tiny${quick ? '-d2' : ''} ${base.imageSize}/${base.patchSize} b${base.batch}`;
   const out: ViTFusedCase[] = [];
   const variants: Array<{impl: string, flags: Record<string, boolean | number>, gradients?: 'lean'}> = [
-    {impl: 'stock', flags: {[KARAT_WEBGPU_FUSED_LAYERS_FLAG]: false}},
-    {impl: 'fused', flags: {[KARAT_WEBGPU_FUSED_LAYERS_FLAG]: true}},
-    {impl: 'fused+lean', flags: {[KARAT_WEBGPU_FUSED_LAYERS_FLAG]: true}, gradients: 'lean'},
-    {impl: 'fused+lean+submit400', flags: {[KARAT_WEBGPU_FUSED_LAYERS_FLAG]: true, WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: 400}, gradients: 'lean'},
+    {impl: 'stock', flags: {[KARAT_FUSED_LAYERS_FLAG]: false}},
+    {impl: 'fused', flags: {[KARAT_FUSED_LAYERS_FLAG]: true}},
+    {impl: 'fused+lean', flags: {[KARAT_FUSED_LAYERS_FLAG]: true}, gradients: 'lean'},
+    {impl: 'fused+lean+submit400', flags: {[KARAT_FUSED_LAYERS_FLAG]: true, WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE: 400}, gradients: 'lean'},
   ];
   for (const a of attentions) {
     for (const v of variants) {

@@ -3,7 +3,7 @@
  *
  * Op level, fused kernels (kernels-webgpu/) vs the composite path (KARAT_FUSED=false), fwd
  * and fwd+bwd, at B=32, h=3, N=197, r=12, G=3 (and N=65): median ms, peak bytes (tf.profile,
- * engine tensors, as perf-anchors.md) and peak GPU bytes (tfjs-backend-webgpu's buffer
+ * engine tensors, as in docs/benchmarks.md) and peak GPU bytes (tfjs-backend-webgpu's buffer
  * manager: also counts kernel-internal scratch such as the dCoeffs partial sums), one GPU
  * kernel time via tf.time when the adapter has timestamp queries, and the ratios.
  *
@@ -27,7 +27,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as karat from '../src/index';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
 import {startWebGPUBench} from './webgpu_start';
-import {BenchRecord, measure, MeasureOptions, parseArgs, printTable, sync} from './common';
+import {parseFlags} from '../src/cli/flags';
+import {BenchRecord, measure, MeasureOptions, printTable, sync} from './common';
 import {ATTENTIONS, benchViT, ViTCase, vitRatios} from './vit';
 
 export interface Dims {B: number, h: number, N: number, r: number, G: number}
@@ -214,7 +215,7 @@ export async function checkAgainstCpu(): Promise<Array<Record<string, unknown>>>
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseFlags(process.argv.slice(2), new Set(['quick', 'check', 'models'])).flags;
   const quick = Boolean(args.quick);
   const meta = await startWebGPUBench();
   if (meta == null) return;

@@ -1,5 +1,5 @@
 /**
- * Issue 9: memory of one ViT training step (fwd + bwd + AdamW) on WebGPU, per variant, at
+ * Memory of one ViT training step (fwd + bwd + AdamW) on WebGPU, per variant, at
  * several batch sizes, so the per-image cost and the fixed cost can be fitted and the full-size
  * figure (ViT-Tiny, batch 32) extrapolated where the full step is too slow to run (SwiftShader):
  *
@@ -18,8 +18,8 @@ import {writeFileSync} from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 
 import '../src/index';
-import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
-import {parseArgs} from './common';
+import {KARAT_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
+import {parseFlags} from '../src/cli/flags';
 import {makeTrainStep} from './vit_fused';
 import {gpuBytesInUse, gpuPeakBytes} from './webgpu';
 import {startWebGPUBench} from './webgpu_start';
@@ -38,14 +38,14 @@ interface MemoryRecord {
 const MiB = (b: number) => (b / 2 ** 20).toFixed(1);
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseFlags(process.argv.slice(2), new Set<string>()).flags;
   const meta = await startWebGPUBench();
   if (meta == null) return;
   const attentions = String(args.attention ?? 'softmax,G3B').split(',');
   const batches = String(args.batches ?? '1,2').split(',').map(Number);
   const variants = String(args.variants ?? 'stock,fused,fused+lean').split(',');
   const depth = Number(args.depth ?? 12), image = Number(args.image ?? 224), patch = Number(args.patch ?? 16);
-  const target = Number(args['target-batch'] ?? 32);
+  const target = Number(args.targetBatch ?? 32);
   for (const v of variants) if (VARIANTS[v] == null) throw new Error(`--variants: unknown variant '${v}'`);
   const records: MemoryRecord[] = [];
   const fits: Array<Record<string, unknown>> = [];
@@ -56,7 +56,7 @@ async function main() {
     for (const variant of variants) {
       const {fused, gradients} = VARIANTS[variant];
       for (const batch of batches) {
-        tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, fused);
+        tf.env().set(KARAT_FUSED_LAYERS_FLAG, fused);
         const s = makeTrainStep({preset: 'tiny', depth, imageSize: image, patchSize: patch, batch, numClasses: 1000,
                                  attentionName: attention, gradients});
         try {
@@ -74,7 +74,7 @@ async function main() {
                       `(tf.profile +${MiB(r.profile_peak_bytes)} MiB), ${(ms / 1000).toFixed(1)} s`);
         } finally {
           s.dispose();
-          tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, true);
+          tf.env().set(KARAT_FUSED_LAYERS_FLAG, true);
         }
         write();
       }

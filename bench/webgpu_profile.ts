@@ -8,7 +8,7 @@
  * kernel name: dispatch count and, when the adapter reports GPU timestamps (`timestamp-query`,
  * tf.time's kernelMs), GPU milliseconds. The dispatch count is what SwiftShader can measure;
  * on a real GPU the same script gives kernel times. `--fused both` profiles with the fused
- * layer kernels off and on (flag KARAT_WEBGPU_FUSED_LAYERS) for a before/after table.
+ * layer kernels off and on (flag KARAT_FUSED_LAYERS) for a before/after table.
  */
 import {writeFileSync} from 'node:fs';
 
@@ -17,10 +17,11 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
-import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
+import {KARAT_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
 import {startWebGPUBench} from './webgpu_start';
-import {downloadAll, parseArgs} from './common';
+import {parseFlags} from '../src/cli/flags';
+import {downloadAll} from './common';
 import {makeTrainStep, TrainStepOptions} from './vit_fused';
 
 export interface KernelRow {name: string, count: number, ms: number | null}
@@ -78,8 +79,8 @@ export interface StepProfile {fused: boolean, attention: string, phases: PhasePr
 
 /** Profiles inference, fwd+bwd and the optimizer update of one training step. */
 export async function profileTrainStep(o: TrainStepOptions, fused: boolean): Promise<StepProfile> {
-  const saved = tf.env().get(KARAT_WEBGPU_FUSED_LAYERS_FLAG);
-  tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, fused);
+  const saved = tf.env().get(KARAT_FUSED_LAYERS_FLAG);
+  tf.env().set(KARAT_FUSED_LAYERS_FLAG, fused);
   const s = makeTrainStep(o);
   try {
     // Warm-up (shader compilation, variable creation of the optimizer).
@@ -107,7 +108,7 @@ export async function profileTrainStep(o: TrainStepOptions, fused: boolean): Pro
     return {fused, attention: o.attentionName, phases};
   } finally {
     s.dispose();
-    tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, saved as boolean);
+    tf.env().set(KARAT_FUSED_LAYERS_FLAG, saved as boolean);
   }
 }
 
@@ -145,7 +146,7 @@ export function profileMarkdown(profiles: StepProfile[], title: string): string 
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseFlags(process.argv.slice(2), new Set<string>()).flags;
   const started = await startWebGPUBench();
   if (started == null) return;
   const attentions = String(args.attention ?? 'softmax,G3B').split(',');

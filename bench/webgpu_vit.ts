@@ -1,5 +1,5 @@
 /**
- * Issue 9 benchmark: ViT training step and inference on WebGPU, stock tfjs layers + tf.train.adam
+ * Benchmark: ViT training step and inference on WebGPU, stock tfjs layers + tf.train.adam
  * vs the plugin's fused layer kernels + fused AdamW, side by side in one process:
  *   npx tsx bench/webgpu_vit.ts [--quick] [--json FILE] [--profile] [--attention softmax,G3B]
  *       [--variants stock,fused,fused+submit400] [--iters 3] [--warmup 1]
@@ -18,7 +18,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import '../src/index';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
 import {startWebGPUBench} from './webgpu_start';
-import {BenchRecord, downloadAll, measure, parseArgs, printTable} from './common';
+import {parseFlags} from '../src/cli/flags';
+import {BenchRecord, downloadAll, measure, printTable} from './common';
 import {gpuBytesInUse, gpuPeakBytes, kernelMs} from './webgpu';
 import {programsOf, profileMarkdown, profileTrainStep, StepProfile} from './webgpu_profile';
 import {makeTrainStep, vitFusedCases, ViTFusedCase} from './vit_fused';
@@ -63,7 +64,7 @@ export async function runViTCase(c: ViTFusedCase, iters: number, warmup: number)
   }
 }
 
-/** Targets of issue 9, against the PyTorch anchors (perf-anchors.md, H100). */
+/** Targets, against PyTorch on the H100 (docs/benchmarks.md, reference measurements). */
 export function targets(records: BenchRecord[]) {
   const PT = {trainMs: 26.2, inferMs: 6.1};
   const get = (att: string, impl: string, pass: string) =>
@@ -88,7 +89,7 @@ export function targets(records: BenchRecord[]) {
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseFlags(process.argv.slice(2), new Set(['quick', 'profile'])).flags;
   const quick = Boolean(args.quick);
   const started = await startWebGPUBench();
   if (started == null) return;

@@ -1,5 +1,7 @@
 /**
- * Plain-TypeScript Fourier-KArAt over typed arrays (shared by the CPU kernels).
+ * Plain-TypeScript Fourier-KArAt over typed arrays, shared by the cpu kernels (which
+ * allocate their outputs) and the wasm kernels (which pass views of their outputs on the
+ * wasm heap, so inputs are read and outputs written in place).
  * Features cos(m·s), sin(m·s), m = 1..G, come from one sin/cos per score and the
  * angle-addition recurrence, one row of N·G at a time: never a [B,h,N,N,2G] buffer.
  * Accumulation is in float64 (JS numbers).
@@ -28,11 +30,17 @@ export function fillFeatures(
   }
 }
 
-/** ĥ [B,h,N,r] from scores [B,h,N,N] and coeffs [h,2,r,N,G]. */
+/** ĥ [B,h,N,r] from scores [B,h,N,N] and coeffs [h,2,r,N,G], in a new array. */
 export function fourierKArAtImpl(S: Values, C: Values, d: FourierKArAtDims): Float32Array {
+  const out = new Float32Array(d.batch * d.heads * d.tokens * d.rank);
+  fourierKArAtInto(S, C, d, out);
+  return out;
+}
+
+/** ĥ [B,h,N,r] from scores [B,h,N,N] and coeffs [h,2,r,N,G], written to `out` (B·h·N·r values). */
+export function fourierKArAtInto(S: Values, C: Values, d: FourierKArAtDims, out: Float32Array): void {
   const {batch: B, heads: H, tokens: N, rank: R, grid: G} = d;
   const NG = N * G;
-  const out = new Float32Array(B * H * N * R);
   const cf = new Float64Array(NG), sf = new Float64Array(NG);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
@@ -49,15 +57,26 @@ export function fourierKArAtImpl(S: Values, C: Values, d: FourierKArAtDims): Flo
       }
     }
   }
-  return out;
 }
 
-/** [dScores [B,h,N,N], dCoeffs [h,2,r,N,G]] for upstream dy [B,h,N,r] (spec §3). */
+/** [dScores [B,h,N,N], dCoeffs [h,2,r,N,G]] for upstream dy [B,h,N,r] (spec §3), in new arrays. */
 export function fourierKArAtGradImpl(
     dy: Values, S: Values, C: Values, d: FourierKArAtDims): [Float32Array, Float32Array] {
   const {batch: B, heads: H, tokens: N, rank: R, grid: G} = d;
-  const NG = N * G;
   const dS = new Float32Array(B * H * N * N);
+  const dC = new Float32Array(H * 2 * R * N * G);
+  fourierKArAtGradInto(dy, S, C, d, dS, dC);
+  return [dS, dC];
+}
+
+/**
+ * dScores and dCoeffs for upstream dy, written to `dS` (every element) and `dC` (every
+ * element; accumulated in a float64 scratch array, then stored).
+ */
+export function fourierKArAtGradInto(
+    dy: Values, S: Values, C: Values, d: FourierKArAtDims, dS: Float32Array, dCOut: Float32Array): void {
+  const {batch: B, heads: H, tokens: N, rank: R, grid: G} = d;
+  const NG = N * G;
   const dC = new Float64Array(H * 2 * R * NG);
   const cf = new Float64Array(NG), sf = new Float64Array(NG);
   const aAgg = new Float64Array(NG), bAgg = new Float64Array(NG);
@@ -91,5 +110,5 @@ export function fourierKArAtGradImpl(
       }
     }
   }
-  return [dS, Float32Array.from(dC)];
+  dCOut.set(dC);
 }

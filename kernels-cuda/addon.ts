@@ -6,7 +6,10 @@
  * and kernels-cuda/build/karat_cuda.node inside the installed tfjs-karat package
  * (options.searchDefaults = false: only options.path).
  */
-import {envVar, errorMessage, NodeFs, NodePath, nodeBuiltin, nodeRequire} from './node_require';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import {requireFromCwd} from '../src/node_require';
 
 /** What the addon exports (see addon/karat_addon.c). */
 export interface KaratCudaAddon {
@@ -37,20 +40,16 @@ export const ADDON_RELATIVE_PATH = 'kernels-cuda/build/karat_cuda.node';
 
 /** Candidate locations of the addon, most specific first. */
 export function addonCandidates(explicit?: string, searchDefaults = true): string[] {
-  const path = nodeBuiltin<NodePath>('path');
   const out: string[] = [];
   if (explicit) out.push(explicit);
-  const env = envVar('KARAT_CUDA_ADDON');
+  const env = process.env.KARAT_CUDA_ADDON;
   if (env && searchDefaults) out.push(env);
-  if (path != null && searchDefaults) {
+  if (searchDefaults) {
     out.push(path.resolve(ADDON_RELATIVE_PATH));
-    const req = nodeRequire();
-    if (req != null) {
-      try {
-        out.push(path.join(path.dirname(req.resolve('tfjs-karat/package.json')), ADDON_RELATIVE_PATH));
-      } catch {
-        // tfjs-karat is not installed as a package (e.g. running from the repository).
-      }
+    try {
+      out.push(path.join(path.dirname(requireFromCwd().resolve('tfjs-karat/package.json')), ADDON_RELATIVE_PATH));
+    } catch {
+      // tfjs-karat is not installed as a package (e.g. running from the repository).
     }
   }
   return [...new Set(out)];
@@ -60,11 +59,7 @@ const cache = new Map<string, CudaAddonStatus>();
 
 /** Loads (once per path) the CUDA addon; never throws. */
 export function loadCudaAddon(options: {path?: string, searchDefaults?: boolean} = {}): CudaAddonStatus {
-  const fs = nodeBuiltin<NodeFs>('fs');
-  const req = nodeRequire();
-  if (fs == null || req == null) {
-    return {available: false, reason: 'the CUDA addon needs Node.js (not available in a browser)', tried: []};
-  }
+  const req = requireFromCwd();
   const tried = addonCandidates(options.path, options.searchDefaults ?? true);
   const key = tried.join('|');
   const hit = cache.get(key);
@@ -82,7 +77,7 @@ export function loadCudaAddon(options: {path?: string, searchDefaults?: boolean}
         status = {available: true, tried, path: p, addon, reason: `loaded ${p}`};
       }
     } catch (e) {
-      status = {available: false, tried, path: p, reason: `addon at ${p} failed to load: ${errorMessage(e)}`};
+      status = {available: false, tried, path: p, reason: `addon at ${p} failed to load: ${(e instanceof Error ? e.message : String(e))}`};
     }
     break;
   }

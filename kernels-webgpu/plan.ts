@@ -167,3 +167,44 @@ export const SINCOS_WGSL = `
     return vec2<f32>(sy, -cy);
   }
 `;
+
+/**
+ * Flash-style Fourier-KArAt attention (fourier_attention_webgpu.ts): every program runs
+ * FLASH_WG threads per workgroup and walks the keys (row programs) or the query rows
+ * (column programs) in tiles of FLASH_WG, one score per thread per tile. r, G and the staged
+ * head-row length are compile-time constants; N, B, h are read from the shape uniforms.
+ */
+export const FLASH_WG = 64;
+
+export interface FourierAttentionPlan {
+  /** threads per workgroup = scores per tile */
+  wg: number;
+  /** forward accumulation: threads per output p (they split the keys of a tile) */
+  split: number;
+  /** q (row programs) / k (column programs) row staged in workgroup memory, rounded up to wg */
+  dMax: number;
+  /** dQ / dK accumulators per thread (columns c = tid + wg·k) */
+  dAcc: number;
+  /** dCoeffs outputs per thread (2·r·G outputs of one key column) */
+  coeffAcc: number;
+  /** workgroup floats of each program (the largest must stay within 16 KiB) */
+  floats: {forward: number, gradQ: number, gradK: number, gradCoeffs: number};
+}
+
+export function fourierAttentionPlan(d: {rank: number, grid: number, headDim: number}): FourierAttentionPlan {
+  const wg = FLASH_WG;
+  const {rank: r, grid: G} = d;
+  const dMax = Math.max(wg, Math.ceil(d.headDim / wg) * wg);
+  return {
+    wg, dMax,
+    split: Math.max(1, Math.floor(wg / r)),
+    dAcc: dMax / wg,
+    coeffAcc: Math.ceil(2 * r * G / wg),
+    floats: {
+      forward: dMax + 2 * wg * G + wg + r,   // q row, cos/sin features of a tile, partial sums, ĥ row
+      gradQ: dMax + r + wg,                  // q row, dĥ row, dS of a tile
+      gradK: dMax + 2 * r * G + wg,          // k row, A/B of its key column, dS of a tile
+      gradCoeffs: dMax + 2 * wg * G,         // k row, cos/sin features of a tile
+    },
+  };
+}

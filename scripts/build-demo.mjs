@@ -19,7 +19,7 @@ export async function buildDemo({minify = true} = {}) {
     sourcemap: 'linked',
     logLevel: 'warning',
     define: {'process.env.NODE_ENV': '"production"'},
-    external: ['webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'node:*'],
+    external: ['webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
   });
   return outfile;
 }

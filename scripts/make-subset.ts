@@ -2,17 +2,18 @@
  * Builds the CIFAR-10 subset embedded in the repository (data/cifar10-subset.kds), the
  * default data of `karat train`, from the full CIFAR-10 binary archive:
  *
- *     npx tsx scripts/make-subset.ts [--src ../shared/datasets/cifar-10-binary.tar.gz]
+ *     npx tsx scripts/make-subset.ts [--src cifar-10-binary.tar.gz]   (default: the --download cache)
  *         [--train 5000] [--test 1000] [--out data/cifar10-subset.kds]
  *
  * Class-balanced and deterministic: the first train/10 images of each class in the
  * archive's training order, and the first test/10 of each class of the test batch.
  */
 import {mkdirSync, writeFileSync} from 'node:fs';
-import {dirname} from 'node:path';
+import {dirname, join} from 'node:path';
 
 import {loadCifar} from '../src/data/cifar';
 import {ImageDataset, takeSubset} from '../src/data/dataset';
+import {defaultCacheDir} from '../src/data/download';
 import {decodeSubset, encodeSubset} from '../src/data/subset';
 
 function arg(name: string, def: string): string {
@@ -34,7 +35,7 @@ function balanced(ds: ImageDataset, n: number): number[] {
 }
 
 async function main() {
-  const src = arg('src', '../shared/datasets/cifar-10-binary.tar.gz');
+  const src = arg('src', join(defaultCacheDir(), 'cifar-10-binary.tar.gz'));
   const out = arg('out', 'data/cifar10-subset.kds');
   const nTrain = Number(arg('train', '5000')), nTest = Number(arg('test', '1000'));
   const t0 = Date.now();

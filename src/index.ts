@@ -1,6 +1,11 @@
 /**
- * tfjs-karat package entry point. The only place that wires the op contract (src/ops)
- * to the backend kernel folders; each kernels-* folder registers itself on import.
+ * tfjs-karat, the browser-safe entry: ops, kernels (cpu, webgl, webgpu), layers, models, attention
+ * swap, analyses and in-memory model IO. Nothing here imports a Node built-in, so the package
+ * bundles for browsers as is. The Node-only parts (datasets on disk, training, file IO, the CUDA
+ * kernels through tfjs-node-gpu, the CLI's building blocks) are in `tfjs-karat/node` (src/node.ts).
+ *
+ * The only place that wires the op contract (src/ops) to the backend kernel folders; each
+ * kernels-* folder registers itself on import.
  */
 // tfjs-layers registers every stock gradient (tfjs-core alone does not), which the
 // composite paths rely on.
@@ -13,23 +18,22 @@ export {version} from './version';
 import '../kernels-cpu/register';
 import '../kernels-webgpu/register';
 import '../kernels-webgl/register';
-// CUDA via tfjs-node-gpu's 'tensorflow' backend (issue 7): loads lazily, Node only.
-import '../kernels-cuda/register';
-export {loadTensorFlowKernels, tensorFlowKernelStatus, loadCudaAddon} from '../kernels-cuda/register';
-export type {TensorFlowKernelOptions, TensorFlowKernelStatus, CudaAddonStatus, KaratCudaAddon} from '../kernels-cuda/register';
+import '../kernels-wasm/register';
 export {KARAT_WEBGL_FUSED_FLAG} from '../kernels-webgl/util';
-// Layers, ViT models (issue 3).
+export {KARAT_WASM_SIMD_FLAG, wasmKernelStatus} from '../kernels-wasm/simd';
+export type {WasmKernelStatus} from '../kernels-wasm/simd';
+// Layers and ViT models.
 export * from './layers/index';
 export * as models from './models/index';
 export {swapAttention, swapAttentionWithReport} from './swap';
-export type {SwapReport, SwapSource} from './swap';
+export type {SwapOptions, SwapReport, SwapSource} from './swap';
 export * as io from './io/index';
-// Analyses: attention maps, spectra, activation curves, loss landscape (issue 8).
+// Analyses: attention maps, spectra, activation curves, loss landscape.
 export * as analysis from './analysis/index';
-// Fast training on WebGPU (issue 9): fused LayerNorm, bias+GELU, AdamW ops and their webgpu kernels.
+// Fused LayerNorm, bias+GELU and AdamW ops with their webgpu kernels (fast WebGPU training).
 export * from './ops/fused_layers';
-export {fusedDense, fusedLayerNormalization} from './layers/fused_layers';
+export {fusedDense, fusedLayerNormalization, FUSED_DENSE_CLASS, FUSED_LAYER_NORMALIZATION_CLASS} from './layers/fused_layers';
 import '../kernels-webgpu/register_layers';
-// Training recipe, datasets and the `karat` CLI's building blocks (issue 4).
-export * as training from './training/index';
-export * as data from './data/index';
+// Fine-tuning a pretrained ViT with KArAt: attention swap, new head, position-embedding resampling.
+export {adaptForFinetune, describeViT, resamplePositionEmbedding, resizeGrid, resizeTaps} from './finetune';
+export type {FinetuneAdaptation, FinetuneAdaptOptions, PosEmbedInterpolation, ViTDescription} from './finetune';

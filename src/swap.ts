@@ -20,10 +20,21 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import {KArAtArgumentError} from './ops/validate';
+import {checkLayerSizes} from './io/validate_weights';
 import {AttentionActivation, resolveAttention, ResolvedAttention, serializeAttention} from './layers/attention_config';
 import {KArAtMultiHeadAttention} from './layers/multihead_attention';
 
 export type SwapSource = tfl.LayersModel | tf.io.ModelArtifacts | tf.io.IOHandler | string;
+
+export interface SwapOptions {
+  /**
+   * Accept weights of the new model that cannot be taken from the source model (they keep their
+   * initial values and are listed in the report's `initialised`). Default false: such weights
+   * are an error naming them — except the KArAt operator weights that a swap to a new operator
+   * configuration necessarily creates.
+   */
+  allowInitialised?: boolean;
+}
 
 export interface SwapReport {
   /** The new model (uncompiled). */
@@ -34,7 +45,10 @@ export interface SwapReport {
   copied: string[];
   /** Weights copied in part (Fourier coefficients with another grid). */
   partiallyCopied: string[];
-  /** New weights left at their initial values. */
+  /**
+   * New weights left at their initial values: new KArAt operator weights, and (only with
+   * {allowInitialised: true}) weights the source model did not have.
+   */
   initialised: string[];
   /** Old weights not carried over (operator weights that no longer fit). */
   dropped: string[];
@@ -170,12 +184,48 @@ function regridCoeffs(old: tf.Tensor, shapeNew: number[]): tf.Tensor | null {
   });
 }
 
+function checkSwapOptions(options: unknown): boolean {
+  if (options == null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new KArAtArgumentError(`swapAttention: argument 'options' must be an object {allowInitialised}, got ${JSON.stringify(options)}`);
+  }
+  for (const k of Object.keys(options)) {
+    if (k !== 'allowInitialised') {
+      throw new KArAtArgumentError(`swapAttention: unknown option '${k}'; the options are allowInitialised`);
+    }
+  }
+  const a = (options as SwapOptions).allowInitialised;
+  if (a != null && typeof a !== 'boolean') {
+    throw new KArAtArgumentError(`swapAttention: option 'allowInitialised' must be a boolean, got ${JSON.stringify(a)}`);
+  }
+  return a === true;
+}
+
+/** The error for weights the source model cannot provide, grouped by layer. */
+function lostWeightsMessage(lost: string[], sourceWeights: number): string {
+  const byLayer = new Map<string, string[]>();
+  for (const name of lost) {
+    const i = name.indexOf('/');
+    const layer = i < 0 ? name : name.slice(0, i);
+    if (!byLayer.has(layer)) byLayer.set(layer, []);
+    byLayer.get(layer)!.push(i < 0 ? name : name.slice(i + 1));
+  }
+  const list = [...byLayer].map(([l, ws]) => `layer '${l}': ${ws.join(', ')}`).join('; ');
+  return `swapAttention: ${lost.length} weight(s) of the new model have no counterpart in the source ` +
+      `model (which provides ${sourceWeights} weight tensors), so they would start from their initial ` +
+      `values instead of being kept: ${list}. A LayersModel built from tfjs-layers' own ` +
+      `MultiHeadAttention (deep import) does not track its Q/K/V/output weights in tfjs 4.22, so there ` +
+      `are none to copy; load the model from a file that has them (e.g. a converted Keras model.json), ` +
+      `or pass {allowInitialised: true} to accept freshly initialised weights.`;
+}
+
 /**
  * Returns a new model in which every attention layer uses `attention`, with a report of what
- * was copied. See swapAttention.
+ * was copied. See swapAttention. Weights of the new model that the source cannot provide are an
+ * error (naming them) unless `options.allowInitialised`.
  */
 export async function swapAttentionWithReport(
-    model: SwapSource, attention: AttentionActivation): Promise<SwapReport> {
+    model: SwapSource, attention: AttentionActivation, options: SwapOptions = {}): Promise<SwapReport> {
+  const allowInitialised = checkSwapOptions(options);
   const target: ResolvedAttention = resolveAttention(attention, 'attentionConfig');
   const {topology, weights, owned} = await getArtifacts(model);
   try {
@@ -214,6 +264,8 @@ export async function swapAttentionWithReport(
       // A Keras file: keep only what tfjs' deserializer reads.
       delete newTopology.training_config;
     }
+    // Untrusted files: layer sizes must agree with the stored weights before anything is built.
+    checkLayerSizes(collectLayers(modelConfigOf(topology)), new Map([...weights].map(([k, t]) => [k, t.shape])), 'swapAttention');
     const newModel = await tfl.models.modelFromJSON({modelTopology: newTopology} as Json);
 
     // Map old names to new names (Keras -> tfjs spelling of the output projection).
@@ -284,6 +336,15 @@ export async function swapAttentionWithReport(
           `(weight names must follow tfjs-layers' naming: <layer>/<weight>)`);
     }
     tf.dispose(toDispose);
+    // Weights that could not be found in the source (not new operator weights): an error unless allowed.
+    const lost = report.initialised.filter((name) => {
+      const m = /^(.*)\/karat\/([^/]+)$/.exec(name);
+      return !(m != null && attNames.includes(m[1]) && target.kind === 'karat');
+    });
+    if (lost.length > 0 && !allowInitialised) {
+      newModel.dispose();
+      throw new KArAtArgumentError(lostWeightsMessage(lost, renamed.size));
+    }
     return report;
   } finally {
     if (owned) tf.dispose([...weights.values()]);
@@ -293,11 +354,13 @@ export async function swapAttentionWithReport(
 /**
  * Returns a new tf.LayersModel (uncompiled) where every attention layer uses `attention`
  * ('softmax' or a KArAt config such as {type: 'fourier', grid: 3, rank: 12, mode: 'blockwise'}),
- * every pre-existing weight copied unchanged and new KArAt weights initialised.
+ * every pre-existing weight copied unchanged and new KArAt weights initialised. Any other weight
+ * the source cannot provide is an error naming it, unless `{allowInitialised: true}`.
  *
  * @param model a tf.LayersModel, tf.io.ModelArtifacts, IOHandler or URL of a model.json whose
  *     attention layers are tfjs-layers/Keras `MultiHeadAttention` or `KArAtMultiHeadAttention`.
  */
-export async function swapAttention(model: SwapSource, attention: AttentionActivation): Promise<tfl.LayersModel> {
-  return (await swapAttentionWithReport(model, attention)).model;
+export async function swapAttention(model: SwapSource, attention: AttentionActivation,
+                                    options: SwapOptions = {}): Promise<tfl.LayersModel> {
+  return (await swapAttentionWithReport(model, attention, options)).model;
 }

@@ -1,2 +1,2 @@
-/** @doc {heading: 'Version'} */
+/** The version of tfjs-karat. */
 export const version = '0.1.0';

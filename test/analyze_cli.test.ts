@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import {PNG} from 'pngjs';
 
-import '../src/index';
+import '../src/node';
 import {encodePNG} from '../src/analysis/index';
 import {cmdAnalyze} from '../src/cli/analyze';
 import {readWeights, writeCheckpoint} from '../src/training/checkpoint';

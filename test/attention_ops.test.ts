@@ -1,5 +1,5 @@
 /**
- * Memory-lean attention ops (issue 9): projectHeads, mergeHeadsProject, softmaxAttention,
+ * Memory-lean attention ops: projectHeads, mergeHeadsProject, softmaxAttention,
  * fourierAttention.
  * cpu: values and gradients equal autodiff of the stock tfjs compositions they replace (with and
  * without bias, multi-axis output), less memory kept for backward, argument errors.

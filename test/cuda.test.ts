@@ -18,7 +18,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import {
   compositeFourierKArAtHidden, FourierKArAt, FourierKArAtGrad, hasFusedKernel, loadCudaAddon, loadTensorFlowKernels,
   tensorFlowKernelStatus,
-} from '../src/index';
+} from '../src/node';
 import {fourierKArAtGradImpl, fourierKArAtImpl} from '../kernels-cpu/fourier_karat_impl';
 import {compareCases, KaratCase, normalisedError, readCases, writeCases} from '../kernels-cuda/harness/compare';
 import {tensorFlowKernelConfigs, TF_BACKEND} from '../kernels-cuda/tensorflow/loader';

@@ -1,5 +1,5 @@
 /**
- * Fused layer ops (issue 9): LayerNorm, bias + GELU, AdamW update.
+ * Fused layer ops: LayerNorm, bias + GELU, AdamW update.
  * cpu: composite paths vs tfjs-layers / autodiff / a float64 reference; argument errors.
  * webgpu (Dawn; skipped when unavailable): fused kernels vs the cpu composite, gradients
  * included, and a ViT whose layers take the fused path matching the stock path.
@@ -10,7 +10,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
-import {KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
+import {KARAT_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
+import {maxErrorOverUnit} from './support/reference';
 import {releaseWebGPUAfterAllTests, useWebGPUBackend} from './support/webgpu_node';
 import {AdamW, Param} from '../src/training/adamw';
 
@@ -25,17 +26,6 @@ function rand(shape: number[], scale = 1, seed = 1): Float32Array {
     out[i] = scale * (s / 233280 * 2 - 1);
   }
   return out;
-}
-
-function maxRelErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  assert.equal(got.length, ref.length);
-  let e = 0, m = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const d = Math.abs(got[i] - ref[i]);
-    e = Number.isNaN(d) ? Infinity : Math.max(e, d);
-    m = Math.max(m, Math.abs(ref[i]));
-  }
-  return e / Math.max(1, m);
 }
 
 async function values(ts: tf.Tensor[]): Promise<Float32Array[]> {
@@ -66,12 +56,12 @@ function below(x: number, limit: number, what = 'value') {
 }
 
 /**
- * Loss and every parameter gradient of one training batch, with flag KARAT_WEBGPU_FUSED_LAYERS
+ * Loss and every parameter gradient of one training batch, with flag KARAT_FUSED_LAYERS
  * set to `fused` (restored to its default after), and the kernel names tf.profile saw.
  */
 async function lossAndGrads(model: tfl.LayersModel, x: tf.Tensor, y: tf.Tensor, fused: boolean) {
   const vars = model.trainableWeights.map((w) => (w as unknown as {val: tf.Variable}).val);
-  tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, fused);
+  tf.env().set(KARAT_FUSED_LAYERS_FLAG, fused);
   try {
     const info = await tf.profile(() => {
       const r = tf.variableGrads(() => tf.mean(tfl.metrics.categoricalCrossentropy(
@@ -83,7 +73,7 @@ async function lossAndGrads(model: tfl.LayersModel, x: tf.Tensor, y: tf.Tensor, 
     tf.dispose(out);
     return {vals, names: info.kernels.map((k) => k.name)};
   } finally {
-    tf.env().set(KARAT_WEBGPU_FUSED_LAYERS_FLAG, true);
+    tf.env().set(KARAT_FUSED_LAYERS_FLAG, true);
   }
 }
 
@@ -104,8 +94,8 @@ describe('fused layer ops: composite path (cpu)', () => {
     const ours = await values(layerNormAll(x, gamma, beta, w, 1e-5));
     const stockY = layer.apply(x) as tf.Tensor;
     const stockDx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(layer.apply(xx) as tf.Tensor, w)))(x);
-    below(maxRelErr(ours[0], await stockY.data()), 1e-5);
-    below(maxRelErr(ours[1], await stockDx.data()), 1e-4);
+    below(maxErrorOverUnit(ours[0], await stockY.data()), 1e-5);
+    below(maxErrorOverUnit(ours[1], await stockDx.data()), 1e-4);
     tf.dispose([x, w, stockY, stockDx, gamma, beta]);
   });
 
@@ -117,7 +107,7 @@ describe('fused layer ops: composite path (cpu)', () => {
     const auto = tf.grads((xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) =>
         tf.sum(tf.mul(karat.compositeLayerNorm(xx as tf.Tensor2D, gg as tf.Tensor1D, bb as tf.Tensor1D, 1e-3), dy)))([x, g, b]);
     const ana = karat.compositeLayerNormGrad(dy, x, g, 1e-3);
-    for (let i = 0; i < 3; i++) below(maxRelErr(await ana[i].data(), await auto[i].data()), 1e-4);
+    for (let i = 0; i < 3; i++) below(maxErrorOverUnit(await ana[i].data(), await auto[i].data()), 1e-4);
     tf.dispose([x, g, b, dy, ...auto, ...ana]);
   });
 
@@ -127,13 +117,13 @@ describe('fused layer ops: composite path (cpu)', () => {
     const b = tf.tensor1d(rand([C], 1, 9));
     const stock = tfl.layers.activation({activation: 'gelu'}).apply(tf.add(x, b)) as tf.Tensor;
     const ours = karat.biasGelu(x, b);
-    below(maxRelErr(await ours.data(), await stock.data()), 1e-6);
+    below(maxErrorOverUnit(await ours.data(), await stock.data()), 1e-6);
     const dy = tf.tensor2d(rand([M, C], 1, 10), [M, C]);
     const auto = tf.grads((xx: tf.Tensor, bb: tf.Tensor) =>
         tf.sum(tf.mul(karat.compositeBiasGelu(xx as tf.Tensor2D, bb as tf.Tensor1D), dy)))([x, b]);
     const ana = karat.compositeBiasGeluGrad(dy, x, b);
     // tfjs's erf is an approximation (|err| < 1.5e-7) whose autodiff uses the exact derivative.
-    for (let i = 0; i < 2; i++) below(maxRelErr(await ana[i].data(), await auto[i].data()), 1e-5);
+    for (let i = 0; i < 2; i++) below(maxErrorOverUnit(await ana[i].data(), await auto[i].data()), 1e-5);
     tf.dispose([x, b, stock, ours, dy, ...auto, ...ana]);
   });
 
@@ -164,7 +154,7 @@ describe('fused layer ops: composite path (cpu)', () => {
     const refVals = await values(ref);
     karat.adamWUpdateVariables(vars[0], vars[1], vars[2], g, HYPER);
     const got = await values(vars);
-    refVals.forEach((r, i) => below(maxRelErr(got[i], r), 1e-7, `output ${i}`));
+    refVals.forEach((r, i) => below(maxErrorOverUnit(got[i], r), 1e-7, `output ${i}`));
     assert.throws(() => karat.adamWUpdateVariables(g as never, vars[1], vars[2], g, HYPER), /argument 'param' must be a tf.Variable/);
     tf.dispose([g, ...vars, ...ref]);
   });
@@ -180,6 +170,7 @@ describe('fused layer ops: composite path (cpu)', () => {
     assert.throws(() => karat.adamWUpdate(x, x, tf.zeros([4, 3]), x, HYPER), /adamWUpdate: argument 'v'/);
     assert.throws(() => karat.adamWUpdate(x, x, x, x, {...HYPER, step: 0}), /'step'/);
     assert.throws(() => karat.adamWUpdate(x, x, x, x, {...HYPER, beta1: 1}), /beta1/);
+    assert.throws(() => karat.adamWUpdate(x, x, x, x, {...HYPER, amsgrad: true} as never), /adamWUpdate: unknown hyper-parameter 'amsgrad'/);
   });
 
   it('on cpu the LayerNorm layers take the composite layerNorm (no Tile-gradient Slice/Add), the stock layers when the flag is off', async () => {
@@ -192,7 +183,7 @@ describe('fused layer ops: composite path (cpu)', () => {
     assert.deepEqual(lean.names.filter((n) => n.startsWith('KArAt')), [], 'no fused kernel is registered for cpu');
     const slices = (n: string[]) => n.filter((k) => k === 'Slice').length;
     assert.ok(slices(lean.names) * 10 < slices(stock.names), `Slice kernels: ${slices(lean.names)} vs ${slices(stock.names)}`);
-    stock.vals.forEach((r, i) => below(maxRelErr(lean.vals[i], r), 1e-4, `loss/grad ${i}`));
+    stock.vals.forEach((r, i) => below(maxErrorOverUnit(lean.vals[i], r), 1e-4, `loss/grad ${i}`));
     // A model loaded from its model.json takes the same path (the subclasses are registered).
     let artifacts: tf.io.ModelArtifacts | null = null;
     await model.save(tf.io.withSaveHandler(async (a) => {
@@ -234,7 +225,7 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
         const w = tf.tensor2d(rand([M, C], 1, 4), [M, C]);
         return layerNormAll(x, g as tf.Tensor1D, b as tf.Tensor1D, w, 1e-6);
       });
-      ref.forEach((r, i) => below(maxRelErr(got[i], r), 1e-4, `output ${i}`));
+      ref.forEach((r, i) => below(maxErrorOverUnit(got[i], r), 1e-4, `output ${i}`));
     });
   }
 
@@ -257,7 +248,7 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
         const w = tf.tensor2d(rand([M, C], 1, 7), [M, C]);
         return biasGeluAll(x, b as tf.Tensor1D, w);
       });
-      ref.forEach((r, i) => below(maxRelErr(got[i], r), 1e-4, `output ${i}`));
+      ref.forEach((r, i) => below(maxErrorOverUnit(got[i], r), 1e-4, `output ${i}`));
     });
   }
 
@@ -268,7 +259,7 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
         const w = tf.tensor(rand(shape, 1, 9), shape);
         return [karat.softmaxLastAxis(x), tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(karat.softmaxLastAxis(xx), w)))(x)];
       });
-      ref.forEach((r, i) => below(maxRelErr(got[i], r), 1e-5, `output ${i}`));
+      ref.forEach((r, i) => below(maxErrorOverUnit(got[i], r), 1e-5, `output ${i}`));
     });
   }
 
@@ -277,7 +268,7 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     const [ref, got] = await onBoth(() => karat.adamWUpdate(
         tf.tensor(rand(shape, 1, 1), shape), tf.tensor(rand(shape, 0.1, 2), shape),
         tf.abs(tf.tensor(rand(shape, 0.1, 3), shape)), tf.tensor(rand(shape, 1, 4), shape), HYPER));
-    ref.forEach((r, i) => below(maxRelErr(got[i], r), 1e-5, `output ${i}`));
+    ref.forEach((r, i) => below(maxErrorOverUnit(got[i], r), 1e-5, `output ${i}`));
     await tf.setBackend('webgpu');
     const t = tf.ones([4]);
     const info = await tf.profile(() => karat.adamWUpdate(t, t, t, t, HYPER));
@@ -310,7 +301,7 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     const before = tf.memory().numTensors;
     const got = await run('webgpu');
     assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
-    ref.out.forEach((r, i) => below(maxRelErr(got.out[i], r), 1e-5, `output ${i}`));
+    ref.out.forEach((r, i) => below(maxErrorOverUnit(got.out[i], r), 1e-5, `output ${i}`));
     assert.deepEqual(got.names, ['KArAtAdamWInPlace', 'KArAtAdamWInPlace']);
     assert.deepEqual(got.same, [true, true, true], 'updated in place (same buffers)');
   });
@@ -325,8 +316,8 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     const ref = await values(karat.compositeAdamW(p, m, v, g, HYPER));
     const sharedBefore = Float32Array.from(await shared.data() as Float32Array);
     karat.adamWUpdateVariables(p, m, v, g, HYPER);
-    below(maxRelErr(await p.data() as Float32Array, ref[0]), 1e-6, 'param');
-    below(maxRelErr(await m.data() as Float32Array, ref[1]), 1e-6, 'm');
+    below(maxErrorOverUnit(await p.data() as Float32Array, ref[0]), 1e-6, 'param');
+    below(maxErrorOverUnit(await m.data() as Float32Array, ref[1]), 1e-6, 'm');
     assert.deepEqual(Array.from(await shared.data() as Float32Array), Array.from(sharedBefore));
     tf.dispose([shared, p, m, v, g]);
   });
@@ -355,8 +346,8 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     };
     const ref = await run('cpu');
     const got = await run('webgpu');
-    ref.out.forEach((r, i) => below(maxRelErr(got.out[i], r), 1e-5, `param ${i}`));
-    below(maxRelErr(got.state, ref.state), 1e-5, 'm and v');
+    ref.out.forEach((r, i) => below(maxErrorOverUnit(got.out[i], r), 1e-5, `param ${i}`));
+    below(maxErrorOverUnit(got.state, ref.state), 1e-5, 'm and v');
     assert.deepEqual([...new Set(got.names)], ['KArAtAdamWInPlace']);
   });
 
@@ -376,11 +367,14 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     assert.equal(stock.names.some((n) => n.startsWith('KArAtSoftmaxAttention')), false);
     const expected = ['KArAtLayerNorm', 'KArAtLayerNormGrad', 'KArAtBiasGelu', 'KArAtBiasGeluGrad'];
     if (att === 'softmax') expected.push('KArAtSoftmaxAttention', 'KArAtSoftmaxAttentionProbs', 'KArAtSoftmaxAttentionGradScores');
+    // flag on, KArAt: the flash-style attention kernels (no N x N scores); off: the materialising path
+    if (att === 'karat') expected.push(karat.KArAtFourierAttention, karat.KArAtFourierAttentionGradCoeffs);
+    assert.equal(stock.names.some((n) => n.startsWith('KArAtFourierAttention')), false);
     for (const k of expected) {
       assert.ok(fused.names.includes(k), k);
     }
     below(fused.names.length, stock.names.length / 2, 'kernel calls fused vs stock');
-    stock.vals.forEach((r, i) => below(maxRelErr(fused.vals[i], r), 2e-4, `grad ${i}`));
+    stock.vals.forEach((r, i) => below(maxErrorOverUnit(fused.vals[i], r), 2e-4, `grad ${i}`));
     tf.dispose([x, y]);
     model.dispose();
   });

@@ -13,7 +13,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import * as karat from '../src/index';
+import * as karat from '../src/node';
 import {kerasViTArtifacts} from './support/keras_vit';
 
 const SMALL = {dim: 32, depth: 2, heads: 2, imageSize: 16, patchSize: 4, numClasses: 5};
@@ -105,7 +105,7 @@ describe('layers: save/load round trips', function() {
       import '@tensorflow/tfjs-backend-cpu';
       import * as tf from '@tensorflow/tfjs-core';
       import * as tfl from '@tensorflow/tfjs-layers';
-      import '${path.resolve(__dirname, '../src/index.ts').replace(/\\/g, '/')}';
+      import '${path.resolve(__dirname, '../src/node.ts').replace(/\\/g, '/')}';
       await tf.setBackend('cpu');
       const m = await tfl.loadLayersModel('file://${dir}/model.json');
       const x = tf.randomNormal([1, 16, 16, 3], 0, 1, 'float32', 3);

@@ -1,5 +1,5 @@
 /**
- * KArAtMultiHeadAttention, ViT building blocks and models.vit (issue 3), on the cpu backend.
+ * KArAtMultiHeadAttention, ViT building blocks and models.vit, on the cpu backend.
  */
 import '@tensorflow/tfjs-backend-cpu';
 

@@ -1,5 +1,5 @@
 /**
- * leanGradients / leanVariableGrads (issue 9): the memory-lean backward pass gives bitwise the
+ * leanGradients / leanVariableGrads: the memory-lean backward pass gives bitwise the
  * gradients of tf.engine().gradients / tf.variableGrads, leaks nothing, peaks lower (tf.profile
  * bookkeeping, deterministic), handles gradients that pass tensors through unchanged, nested
  * (higher-order) use, and rejects bad arguments by name.
@@ -11,7 +11,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {strict as assert} from 'assert';
 
 import * as karat from '../src/index';
-import {enableLeanGradients, leanGradients, leanGradientsAvailable, leanGradientsEnabled, leanVariableGrads} from '../src/ops/lean_grads';
+import {enableLeanGradients, LEAN_GRADIENTS_TFJS_VERSIONS, leanGradients, leanGradientsAvailable, leanGradientsEnabled, leanGradientsSupportsVersion, leanVariableGrads, setTfjsVersionForTesting} from '../src/ops/lean_grads';
 
 async function sameValues(a: tf.Tensor, b: tf.Tensor, what: string) {
   assert.deepEqual(a.shape, b.shape, `${what}: shape`);
@@ -127,6 +127,50 @@ describe('leanGradients / leanVariableGrads', () => {
     model.dispose();
   });
 
+  it('is pinned to the installed tfjs-core: written for 4.22.x, available on it', () => {
+    // tslint:disable-next-line:no-require-imports
+    const installed = (require('@tensorflow/tfjs-core/package.json') as {version: string}).version;
+    assert.equal(tf.version_core, installed);
+    assert.equal(LEAN_GRADIENTS_TFJS_VERSIONS, '4.22.x');
+    assert.ok(/^4\.22\.\d+$/.test(installed),
+              `tfjs-core ${installed} is installed, but the lean backward pass was written for 4.22.x: check ` +
+              `src/ops/lean_grads.ts against this version's engine, then update LEAN_GRADIENTS_TFJS_VERSIONS and this test`);
+    assert.equal(leanGradientsSupportsVersion(installed), true);
+    assert.equal(leanGradientsAvailable(), true);
+    for (const [v, ok] of [['4.22.0', true], ['4.22.13', true], ['4.21.0', false], ['4.23.0', false], ['5.0.0', false], ['4.22', false]] as const) {
+      assert.equal(leanGradientsSupportsVersion(v), ok, v);
+    }
+    assert.equal(leanGradientsEnabled(), false, 'opt-in: nothing is routed through it by default');
+  });
+
+  it('on any other tfjs-core version it runs tfjs\'s own backward pass, with a one-time console note', async () => {
+    const warn = console.warn;
+    const notes: string[] = [];
+    console.warn = (...args: unknown[]) => notes.push(args.join(' '));
+    const x = tf.variable(tf.tensor1d([0.5, -1, 2]));
+    try {
+      setTfjsVersionForTesting('4.23.0');
+      assert.equal(leanGradientsAvailable(), false);
+      assert.equal(enableLeanGradients(), false, 'not enabled on another version');
+      assert.ok(!Object.prototype.hasOwnProperty.call(tf.engine(), 'gradients'), 'tfjs untouched');
+      const f = () => tf.sum(tf.mul(tf.sin(x), x)) as tf.Scalar;
+      const ref = tf.engine().gradients(f, [x]);
+      const got = leanGradients(f, [x]);
+      await sameValues(got.grads[0]!, ref.grads[0], 'grad');
+      const vg = leanVariableGrads(f, [x]);
+      await sameValues(vg.grads[x.name], ref.grads[0], 'variable grad');
+      tf.dispose([ref.value, ...ref.grads, got.value, ...got.grads as tf.Tensor[], vg.value, ...Object.values(vg.grads)]);
+    } finally {
+      setTfjsVersionForTesting(null);
+      console.warn = warn;
+      x.dispose();
+    }
+    const mine = notes.filter((n) => n.includes('lean backward pass was written for tfjs-core 4.22.x'));
+    assert.equal(mine.length, 1, notes.join('\n'));
+    assert.ok(mine[0].includes('this is tfjs-core 4.23.0'));
+    assert.equal(leanGradientsAvailable(), true, 'the real version again');
+  });
+
   it('rejects bad arguments by name', () => {
     const v = tf.variable(tf.scalar(1));
     assert.throws(() => leanGradients(null as never, [v]), /argument 'f'/);
@@ -137,5 +181,6 @@ describe('leanGradients / leanVariableGrads', () => {
     assert.throws(() => leanVariableGrads(() => v as never, [tf.scalar(1)] as never), /argument 'varList'/);
     const frozen = tf.variable(tf.scalar(2), false);
     assert.throws(() => leanVariableGrads(() => frozen as never, [frozen]), /at least one variable must be trainable/);
+    assert.throws(() => enableLeanGradients('yes' as never), /enableLeanGradients: argument 'enable' must be a boolean/);
   });
 });

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
+import {caseLabel, OP_CASES, opInputs} from './support/op_cases';
 import {maxRelError, randomArray, refHidden, RefDims} from './support/reference';
 
 function inputs(d: RefDims, seed: number, scoreScale = 2) {
@@ -37,29 +38,27 @@ describe('Fourier-KArAt op contract (cpu)', () => {
     assert.equal(withComposite(() => karat.hasFusedKernel(karat.FourierKArAt, 'cpu')), false);
   });
 
-  const shapes: RefDims[] = [
-    {B: 1, h: 1, N: 1, r: 1, G: 1},
-    {B: 2, h: 3, N: 7, r: 5, G: 2},
-    {B: 1, h: 2, N: 65, r: 3, G: 3},
-    {B: 2, h: 1, N: 17, r: 12, G: 4},
-    {B: 1, h: 2, N: 9, r: 1, G: 5},
-    {B: 1, h: 1, N: 197, r: 3, G: 3},
-  ];
-  for (const d of shapes) {
-    it(`forward equals the float64 reference and the composite path, ${JSON.stringify(d)}`, () => {
-      const {S, C, scores, coeffs} = inputs(d, 10 + d.N + d.G);
-      const ref = refHidden(S, C, d);
+  // The shared op cases (test/support/op_cases.ts), here against the float64 reference; the
+  // GPU suites run the same cases against this CPU kernel.
+  OP_CASES.forEach((c, i) => {
+    it(`forward equals the float64 reference and the composite path, ${caseLabel(c)}`, () => {
+      const {scores: S, coeffs: C} = opInputs(c, 1000 + 17 * i);
+      const scores = tf.tensor4d(S, [c.B, c.h, c.N, c.N]);
+      const coeffs = tf.tensor5d(C, [c.h, 2, c.r, c.N, c.G]);
+      const ref = refHidden(S, C, c);
       const fused = karat.fourierKArAtHidden(scores, coeffs);
-      assert.deepEqual(fused.shape, [d.B, d.h, d.N, d.r]);
+      assert.deepEqual(fused.shape, [c.B, c.h, c.N, c.r]);
       const composite = karat.compositeFourierKArAtHidden(scores, coeffs);
       const viaOpComposite = withComposite(() => karat.fourierKArAtHidden(scores, coeffs));
+      // relative to max(1, max|ref|); the composite's float32 sin/cos of |S| up to 40 costs ~1e-5
+      const tol = (c.smax ?? 3) > 10 ? 1e-4 : 1e-5;
       assert.ok(maxRelError(fused.dataSync(), ref) <= 1e-5, `fused vs ref ${maxRelError(fused.dataSync(), ref)}`);
-      assert.ok(maxRelError(composite.dataSync(), ref) <= 1e-5,
+      assert.ok(maxRelError(composite.dataSync(), ref) <= tol,
           `composite vs ref ${maxRelError(composite.dataSync(), ref)}`);
       assert.deepEqual(viaOpComposite.dataSync(), composite.dataSync());
       tf.dispose([scores, coeffs, fused, composite, viaOpComposite]);
     });
-  }
+  });
 
   it('fails the reference check when a coefficient is perturbed (the check can fail)', () => {
     const d = {B: 1, h: 2, N: 5, r: 3, G: 2};

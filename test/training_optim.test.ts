@@ -1,5 +1,5 @@
 /**
- * Optimiser side of the training recipe (issue 4): AdamW with decoupled weight decay and
+ * Optimiser side of the training recipe: AdamW with decoupled weight decay and
  * parameter groups against a scalar reference, serialisable state, gradient clipping,
  * the warm-up + cosine schedule, metrics, config validation and CLI flag parsing.
  */
@@ -8,7 +8,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import {strict as assert} from 'assert';
 
-import '../src/index';
+import '../src/node';
 import {parseFlags, UsageError} from '../src/cli/main';
 import {AdamW, clipByGlobalNorm, Param, sumTensors} from '../src/training/adamw';
 import {ConfigError, DEFAULTS, resolveConfig} from '../src/training/config';

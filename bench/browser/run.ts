@@ -9,7 +9,7 @@
  * browser), prints the records (bench/common.ts format) and composite/fused ratios, and
  * writes the records with `--json FILE`. On SwiftShader read the ratios, not the times.
  */
-import {mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync} from 'node:fs';
+import {mkdtempSync, readFileSync, rmSync, existsSync} from 'node:fs';
 import {createServer} from 'node:http';
 import type {AddressInfo} from 'node:net';
 import {createRequire} from 'node:module';
@@ -20,8 +20,10 @@ import {fileURLToPath} from 'node:url';
 import {build} from 'esbuild';
 import {chromium} from 'playwright-core';
 
-import {BenchRecord, parseArgs, printTable} from '../common';
-import {OpCase, opRatios} from '../ops';
+import {parseFlags} from '../../src/cli/flags';
+import {BenchRecord} from '../common';
+import {OpCase} from '../ops';
+import {reportOpRecords} from '../report';
 import type {BrowserBenchRequest, BrowserBenchResult} from './page';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -30,7 +32,7 @@ const require = createRequire(import.meta.url);
 const {CHROMIUM_FLAGS} = require(join(root, 'karma.conf.cjs')) as {CHROMIUM_FLAGS: string[]};
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseFlags(process.argv.slice(2), new Set(['quick'])).flags;
   const backend = String(args.backend ?? 'webgl');
   if (!['webgl', 'webgpu'].includes(backend)) throw new Error(`--backend must be webgl or webgpu, got '${backend}'`);
   const quick = Boolean(args.quick);
@@ -84,15 +86,7 @@ async function main() {
   }
   console.log('device:', JSON.stringify(result.info));
   const records: BenchRecord[] = result.records.map((r) => ({...r, device: String(result.info.renderer ?? backend)}));
-  printTable(records);
-  const ratios = opRatios(records);
-  console.log('composite / fused (higher = fused better; SwiftShader: compare ratios, not times):');
-  console.table(ratios.map((r) => ({...r, speedup: r.speedup.toFixed(2) + 'x',
-                                    memory_ratio: r.memory_ratio.toFixed(2) + 'x'})));
-  if (typeof args.json === 'string') {
-    writeFileSync(args.json, JSON.stringify(records, null, 2));
-    console.log(`wrote ${records.length} records to ${args.json}`);
-  }
+  reportOpRecords(records, args.json, '; SwiftShader: compare ratios, not times');
 }
 
 main().catch((e) => {

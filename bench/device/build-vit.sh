@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds the issue-9 ViT benchmark (stock vs fused layers/AdamW on webgpu) for the GPU machine:
+# Builds the ViT training benchmark (stock vs fused layers/AdamW on webgpu) for the GPU machine:
 #   build/device/webgpu-vit.mjs   bench/webgpu_vit.ts + tfjs + tfjs-karat in one ESM file
 #                                 (the `webgpu` Dawn package left external, as build.sh)
 #   build/device/webgpu-memory.mjs  bench/webgpu_memory.ts (GPU-buffer memory per variant)
-#   .device/                      node, Vulkan loader, env.sh (../shared/device/prepare.sh)
+#   .device/                      node, Vulkan loader, env.sh (made by $KARAT_DEVICE_PREPARE)
 # Usage, from the project root:  bash bench/device/build-vit.sh [--smoke]
 #   --smoke  also runs the bundle here (SwiftShader) on the smallest case.
 # On the GPU machine (build/device and .device carried):  bash bench/device/run-webgpu-vit.sh

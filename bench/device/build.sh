@@ -4,7 +4,7 @@
 #   build/device/webgpu-bench.mjs  bench/webgpu.ts + tfjs + tfjs-karat in one ESM file,
 #                                  with the `webgpu` (Dawn) package left external
 #   .device/                       node, Vulkan loader .debs, webgpu.tar.xz, env.sh
-#                                  (made by ../shared/device/prepare.sh when missing)
+#                                  (made by $KARAT_DEVICE_PREPARE when missing)
 # Usage, from the project root:  bash bench/device/build.sh [--smoke]
 #   --smoke  also runs the bundle here (SwiftShader) with --quick --check.
 # Then send to the GPU machine: the working tree plus the ignored paths

@@ -21,8 +21,8 @@ esbuild=node_modules/.bin/esbuild
   --banner:js="import {createRequire as __karatCreateRequire} from 'node:module'; const require = __karatCreateRequire(import.meta.url);"
 ls -l "$out/$2"
 if [ ! -f .device/env.sh ]; then
-  prep=../shared/device/prepare.sh
-  [ -x "$prep" ] || prep=/work/shared/device/prepare.sh
-  if [ -x "$prep" ]; then "$prep"; else echo "note: .device/ missing and no prepare.sh found" >&2; fi
+  # KARAT_DEVICE_PREPARE: the GPU machine's set-up script (writes .device/: node, Vulkan loader, env.sh)
+  prep=${KARAT_DEVICE_PREPARE:-}
+  if [ -n "$prep" ] && [ -x "$prep" ]; then "$prep"; else echo "note: .device/ missing; set KARAT_DEVICE_PREPARE to the script that makes it" >&2; fi
 fi
 du -shc "$out" .device 2>/dev/null | tail -1

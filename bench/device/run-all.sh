@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one script for a GPU-machine session (run from the repository root, $OUT set):
+# The one script for a GPU-machine run (run from the repository root, $OUT set):
 # CUDA kernels (harness, PyTorch direct and ViT anchors), then the WebGPU benchmark (kernel
 # checks vs the CPU kernel, op level fused vs composite, ViT-Tiny softmax vs G3B vs G3U).
 # Prepare here first:  make -C kernels-cuda harness lib && bash bench/device/build.sh

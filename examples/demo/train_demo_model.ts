@@ -2,7 +2,7 @@
  * Trains the small Fourier-KArAt ViT shipped with the browser demo, picks the bundled sample
  * images, and writes a set of example analyses. Run from the project root:
  *
- *     npx tsx examples/demo/train_demo_model.ts [--data /work/shared/datasets/cifar-10-binary.tar.gz]
+ *     npx tsx examples/demo/train_demo_model.ts [--data cifar-10-binary.tar.gz]   (default: the --download cache)
  *         [--train 10000] [--epochs 2] [--out examples/demo] [--analysis runs/demo-analysis]
  *     npx tsx examples/demo/train_demo_model.ts --select-only   (re-pick samples for the saved model)
  *
@@ -25,9 +25,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import * as karat from '../../src/index';
+import * as karat from '../../src/node';
 import {loadCifar} from '../../src/data/cifar';
 import type {ImageDataset} from '../../src/data/dataset';
+import {defaultCacheDir} from '../../src/data/download';
+
+/** Where `karat train --dataset cifar10 --download` puts the archive. */
+const CIFAR10_ARCHIVE = join(defaultCacheDir(), 'cifar-10-binary.tar.gz');
 
 const an = karat.analysis;
 
@@ -125,7 +129,7 @@ async function selectSamples(model: tfl.LayersModel, test: ImageDataset, outDir:
 async function selectOnly() {
   await tf.setBackend('cpu');
   const outDir = arg('out', 'examples/demo');
-  const test = await loadCifar(arg('data', '/work/shared/datasets/cifar-10-binary.tar.gz'), 'cifar10', 'test');
+  const test = await loadCifar(arg('data', CIFAR10_ARCHIVE), 'cifar10', 'test');
   const model = await tfl.loadLayersModel(karat.io.fileSystem(join(outDir, 'model')));
   const old = JSON.parse(readFileSync(join(outDir, 'samples.json'), 'utf8'));
   await selectSamples(model, test, outDir, {trainImages: old.trainImages, epochs: old.epochs});
@@ -133,7 +137,7 @@ async function selectOnly() {
 
 async function main() {
   await tf.setBackend('cpu');
-  const dataPath = arg('data', '/work/shared/datasets/cifar-10-binary.tar.gz');
+  const dataPath = arg('data', CIFAR10_ARCHIVE);
   const nTrain = Number(arg('train', '10000'));
   const epochs = Number(arg('epochs', '2'));
   const outDir = arg('out', 'examples/demo');

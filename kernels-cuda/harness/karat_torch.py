@@ -1,137 +1,41 @@
 """Shared PyTorch helpers for the CUDA harness scripts (torch_direct.py, torch_vit.py).
 
+The Fourier-KArAt math and the kernel binding come from the repository's PyTorch package
+(python/tfjs_karat/karat.py), so that each side has it in one place:
 - direct_hidden(): the paper's direct Fourier-KArAt, cos/sin features materialised as
-  [B, h, N, N, G] tensors (what the fused kernels avoid).
+  [B, h, N, N, G] tensors (what the fused kernels avoid);
 - KaratLib: ctypes binding of kernels-cuda/build/libkarat_cuda.so (the C ABI of
-  include/karat_cuda.h), run on PyTorch's current CUDA stream with PyTorch-allocated buffers.
+  include/karat_cuda.h), run on PyTorch's current CUDA stream with PyTorch-allocated buffers;
 - FusedFourierKArAt: torch.autograd.Function over KaratLib.
-- read_cases(): reader of the harness --dump file (format in karat_harness.cu).
-- bench records in the bench/common.ts format, appended as JSON lines.
+Here: read_cases() (reader of the harness --dump file, format in karat_harness.cu), error and
+timing helpers, and bench records in the bench/common.ts format, appended as JSON lines.
 """
-import ctypes
 import json
 import os
 import statistics
 import struct
+import sys
 
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 
-def direct_hidden(scores, coeffs):
-    """scores [B,h,N,N], coeffs [h,2,r,N,G] -> hidden [B,h,N,r] with materialised features."""
-    B, h, N, _ = scores.shape
-    r, G = coeffs.shape[2], coeffs.shape[4]
-    m = torch.arange(1, G + 1, device=scores.device, dtype=scores.dtype)
-    ang = scores.unsqueeze(-1) * m                                  # [B,h,N,N,G]
-    cos = torch.cos(ang).reshape(B, h, N, N * G)
-    sin = torch.sin(ang).reshape(B, h, N, N * G)
-    a = coeffs[:, 0].reshape(h, r, N * G).transpose(1, 2).unsqueeze(0)  # [1,h,NG,r]
-    b = coeffs[:, 1].reshape(h, r, N * G).transpose(1, 2).unsqueeze(0)
-    return torch.matmul(cos, a) + torch.matmul(sin, b)
-
-
-class KaratDims(ctypes.Structure):
-    _fields_ = [("batch", ctypes.c_int), ("heads", ctypes.c_int), ("tokens", ctypes.c_int),
-                ("rank", ctypes.c_int), ("grid", ctypes.c_int)]
-
-
-class KaratLib:
-    """The fused kernels through ctypes; tensors must be contiguous float32 on the current device."""
-
-    def __init__(self, path):
-        self.path = path
-        lib = ctypes.CDLL(path)
-        vp, sz = ctypes.c_void_p, ctypes.c_size_t
-        dims_p = ctypes.POINTER(KaratDims)
-        lib.karat_fourier_fwd.argtypes = [vp, vp, vp, dims_p, vp]
-        lib.karat_fourier_fwd.restype = ctypes.c_int
-        lib.karat_fourier_bwd.argtypes = [vp, vp, vp, vp, vp, vp, sz, dims_p, vp]
-        lib.karat_fourier_bwd.restype = ctypes.c_int
-        lib.karat_fourier_bwd_workspace_bytes.argtypes = [dims_p]
-        lib.karat_fourier_bwd_workspace_bytes.restype = sz
-        lib.karat_status_string.argtypes = [ctypes.c_int]
-        lib.karat_status_string.restype = ctypes.c_char_p
-        lib.karat_last_cuda_error.restype = ctypes.c_int
-        lib.karat_abi_version.restype = ctypes.c_int
-        self.lib = lib
-        self.abi = lib.karat_abi_version()
-
-    @staticmethod
-    def dims(scores, coeffs):
-        B, h, N, _ = scores.shape
-        return KaratDims(B, h, N, coeffs.shape[2], coeffs.shape[4])
-
-    def _check(self, status, what):
-        if status != 0:
-            msg = self.lib.karat_status_string(status).decode()
-            raise RuntimeError(f"{what}: {msg} (cuda error {self.lib.karat_last_cuda_error()})")
-
-    @staticmethod
-    def _ptr(t):
-        assert t.is_cuda and t.dtype == torch.float32 and t.is_contiguous(), "need contiguous float32 CUDA tensors"
-        return ctypes.c_void_p(t.data_ptr())
-
-    def workspace_bytes(self, scores, coeffs):
-        d = self.dims(scores, coeffs)
-        return self.lib.karat_fourier_bwd_workspace_bytes(ctypes.byref(d))
-
-    def forward(self, scores, coeffs):
-        d = self.dims(scores, coeffs)
-        out = torch.empty((d.batch, d.heads, d.tokens, d.rank), device=scores.device, dtype=torch.float32)
-        stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
-        self._check(self.lib.karat_fourier_fwd(self._ptr(scores), self._ptr(coeffs), self._ptr(out),
-                                               ctypes.byref(d), stream), "karat_fourier_fwd")
-        return out
-
-    def backward(self, dy, scores, coeffs):
-        d = self.dims(scores, coeffs)
-        ws_bytes = self.lib.karat_fourier_bwd_workspace_bytes(ctypes.byref(d))
-        ws = torch.empty(((ws_bytes + 3) // 4,), device=scores.device, dtype=torch.float32)
-        dS = torch.empty_like(scores)
-        dC = torch.empty_like(coeffs)
-        stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
-        self._check(self.lib.karat_fourier_bwd(self._ptr(dy), self._ptr(scores), self._ptr(coeffs),
-                                               self._ptr(dS), self._ptr(dC), self._ptr(ws),
-                                               ctypes.c_size_t(ws_bytes), ctypes.byref(d), stream),
-                    "karat_fourier_bwd")
-        return dS, dC
-
-
-_LIB = None
-
-
-def set_lib(lib):
-    global _LIB
-    _LIB = lib
-
-
-class FusedFourierKArAt(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, scores, coeffs):
-        scores = scores.contiguous()
-        coeffs = coeffs.contiguous()
-        ctx.save_for_backward(scores, coeffs)
-        return _LIB.forward(scores, coeffs)
-
-    @staticmethod
-    def backward(ctx, dy):
-        scores, coeffs = ctx.saved_tensors
-        dS, dC = _LIB.backward(dy.contiguous(), scores, coeffs)
-        return dS, dC
+from tfjs_karat.karat import FusedFourierKArAt, KaratDims, KaratLib, set_lib  # noqa: E402,F401
+from tfjs_karat.karat import fourier_hidden_direct as direct_hidden  # noqa: E402,F401
 
 
 def load_lib(path):
-    """KaratLib or None (with the reason printed)."""
+    """KaratLib (also used by FusedFourierKArAt) or None (with the reason printed)."""
     if not path or not os.path.exists(path):
         print(f"fused kernels: library not found at {path!r}; fused variants skipped")
         return None
     try:
         lib = KaratLib(path)
-        set_lib(lib)
-        return lib
     except OSError as e:
         print(f"fused kernels: cannot load {path}: {e}; fused variants skipped")
         return None
+    set_lib(lib)
+    return lib
 
 
 def read_cases(path):

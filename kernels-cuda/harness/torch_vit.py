@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """ViT 224/16 batch-32 train step (forward + backward + AdamW) and inference in PyTorch, for
-softmax attention vs Fourier-KArAt, to reproduce /work/shared/docs/perf-anchors.md on the GPU
+softmax attention vs Fourier-KArAt, to reproduce the PyTorch reference measurements of docs/benchmarks.md on the GPU
 at hand and to measure the fused kernels inside a whole model.
 
-Attention variants (plain PyTorch ViT, pre-norm, class token, learned position embedding, MLP
-ratio 4; no timm needed):
-  softmax        F.scaled_dot_product_attention
-  direct-GnB/U   the paper's direct KArAt: cos/sin features [B,h,N,N,G] materialised, the
-                 N x N activated attention ĥ Wᵀ formed, then multiplied by V
-  fused-GnB/U    kernels-cuda fused ĥ (ctypes, libkarat_cuda.so) and the fold ĥ (Wᵀ V):
-                 nothing of size N² kept except the scores
+The model is the repository's PyTorch twin of models.vit (python/tfjs_karat/vit.py: pre-norm,
+class token, learned position embedding, MLP ratio 4; no timm needed). Attention variants:
+  softmax        F.scaled_dot_product_attention (PyTorch >= 2.0; explicit softmax before)
+  direct-GnB/U   the paper's direct KArAt (tfjs_karat.karat.set_impl('paper')): cos/sin features
+                 [B,h,N,N,G] materialised, the N x N activated attention ĥ Wᵀ formed, then
+                 multiplied by V
+  fused-GnB/U    kernels-cuda fused ĥ (ctypes, libkarat_cuda.so; set_impl('fused')) and the fold
+                 ĥ (Wᵀ V): nothing of size N² kept except the scores
 B = blockwise (each block owns coeffs [h,2,r,N,G] and W [h,N,r]), U = universal (one set shared
 by all blocks). r = 12.
 
@@ -27,10 +28,11 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-import karat_torch as kt
+import karat_torch as kt  # also puts python/ on sys.path
+from tfjs_karat import karat as K  # noqa: E402
+from tfjs_karat import vit as V  # noqa: E402
 
 PRESETS = {"tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12)}
 # Variants per model: (attention kind, grid G, universal?) as in the perf anchors.
@@ -41,78 +43,12 @@ DEFAULT_VARIANTS = {
 }
 
 
-class KArAtParams(nn.Module):
-    def __init__(self, heads, tokens, rank, grid):
-        super().__init__()
-        self.coeffs = nn.Parameter(torch.randn(heads, 2, rank, tokens, grid) / math.sqrt(tokens * grid))
-        self.proj = nn.Parameter(torch.randn(heads, tokens, rank) / math.sqrt(rank))
-
-
-class Attention(nn.Module):
-    def __init__(self, dim, heads, kind, karat=None):
-        super().__init__()
-        self.heads, self.kind, self.karat = heads, kind, karat
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        B, N, D = x.shape
-        h = self.heads
-        q, k, v = self.qkv(x).reshape(B, N, 3, h, D // h).permute(2, 0, 3, 1, 4)
-        if self.kind == "softmax":
-            o = F.scaled_dot_product_attention(q, k, v)
-        else:
-            s = (q @ k.transpose(-2, -1)) * (D // h) ** -0.5               # [B,h,N,N]
-            c, w = self.karat.coeffs, self.karat.proj
-            if self.kind == "direct":
-                hid = kt.direct_hidden(s, c)                                 # [B,h,N,r]
-                attn = hid @ w.transpose(1, 2).unsqueeze(0)                  # [B,h,N,N]
-                o = attn @ v
-            else:
-                hid = kt.FusedFourierKArAt.apply(s.contiguous(), c)          # [B,h,N,r]
-                o = hid @ (w.transpose(1, 2).unsqueeze(0) @ v)               # ĥ (Wᵀ V)
-        return self.out(o.transpose(1, 2).reshape(B, N, D))
-
-
-class Block(nn.Module):
-    def __init__(self, dim, heads, kind, karat):
-        super().__init__()
-        self.n1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, kind, karat)
-        self.n2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
-
-    def forward(self, x):
-        x = x + self.attn(self.n1(x))
-        return x + self.mlp(self.n2(x))
-
-
-class ViT(nn.Module):
-    def __init__(self, dim, depth, heads, kind="softmax", grid=3, universal=False, rank=12,
-                 image=224, patch=16, classes=1000):
-        super().__init__()
-        tokens = (image // patch) ** 2 + 1
-        self.patch = nn.Conv2d(3, dim, patch, patch)
-        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
-        shared = KArAtParams(heads, tokens, rank, grid) if kind != "softmax" and universal else None
-        self.shared = shared
-        blocks = []
-        for _ in range(depth):
-            karat = None
-            if kind != "softmax":
-                karat = shared if universal else KArAtParams(heads, tokens, rank, grid)
-            blocks.append(Block(dim, heads, kind, karat))
-        self.blocks = nn.ModuleList(blocks)
-        self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, classes)
-
-    def forward(self, img):
-        x = self.patch(img).flatten(2).transpose(1, 2)
-        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
-        for b in self.blocks:
-            x = b(x)
-        return self.head(self.norm(x)[:, 0])
+def build_model(model_name, kind, grid, universal):
+    """The twin ViT at 224/16, 1000 classes, with the KArAt implementation of `kind`."""
+    att = "softmax" if kind == "softmax" else {"type": "fourier", "grid": grid, "rank": 12,
+                                               "mode": "universal" if universal else "blockwise"}
+    K.set_impl({"softmax": "auto", "direct": "paper", "fused": "fused"}[kind])
+    return V.ViT(V.vit_config(preset=model_name, imageSize=224, patchSize=16, numClasses=1000, attention=att))
 
 
 def label(kind, grid, universal):
@@ -123,7 +59,7 @@ def run_variant(model_name, kind, grid, universal, args):
     dim, depth, heads = PRESETS[model_name]
     dev = torch.device("cuda")
     torch.manual_seed(0)
-    model = ViT(dim, depth, heads, kind, grid, universal).to(dev)
+    model = build_model(model_name, kind, grid, universal).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randn(args.batch, 3, 224, 224, device=dev)
     y = torch.randint(0, 1000, (args.batch,), device=dev)

@@ -12,11 +12,14 @@
  * Every step can fail for an ordinary reason (no tfjs-node, addon not built, ...): then nothing
  * is registered, the ops keep using the composite path, and the returned status says why.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
 import * as tf from '@tensorflow/tfjs-core';
 
 import {FourierKArAt, FourierKArAtGrad, FourierKArAtGradInputs, FourierKArAtInputs} from '../../src/ops/kernel_names';
+import {requireFromCwd} from '../../src/node_require';
 import {loadCudaAddon} from '../addon';
-import {envVar, errorMessage, NodeFs, NodePath, nodeBuiltin, nodeRequire} from '../node_require';
 
 export const TF_BACKEND = 'tensorflow';
 export const TF_FWD_OP = 'KaratFourierKArAt';
@@ -90,19 +93,15 @@ function registered(): string[] {
 }
 
 function opLibraryCandidates(explicit?: string): string[] {
-  const path = nodeBuiltin<NodePath>('path');
   const out: string[] = [];
   if (explicit) out.push(explicit);
-  const env = envVar('KARAT_TF_OP_LIBRARY');
+  const env = process.env.KARAT_TF_OP_LIBRARY;
   if (env) out.push(env);
-  if (path != null) {
-    out.push(path.resolve(OP_LIBRARY_RELATIVE_PATH));
-    const req = nodeRequire();
-    try {
-      if (req) out.push(path.join(path.dirname(req.resolve('tfjs-karat/package.json')), OP_LIBRARY_RELATIVE_PATH));
-    } catch {
-      // not installed as a package
-    }
+  out.push(path.resolve(OP_LIBRARY_RELATIVE_PATH));
+  try {
+    out.push(path.join(path.dirname(requireFromCwd().resolve('tfjs-karat/package.json')), OP_LIBRARY_RELATIVE_PATH));
+  } catch {
+    // not installed as a package
   }
   return [...new Set(out)];
 }
@@ -120,7 +119,7 @@ function probe(): {ok: boolean, detail: string} {
     v.dispose();
     return Math.abs(got - 1) < 1e-6 ? {ok: true, detail: 'passed'} : {ok: false, detail: `expected 1, got ${got}`};
   } catch (e) {
-    return {ok: false, detail: errorMessage(e)};
+    return {ok: false, detail: (e instanceof Error ? e.message : String(e))};
   }
 }
 
@@ -144,9 +143,7 @@ export function loadTensorFlowKernels(options: TensorFlowKernelOptions = {}): Te
 function attempt(options: TensorFlowKernelOptions): TensorFlowKernelStatus {
   const fail = (step: string, reason: string, extra: Partial<TensorFlowKernelStatus> = {}): TensorFlowKernelStatus =>
       ({loaded: false, step, reason, kernels: registered(), ...extra});
-  const fs = nodeBuiltin<NodeFs>('fs');
-  const req = nodeRequire();
-  if (fs == null || req == null) return fail('node', 'the tensorflow backend exists only in Node.js');
+  const req = requireFromCwd();
 
   const packages = options.packages ?? DEFAULT_TFJS_NODE_PACKAGES;
   let pkg: string | undefined;

@@ -1,5 +1,5 @@
 /**
- * Analyses of KArAt / softmax vision transformers (issue 8): attention maps and rollout,
+ * Analyses of KArAt / softmax vision transformers: attention maps and rollout,
  * singular-value spectra, learned activation curves, loss landscape along the optimiser path,
  * weight distributions; with PNG/SVG rendering that needs no dependency (browser and Node).
  */

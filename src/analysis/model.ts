@@ -94,7 +94,14 @@ function attentionTensors(model: tfl.LayersModel, images: tf.Tensor4D): Attentio
   const x = checkImages(model, images);
   const inputsOf = layers.map(l => {
     const inp = l.layer.input;
-    return (Array.isArray(inp) ? inp : [inp]) as tfl.SymbolicTensor[];
+    const list = (Array.isArray(inp) ? inp : [inp]) as tfl.SymbolicTensor[];
+    // [query, value, key, attentionMask] or a causal layer: the maps below would ignore the mask.
+    if (list.length > 3 || l.layer.graphCallOptions?.useCausalMask) {
+      throw new KArAtArgumentError(
+          `analysis: attention layer '${l.name}' is masked (attentionMask / useCausalMask); the attention ` +
+          `analyses support unmasked attention only`);
+    }
+    return list;
   });
   const sub = tfl.model({inputs: model.inputs, outputs: inputsOf.flat()});
   const kept = tf.tidy(() => {

@@ -1,5 +1,5 @@
 /**
- * The `karat` command line: train | eval | info.
+ * The `karat` command line: train | finetune | eval | info | analyze | convert | export.
  *
  *   karat train --preset quick                     the main job (embedded CIFAR-10 subset)
  *   karat train --config run.json --epochs 20      flags override the config file
@@ -17,67 +17,20 @@ import {NO_AUGMENT} from '../data/augment';
 import {loadDatasetPair} from '../data/registry';
 import {DownloadProgress} from '../data/download';
 import {AUTO_ORDER, activateBackend, releaseBackends, selectBackend} from '../training/backend';
-import {assignWeights, CheckpointError, exportModel, readCheckpoint} from '../training/checkpoint';
+import {CheckpointError, exportModel, modelFromCheckpoint, readCheckpoint} from '../training/checkpoint';
 import {BACKENDS, ConfigError, DATASETS, DEFAULTS, FIELD_HELP, FIELD_KINDS, kebab, PRESETS, resolveConfig, TrainConfig} from '../training/config';
 import {appendEpochLogs, appendEvent, epochTable, formatDuration, Progress, table} from '../training/logging';
 import {formatConfusion} from '../training/metrics';
-import {buildModel, ModelSpec} from '../training/model';
+import {isTopologySpec, ModelSpec} from '../training/model';
 import {plotRuns} from '../training/plot';
-import {evaluate, train} from '../training/trainer';
+import {evaluate, ModelFactory, StartInfo, train, TrainingDivergedError} from '../training/trainer';
 import {version} from '../version';
 import {cmdAnalyze} from './analyze';
+import {cmdConvert, cmdExport} from './convert';
+import {cmdFinetune} from './finetune';
+import {camel, parseFlags, UsageError} from './flags';
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
-const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-
-/** Parses `--name value`, `--name=value`, `--flag`, `--no-flag` into a record (camelCase keys). */
-export function parseFlags(argv: string[], booleans: Set<string>): {flags: Record<string, unknown>, positional: string[]} {
-  const flags: Record<string, unknown> = {};
-  const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) {
-      positional.push(a);
-      continue;
-    }
-    let key = a.slice(2), value: unknown;
-    const eq = key.indexOf('=');
-    if (eq >= 0) {
-      value = key.slice(eq + 1);
-      key = key.slice(0, eq);
-    }
-    let k = camel(key);
-    if (value === undefined && k.startsWith('no') && booleans.has(k[2]?.toLowerCase() + k.slice(3))) {
-      flags[k[2].toLowerCase() + k.slice(3)] = false;
-      continue;
-    }
-    if (value === undefined) {
-      const next = argv[i + 1];
-      if (booleans.has(k)) {
-        if (next === 'true' || next === 'false') {
-          value = next;
-          i++;
-        } else {
-          value = true;
-        }
-      } else if (next === undefined || (next.startsWith('--') && next.length > 2)) {
-        throw new UsageError(`flag --${key} needs a value`);
-      } else {
-        value = next;
-        i++;
-      }
-    }
-    if (k === 'h') k = 'help';
-    flags[k] = value;
-  }
-  return {flags, positional};
-}
+export {parseFlags, UsageError};
 
 const TRAIN_BOOLEANS = new Set([...Object.entries(FIELD_KINDS).filter(([, v]) => v === 'bool').map(([k]) => k), 'help']);
 
@@ -104,13 +57,16 @@ const HELP = `karat ${version} — Kolmogorov-Arnold Attention (Fourier-KArAt) t
 
 usage:
   karat train [--preset quick|cifar10-paper|cifar100-paper] [--config FILE.json] [flags]
+  karat finetune --model <model.json | run folder | FILE.ckpt> [--attention fourier|softmax] [--grid G] [--rank r] [--mode M] [train flags]
   karat eval  --checkpoint FILE [--dataset NAME] [--data-dir PATH] [--backend NAME] [--batch-size N] [--test-limit N]
   karat info  [--checkpoint FILE] [--probe]
   karat analyze (--checkpoint FILE | --model PATH) [--path DIR] [--out DIR] [flags]
+  karat convert --from vit.safetensors --out DIR [--heads N | --arch NAME]   PyTorch (timm) ViT -> tfjs
+  karat export  --model DIR|model.json|FILE.ckpt --to vit.safetensors         tfjs ViT -> PyTorch (timm names)
 
-'karat train --help' lists every training flag; 'karat analyze --help' the analysis flags.`;
+'karat train --help' lists every training flag; 'karat finetune --help' the fine-tuning flags; 'karat analyze --help' the analysis flags.`;
 
-function readConfigFile(path: string): Record<string, unknown> {
+export function readConfigFile(path: string): Record<string, unknown> {
   if (!existsSync(path)) throw new ConfigError(`--config: file '${path}' does not exist`);
   let raw: unknown;
   try {
@@ -119,7 +75,7 @@ function readConfigFile(path: string): Record<string, unknown> {
     throw new ConfigError(`--config: '${path}' is not valid JSON (${(e as Error).message})`);
   }
   if (raw == null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`--config: '${path}' must hold a JSON object`);
-  const out: Record<string, unknown> = {};
+  const out: Record<string, unknown> = Object.create(null);
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) out[camel(k)] = v;
   return out;
 }
@@ -151,11 +107,19 @@ async function cmdTrain(argv: string[]): Promise<number> {
     const ck = readCheckpoint(p);
     const saved = {...(ck.header.trainer.config as Record<string, unknown>)};
     delete saved.resume;
+    delete saved.overwrite;
     layers.push({from: `checkpoint ${p}`, values: saved});
   }
   if (configPath) layers.push({from: `--config ${configPath}`, values: readConfigFile(configPath)});
   layers.push({from: 'command line', values: flags});
-  const cfg = resolveConfig(layers);
+  return runTraining(resolveConfig(layers));
+}
+
+/**
+ * Runs the trainer with the CLI's console output, logs, plots, summary and model export
+ * (karat train; karat finetune passes the model factory and its model description).
+ */
+export async function runTraining(cfg: TrainConfig, opts: {factory?: ModelFactory, describeModel?: (i: StartInfo) => string} = {}): Promise<number> {
   const progress = Progress.resolve(cfg.progress);
   let runDir = '';
   let lastCk = '';
@@ -175,7 +139,8 @@ async function cmdTrain(argv: string[]): Promise<number> {
       const auto = i.backend.auto ? ` (auto: fastest available here; order ${AUTO_ORDER.join(' > ')})` : '';
       console.log(`backend: ${i.backend.name} — ${i.backend.detail}${auto}`);
       const att = cfg.attention === 'softmax' ? 'softmax attention' : `Fourier-KArAt G${cfg.grid}${cfg.mode === 'blockwise' ? 'B' : 'U'} (rank ${cfg.rank})`;
-      console.log(`model: ViT dim ${cfg.dim}, depth ${cfg.depth}, heads ${cfg.heads}, patch ${cfg.patchSize}, ${att}; ${i.params.toLocaleString('en-US')} parameters`);
+      console.log(opts.describeModel ? opts.describeModel(i) :
+          `model: ViT dim ${cfg.dim}, depth ${cfg.depth}, heads ${cfg.heads}, patch ${cfg.patchSize}, ${att}; ${i.params.toLocaleString('en-US')} parameters`);
       console.log(`data: ${i.train.name} ${i.train.size} train / ${i.test.name} ${i.test.size} test, ${i.train.height}x${i.train.width}x${i.train.channels}, ${i.train.numClasses} classes`);
       console.log(`run: ${i.runDir}${i.resumedFrom ? ` — resumed from ${i.resumedFrom} at epoch ${i.startEpoch}` : ''}; ${cfg.epochs} epochs x ${i.batchesPerEpoch} steps of ${cfg.batchSize}`);
       writeFileSync(join(i.runDir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
@@ -191,9 +156,10 @@ async function cmdTrain(argv: string[]): Promise<number> {
       writeFileSync(join(runDir, 'curves.svg'), plotRuns([{label: runDir, history}], `${runDir}`));
       console.log(`epoch ${r.epoch}/${cfg.epochs}: train loss ${r.trainLoss.toFixed(4)} acc ${(100 * r.trainAcc).toFixed(2)}% | ` +
           `test loss ${r.testLoss.toFixed(4)} top-1 ${(100 * r.testTop1).toFixed(2)}% top-5 ${(100 * r.testTop5).toFixed(2)}% | ` +
-          `${r.imagesPerSec.toFixed(1)} img/s, ${formatDuration(r.epochSeconds)} (+${ev.seconds.toFixed(1)} s eval)${r.best ? ' *best' : ''}`);
+          `${r.imagesPerSec.toFixed(1)} img/s, ${formatDuration(r.epochSeconds)} (+${ev.seconds.toFixed(1)} s eval)${r.best ? ' *best' : ''}` +
+          (ev.diverged ? ` — evaluation diverged (non-finite test loss; ${ev.nonFinite} of ${ev.examples} examples with non-finite logits), not a best epoch` : ''));
     },
-  });
+  }, undefined, opts.factory);
   process.removeListener('SIGINT', onSigint);
   process.removeListener('SIGTERM', onSigint);
   const last = result.history[result.history.length - 1];
@@ -204,7 +170,7 @@ async function cmdTrain(argv: string[]): Promise<number> {
   await exportModel(result.model, join(result.runDir, 'model'));
   console.log('\nsummary');
   console.log(epochTable(result.history));
-  console.log(`\nbest test top-1 ${(100 * (result.best?.top1 ?? 0)).toFixed(2)}% at epoch ${result.best?.epoch}; ` +
+  console.log(`\n${result.best ? `best test top-1 ${(100 * result.best.top1).toFixed(2)}% at epoch ${result.best.epoch}` : 'no epoch had a finite test loss (no best checkpoint)'}; ` +
       `last top-1 ${(100 * last.testTop1).toFixed(2)}%, top-5 ${(100 * last.testTop5).toFixed(2)}%; ` +
       `total ${formatDuration(result.seconds)} on ${result.backend}`);
   console.log(`files: ${result.lastCheckpoint}, ${result.bestCheckpoint ?? '-'}, ${join(result.runDir, 'log.jsonl')}, ` +
@@ -232,6 +198,14 @@ async function cmdEval(argv: string[]): Promise<number> {
   const known = new Set(['checkpoint', 'dataset', 'dataDir', 'backend', 'batchSize', 'testLimit', 'download', 'help']);
   for (const k of Object.keys(flags)) if (!known.has(k)) throw new UsageError(`karat eval: unknown flag --${kebab(k)}`);
   if (!flags.checkpoint) throw new UsageError('karat eval: --checkpoint FILE is required');
+  const intFlag = (name: string, v: unknown, min: number): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`karat eval: --${name} must be an integer >= ${min}, got '${String(v)}'`);
+    return n;
+  };
+  const testLimit = intFlag('test-limit', flags.testLimit, 0) ?? 0;
+  const batchSize = intFlag('batch-size', flags.batchSize, 1) ?? 250;
   const ck = readCheckpoint(String(flags.checkpoint));
   const saved = (ck.header.trainer.config ?? {}) as Partial<TrainConfig>;
   const dataset = String(flags.dataset ?? saved.dataset ?? 'cifar10-subset');
@@ -241,22 +215,22 @@ async function cmdEval(argv: string[]): Promise<number> {
   console.log(`backend: ${backend.name} — ${backend.detail}`);
   const {test} = await loadDatasetPair(dataset, {
     dataDir: (flags.dataDir as string | undefined) ?? (flags.dataset ? null : saved.dataDir ?? null),
-    download: !!flags.download, testLimit: flags.testLimit ? Number(flags.testLimit) : 0, imageSize: saved.imageSize,
+    download: !!flags.download, testLimit, imageSize: saved.imageSize,
   });
   const spec = ck.header.modelSpec as ModelSpec;
   if (spec.numClasses !== test.numClasses) {
     throw new CheckpointError(`checkpoint '${flags.checkpoint}' has ${spec.numClasses} classes, dataset ${test.name} has ${test.numClasses}`);
   }
-  const model = buildModel(spec, 0);
-  assignWeights(model, ck, `checkpoint '${flags.checkpoint}'`);
+  const model = await modelFromCheckpoint(ck, `checkpoint '${flags.checkpoint}'`);
   const norm = (ck.header.trainer.normalisation as {mean: number[], std: number[]} | undefined) ?? {mean: [0, 0, 0], std: [1, 1, 1]};
-  const bs = Math.min(Number(flags.batchSize ?? 250), test.size);
+  const bs = Math.min(batchSize, test.size);
   const loader = new BatchLoader(test, {batchSize: bs, train: false, augment: {...NO_AUGMENT, ...norm}, seed: 0});
   const ev = await evaluate(model, loader, test.numClasses);
   console.log(`checkpoint: ${flags.checkpoint} (epoch ${ck.header.trainer.epoch}, step ${ck.header.trainer.step})`);
   console.log(`dataset: ${test.name}, ${ev.examples} examples, ${ev.seconds.toFixed(1)} s`);
-  console.log(`loss ${ev.loss.toFixed(4)}  top-1 ${(100 * ev.top1).toFixed(2)}%  top-5 ${(100 * ev.top5).toFixed(2)}%\n`);
-  console.log(formatConfusion(ev.confusion, test.classNames));
+  console.log(`loss ${ev.loss.toFixed(4)}  top-1 ${(100 * ev.top1).toFixed(2)}%  top-5 ${(100 * ev.top5).toFixed(2)}%` +
+      (ev.diverged ? `  DIVERGED: the loss is not finite; ${ev.nonFinite} of ${ev.examples} examples have non-finite logits (counted as wrong)` : '') + '\n');
+  console.log(formatConfusion(ev.confusion, test.classNames, ev.nonFiniteByClass));
   return 0;
 }
 
@@ -266,12 +240,16 @@ async function cmdInfo(argv: string[]): Promise<number> {
     console.log('usage: karat info [--checkpoint FILE] [--probe]   (--probe starts every backend to see which work)');
     return 0;
   }
+  for (const k of Object.keys(flags)) if (!['checkpoint', 'probe'].includes(k)) throw new UsageError(`karat info: unknown flag --${kebab(k)}`);
   console.log(`tfjs-karat ${version}, tfjs-core ${tf.version_core}, node ${process.version}, ${process.platform}-${process.arch}`);
   if (flags.checkpoint) {
     const ck = readCheckpoint(String(flags.checkpoint));
     const t = ck.header.trainer;
     console.log(`checkpoint ${flags.checkpoint}: epoch ${t.epoch}, step ${t.step}, seed ${t.seed}, saved ${ck.header.createdAt}, backend ${t.backend}`);
-    console.log(`model: ${JSON.stringify(ck.header.modelSpec)}`);
+    const spec = ck.header.modelSpec as ModelSpec;
+    console.log(isTopologySpec(spec) ?
+        `model: a layers topology (karat finetune), ${spec.imageSize.join('x')}x${spec.channels} images, ${spec.numClasses} classes` :
+        `model: ${JSON.stringify(spec)}`);
     console.log(`weights: ${ck.header.weights.length} tensors, ${ck.header.weightFloats.toLocaleString('en-US')} parameters; optimizer state: ${ck.optimizer ? `step ${ck.optimizer.meta.step}` : 'none'}`);
     const hist = (t.history as import('../training/trainer').EpochRecord[]) ?? [];
     if (hist.length) console.log(epochTable(hist));
@@ -321,6 +299,12 @@ async function dispatch(cmd: string | undefined, rest: string[]): Promise<number
         return await cmdInfo(rest);
       case 'analyze':
         return await cmdAnalyze(rest);
+      case 'finetune':
+        return await cmdFinetune(rest);
+      case 'convert':
+        return await cmdConvert(rest);
+      case 'export':
+        return await cmdExport(rest);
       case undefined:
       case '--help':
       case '-h':
@@ -331,12 +315,12 @@ async function dispatch(cmd: string | undefined, rest: string[]): Promise<number
         console.log(version);
         return 0;
       default:
-        throw new UsageError(`unknown command '${cmd}'; expected train, eval, info or analyze (karat --help)`);
+        throw new UsageError(`unknown command '${cmd}'; expected train, finetune, eval, info, analyze, convert or export (karat --help)`);
     }
   } catch (e) {
     const err = e as Error;
     if (e instanceof UsageError || e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError ||
-        err?.name === 'KArAtArgumentError') {
+        e instanceof TrainingDivergedError || err?.name === 'KArAtArgumentError' || err?.name === 'SafetensorsError') {
       console.error(`karat: error: ${err.message}`);
       return 2;
     }

@@ -6,7 +6,8 @@
 
 import {DataError, ImageDataset, inMemoryDataset} from './dataset';
 import {readTarFiles} from './tar';
-import {nodeFs, nodePath} from './node';
+import * as nodeFs from 'node:fs';
+import * as nodePath from 'node:path';
 
 export type CifarVariant = 'cifar10' | 'cifar100';
 export type CifarSplit = 'train' | 'test';
@@ -15,7 +16,8 @@ export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer',
 
 const PIXELS = 3072;
 
-interface Layout {
+/** Where the files of a CIFAR variant are, inside its archive or extracted folder. */
+export interface CifarLayout {
   dir: string;
   train: string[];
   test: string[];
@@ -24,7 +26,7 @@ interface Layout {
   numClasses: number;
 }
 
-export const CIFAR_LAYOUT: Record<CifarVariant, Layout> = {
+export const CIFAR_LAYOUT: Record<CifarVariant, CifarLayout> = {
   cifar10: {
     dir: 'cifar-10-batches-bin', labelBytes: 1, numClasses: 10, classFile: 'batches.meta.txt',
     train: [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`), test: ['test_batch.bin'],
@@ -112,8 +114,8 @@ export async function loadCifar(path: string, variant: CifarVariant, split: Cifa
   const coarse = variant === 'cifar100' && !!opts.coarse;
   const classFile = coarse ? 'coarse_label_names.txt' : L.classFile;
   const files = split === 'train' ? L.train : L.test;
-  if (!nodeFs().existsSync(path)) throw new DataError(`${variant}: '${path}' does not exist`);
-  if (nodeFs().statSync(path).isFile()) {
+  if (!nodeFs.existsSync(path)) throw new DataError(`${variant}: '${path}' does not exist`);
+  if (nodeFs.statSync(path).isFile()) {
     const wanted = new Set([...files, classFile].map((f) => `${L.dir}/${f}`));
     const got = await readTarFiles(path, (name) => wanted.has(name.replace(/^\.\//, '')));
     const find = (f: string) => got.get(`${L.dir}/${f}`) ?? got.get(`./${L.dir}/${f}`);
@@ -125,12 +127,12 @@ export async function loadCifar(path: string, variant: CifarVariant, split: Cifa
     const names = classNames(variant, meta ? Buffer.from(meta).toString('utf8') : null, coarse);
     return build(variant, split, files.map((f) => ({name: `${path}:${L.dir}/${f}`, data: find(f)!})), names, coarse);
   }
-  const dir = nodeFs().existsSync(nodePath().join(path, L.dir)) ? nodePath().join(path, L.dir) : path;
-  const missing = files.filter((f) => !nodeFs().existsSync(nodePath().join(dir, f)));
+  const dir = nodeFs.existsSync(nodePath.join(path, L.dir)) ? nodePath.join(path, L.dir) : path;
+  const missing = files.filter((f) => !nodeFs.existsSync(nodePath.join(dir, f)));
   if (missing.length) {
-    throw new DataError(`${variant}: missing ${missing.map((f) => nodePath().join(dir, f)).join(', ')} (expected the ${variant} binary version)`);
+    throw new DataError(`${variant}: missing ${missing.map((f) => nodePath.join(dir, f)).join(', ')} (expected the ${variant} binary version)`);
   }
-  const metaPath = nodePath().join(dir, classFile);
-  const names = classNames(variant, nodeFs().existsSync(metaPath) ? nodeFs().readFileSync(metaPath, 'utf8') : null, coarse);
-  return build(variant, split, files.map((f) => ({name: nodePath().join(dir, f), data: nodeFs().readFileSync(nodePath().join(dir, f))})), names, coarse);
+  const metaPath = nodePath.join(dir, classFile);
+  const names = classNames(variant, nodeFs.existsSync(metaPath) ? nodeFs.readFileSync(metaPath, 'utf8') : null, coarse);
+  return build(variant, split, files.map((f) => ({name: nodePath.join(dir, f), data: nodeFs.readFileSync(nodePath.join(dir, f))})), names, coarse);
 }

@@ -6,7 +6,13 @@
  */
 
 import {DataError} from './dataset';
-import {nodeCrypto, nodeFs, nodeFsP, nodeHttp, nodeHttps, nodeOs, nodePath} from './node';
+import * as nodeCrypto from 'node:crypto';
+import * as nodeFs from 'node:fs';
+import * as nodeFsP from 'node:fs/promises';
+import * as nodeHttp from 'node:http';
+import * as nodeHttps from 'node:https';
+import * as nodeOs from 'node:os';
+import * as nodePath from 'node:path';
 
 export interface RemoteFile {
   url: string;
@@ -39,7 +45,7 @@ export const REMOTE: Record<'cifar10' | 'cifar100' | 'fashion-mnist', RemoteFile
 
 /** Default cache directory: $KARAT_DATA_DIR, else ~/.cache/tfjs-karat. */
 export function defaultCacheDir(): string {
-  return process.env.KARAT_DATA_DIR || nodePath().join(nodeOs().homedir(), '.cache', 'tfjs-karat');
+  return process.env.KARAT_DATA_DIR || nodePath.join(nodeOs.homedir(), '.cache', 'tfjs-karat');
 }
 
 export interface DownloadProgress {
@@ -58,9 +64,9 @@ export interface DownloadOptions {
 }
 
 export async function sha256File(path: string): Promise<string> {
-  const h = nodeCrypto().createHash('sha256');
+  const h = nodeCrypto.createHash('sha256');
   await new Promise<void>((resolve, reject) => {
-    nodeFs().createReadStream(path).on('data', (c) => h.update(c)).on('end', () => resolve()).on('error', reject);
+    nodeFs.createReadStream(path).on('data', (c) => h.update(c)).on('end', () => resolve()).on('error', reject);
   });
   return h.digest('hex');
 }
@@ -68,7 +74,7 @@ export async function sha256File(path: string): Promise<string> {
 function request(url: string, headers: Record<string, string>, redirects: number, idleMs: number):
     Promise<import('node:http').IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const lib = url.startsWith('https:') ? nodeHttps() : nodeHttp();
+    const lib = url.startsWith('https:') ? nodeHttps : nodeHttp;
     const req = lib.get(url, {headers}, (res) => {
       const code = res.statusCode ?? 0;
       if (code >= 300 && code < 400 && res.headers.location) {
@@ -88,14 +94,14 @@ function request(url: string, headers: Record<string, string>, redirects: number
  * Returns the path. Throws DataError on HTTP errors and checksum mismatches.
  */
 export async function downloadFile(remote: RemoteFile, dest: string, opts: DownloadOptions = {}): Promise<string> {
-  nodeFs().mkdirSync(nodePath().dirname(dest), {recursive: true});
-  if (nodeFs().existsSync(dest)) {
+  nodeFs.mkdirSync(nodePath.dirname(dest), {recursive: true});
+  if (nodeFs.existsSync(dest)) {
     const sha = await sha256File(dest);
     if (sha === remote.sha256) return dest;
     throw new DataError(`${dest}: checksum mismatch (SHA-256 ${sha}, expected ${remote.sha256}); delete it to download again`);
   }
   const part = `${dest}.part`;
-  let have = nodeFs().existsSync(part) ? nodeFs().statSync(part).size : 0;
+  let have = nodeFs.existsSync(part) ? nodeFs.statSync(part).size : 0;
   const headers: Record<string, string> = {'user-agent': 'tfjs-karat'};
   if (have > 0) headers.range = `bytes=${have}-`;
   const res = await request(remote.url, headers, opts.maxRedirects ?? 5, opts.idleTimeoutMs ?? 60000);
@@ -112,7 +118,7 @@ export async function downloadFile(remote: RemoteFile, dest: string, opts: Downl
   if (code === 200 || code === 206) {
     const len = Number(res.headers['content-length'] ?? NaN);
     const total = Number.isFinite(len) ? have + len : (remote.size ?? null);
-    const fh = await nodeFsP().open(part, resumed ? 'a' : 'w');
+    const fh = await nodeFsP.open(part, resumed ? 'a' : 'w');
     let received = have;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -140,10 +146,10 @@ export async function downloadFile(remote: RemoteFile, dest: string, opts: Downl
   }
   const sha = await sha256File(part);
   if (sha !== remote.sha256) {
-    nodeFs().unlinkSync(part);
+    nodeFs.unlinkSync(part);
     throw new DataError(`${remote.url}: checksum mismatch (SHA-256 ${sha}, expected ${remote.sha256}); the partial file was removed`);
   }
-  nodeFs().renameSync(part, dest);
+  nodeFs.renameSync(part, dest);
   return dest;
 }
 
@@ -152,6 +158,6 @@ export async function downloadDataset(name: keyof typeof REMOTE, dir = defaultCa
                                       remotes: RemoteFile[] = REMOTE[name]): Promise<string[]> {
   if (!remotes) throw new DataError(`--download: no official location for dataset '${name}' (have ${Object.keys(REMOTE).join(', ')})`);
   const out: string[] = [];
-  for (const r of remotes) out.push(await downloadFile(r, nodePath().join(dir, r.file), opts));
+  for (const r of remotes) out.push(await downloadFile(r, nodePath.join(dir, r.file), opts));
   return out;
 }

@@ -4,7 +4,9 @@
  */
 
 import {DataError, ImageDataset, inMemoryDataset} from './dataset';
-import {nodeFs, nodePath, nodeZlib} from './node';
+import * as nodeFs from 'node:fs';
+import * as nodePath from 'node:path';
+import * as nodeZlib from 'node:zlib';
 
 export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 export const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
@@ -14,7 +16,7 @@ export function parseIdx(raw: Uint8Array, source: string): {dims: number[], data
   let buf = raw;
   if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
     try {
-      buf = nodeZlib().gunzipSync(buf);
+      buf = nodeZlib.gunzipSync(buf);
     } catch (e) {
       throw new DataError(`${source}: corrupt or truncated gzip data (${(e as Error).message})`);
     }
@@ -62,9 +64,9 @@ export function idxDataset(images: Uint8Array, labels: Uint8Array, name: string,
 export function loadIdxDir(dir: string, split: 'train' | 'test', name: string, classNames: string[]): ImageDataset {
   const prefix = split === 'train' ? 'train' : 't10k';
   const find = (base: string) => {
-    for (const f of [`${base}.gz`, base]) if (nodeFs().existsSync(nodePath().join(dir, f))) return nodePath().join(dir, f);
-    throw new DataError(`${name}: missing ${nodePath().join(dir, base)}[.gz]`);
+    for (const f of [`${base}.gz`, base]) if (nodeFs.existsSync(nodePath.join(dir, f))) return nodePath.join(dir, f);
+    throw new DataError(`${name}: missing ${nodePath.join(dir, base)}[.gz]`);
   };
   const ip = find(`${prefix}-images-idx3-ubyte`), lp = find(`${prefix}-labels-idx1-ubyte`);
-  return idxDataset(nodeFs().readFileSync(ip), nodeFs().readFileSync(lp), `${name}/${split}`, classNames, ip, lp);
+  return idxDataset(nodeFs.readFileSync(ip), nodeFs.readFileSync(lp), `${name}/${split}`, classNames, ip, lp);
 }

@@ -10,7 +10,8 @@ import {defaultCacheDir, downloadDataset, DownloadOptions, REMOTE} from './downl
 import {FASHION_MNIST_CLASSES, loadIdxDir, MNIST_CLASSES} from './idx';
 import {loadImageFolder} from './image_folder';
 import {loadSubset} from './subset';
-import {nodeFs, nodePath} from './node';
+import * as nodeFs from 'node:fs';
+import * as nodePath from 'node:path';
 
 export const DATASET_NAMES = ['cifar10-subset', 'cifar10', 'cifar100', 'fashion-mnist', 'mnist', 'folder'] as const;
 export type KnownDataset = typeof DATASET_NAMES[number];
@@ -42,9 +43,9 @@ function limit(ds: ImageDataset, n: number | undefined): ImageDataset {
 
 function cifarSource(name: 'cifar10' | 'cifar100', dataDir: string | null | undefined): string {
   const file = REMOTE[name][0].file;
-  const candidates = dataDir ? [dataDir, nodePath().join(dataDir, file)] : [nodePath().join(defaultCacheDir(), file), nodePath().join(defaultCacheDir(), CIFAR_LAYOUT[name].dir)];
+  const candidates = dataDir ? [dataDir, nodePath.join(dataDir, file)] : [nodePath.join(defaultCacheDir(), file), nodePath.join(defaultCacheDir(), CIFAR_LAYOUT[name].dir)];
   for (const c of candidates) {
-    if (nodeFs().existsSync(c) && (nodeFs().statSync(c).isFile() || nodeFs().existsSync(nodePath().join(c, CIFAR_LAYOUT[name].dir)) || nodeFs().existsSync(nodePath().join(c, CIFAR_LAYOUT[name].train[0])))) return c;
+    if (nodeFs.existsSync(c) && (nodeFs.statSync(c).isFile() || nodeFs.existsSync(nodePath.join(c, CIFAR_LAYOUT[name].dir)) || nodeFs.existsSync(nodePath.join(c, CIFAR_LAYOUT[name].train[0])))) return c;
   }
   throw new DataError(`${name}: no data found (looked at ${candidates.join(', ')}); ` +
       `pass --data-dir with the ${file} archive or its extracted folder, or add --download`);
@@ -89,12 +90,12 @@ export async function loadDatasetPair(name: string, opts: LoadOptions = {}): Pro
     case 'folder': {
       const root = opts.dataDir;
       if (!root) throw new DataError(`folder: pass --data-dir with train/ and test/ (or val/) sub-folders of class folders`);
-      const testDir = ['test', 'val'].map((d) => nodePath().join(root, d)).find((d) => nodeFs().existsSync(d));
-      if (!nodeFs().existsSync(nodePath().join(root, 'train')) || !testDir) {
+      const testDir = ['test', 'val'].map((d) => nodePath.join(root, d)).find((d) => nodeFs.existsSync(d));
+      if (!nodeFs.existsSync(nodePath.join(root, 'train')) || !testDir) {
         throw new DataError(`folder: '${root}' must contain train/ and test/ (or val/), each with one folder per class`);
       }
       const o = {height: opts.imageSize ?? 32, width: opts.imageSize ?? 32, channels: opts.channels ?? 3};
-      train = loadImageFolder(nodePath().join(root, 'train'), o);
+      train = loadImageFolder(nodePath.join(root, 'train'), o);
       test = loadImageFolder(testDir, {...o, classNames: train.classNames});
       break;
     }

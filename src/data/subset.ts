@@ -11,7 +11,11 @@
  */
 
 import {DataError, ImageDataset, inMemoryDataset} from './dataset';
-import {nodeCrypto, nodeFs, nodePath, nodeUrl, nodeZlib} from './node';
+import * as nodeCrypto from 'node:crypto';
+import * as nodeFs from 'node:fs';
+import * as nodePath from 'node:path';
+import * as nodeUrl from 'node:url';
+import * as nodeZlib from 'node:zlib';
 
 const MAGIC = 'KARATDS1';
 
@@ -56,7 +60,7 @@ function predictPlanes(img: Uint8Array, H: number, W: number, C: number, out: Ui
 }
 
 function digest(labels: Uint8Array, pixels: Uint8Array): string {
-  return nodeCrypto().createHash('sha256').update(labels).update(pixels).digest('hex');
+  return nodeCrypto.createHash('sha256').update(labels).update(pixels).digest('hex');
 }
 
 /** Encodes splits (each an in-memory dataset with identical geometry) into the .kds format. */
@@ -87,10 +91,10 @@ export function encodeSubset(splits: Array<{name: string, ds: ImageDataset}>, op
     sha256: digest(labels, pixels), ...(opts.source ? {source: opts.source} : {}),
   };
   const payload = Buffer.concat([labels, residual]);
-  const packed = nodeZlib().brotliCompressSync(payload, {
+  const packed = nodeZlib.brotliCompressSync(payload, {
     params: {
-      [nodeZlib().constants.BROTLI_PARAM_QUALITY]: opts.quality ?? 11, [nodeZlib().constants.BROTLI_PARAM_LGWIN]: 24,
-      [nodeZlib().constants.BROTLI_PARAM_SIZE_HINT]: payload.length,
+      [nodeZlib.constants.BROTLI_PARAM_QUALITY]: opts.quality ?? 11, [nodeZlib.constants.BROTLI_PARAM_LGWIN]: 24,
+      [nodeZlib.constants.BROTLI_PARAM_SIZE_HINT]: payload.length,
     },
   });
   const h = Buffer.from(JSON.stringify(header), 'utf8');
@@ -118,7 +122,7 @@ export function decodeSubset(buf: Uint8Array, source: string): {header: SubsetHe
   }
   let payload: Buffer;
   try {
-    payload = nodeZlib().brotliDecompressSync(b.subarray(12 + hl));
+    payload = nodeZlib.brotliDecompressSync(b.subarray(12 + hl));
   } catch (e) {
     throw new DataError(`${source}: corrupt or truncated compressed data (${(e as Error).message})`);
   }
@@ -156,16 +160,16 @@ export const EMBEDDED_SUBSET_FILE = 'cifar10-subset.kds';
 export function embeddedSubsetPath(): string {
   const candidates: string[] = [];
   try {
-    let d = nodePath().dirname(nodeUrl().fileURLToPath(import.meta.url));
+    let d = nodePath.dirname(nodeUrl.fileURLToPath(import.meta.url));
     for (let i = 0; i < 5; i++) {
-      candidates.push(nodePath().join(d, 'data', EMBEDDED_SUBSET_FILE));
-      d = nodePath().dirname(d);
+      candidates.push(nodePath.join(d, 'data', EMBEDDED_SUBSET_FILE));
+      d = nodePath.dirname(d);
     }
   } catch {
     // not an ES module URL (bundled): fall back to the working directory
   }
-  candidates.push(nodePath().join(process.cwd(), 'data', EMBEDDED_SUBSET_FILE));
-  const found = candidates.find((p) => nodeFs().existsSync(p));
+  candidates.push(nodePath.join(process.cwd(), 'data', EMBEDDED_SUBSET_FILE));
+  const found = candidates.find((p) => nodeFs.existsSync(p));
   if (!found) {
     throw new DataError(`the embedded CIFAR-10 subset (data/${EMBEDDED_SUBSET_FILE}) was not found; looked in ${candidates.join(', ')}`);
   }
@@ -174,8 +178,8 @@ export function embeddedSubsetPath(): string {
 
 /** Loads a split ('train' or 'test') of a .kds file (default: the embedded CIFAR-10 subset). */
 export function loadSubset(split: string, path = embeddedSubsetPath()): ImageDataset {
-  if (!nodeFs().existsSync(path)) throw new DataError(`dataset subset '${path}' does not exist`);
-  const {splits} = decodeSubset(nodeFs().readFileSync(path), path);
+  if (!nodeFs.existsSync(path)) throw new DataError(`dataset subset '${path}' does not exist`);
+  const {splits} = decodeSubset(nodeFs.readFileSync(path), path);
   const ds = splits.get(split);
   if (!ds) throw new DataError(`${path}: no split '${split}' (has ${[...splits.keys()].join(', ')})`);
   return ds;

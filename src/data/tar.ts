@@ -5,7 +5,9 @@
  */
 
 import {DataError} from './dataset';
-import {nodeFs, nodeFsP, nodeZlib} from './node';
+import * as nodeFs from 'node:fs';
+import * as nodeFsP from 'node:fs/promises';
+import * as nodeZlib from 'node:zlib';
 
 export interface TarEntry {
   name: string;
@@ -164,14 +166,14 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
 export async function readTarFiles(path: string, want: (name: string) => boolean): Promise<Map<string, Uint8Array>> {
   const out = new Map<string, Uint8Array>();
   const parser = new TarParser(path, want, (e) => out.set(e.name, e.data));
-  const fd = await nodeFsP().open(path, 'r');
+  const fd = await nodeFsP.open(path, 'r');
   const head = Buffer.alloc(2);
   await fd.read(head, 0, 2, 0);
   await fd.close();
   const gz = head[0] === 0x1f && head[1] === 0x8b;
   await new Promise<void>((resolve, reject) => {
-    const file = nodeFs().createReadStream(path);
-    const stream = gz ? file.pipe(nodeZlib().createGunzip()) : file;
+    const file = nodeFs.createReadStream(path);
+    const stream = gz ? file.pipe(nodeZlib.createGunzip()) : file;
     file.on('error', (e) => reject(new DataError(`${path}: cannot read (${e.message})`)));
     stream.on('error', (e: Error) => reject(new DataError(`${path}: corrupt or truncated gzip data (${e.message})`)));
     stream.on('data', (chunk: Buffer) => {

@@ -1,6 +1,6 @@
 /**
  * The attention math of KArAtMultiHeadAttention, in one place, so that a fused attention
- * kernel (issue 9) can replace it without touching the layer.
+ * kernel can replace it without touching the layer.
  *
  * Inputs are the per-head projections in [B, h, tokens, d] layout; the query is already
  * scaled by 1/√keyDim (as tfjs-layers' MultiHeadAttention does). Softmax attention forms the
@@ -50,12 +50,27 @@ export function attentionScores(query: tf.Tensor4D, key: tf.Tensor4D): tf.Tensor
   return tf.matMul(query, key, false, true) as tf.Tensor4D;
 }
 
+const CORE_KEYS = ['query', 'key', 'value', 'activation', 'dropout', 'training', 'mask', 'returnScores'];
+
 export function attentionCore(a: AttentionCoreArgs): AttentionCoreResult {
+  for (const k of Object.keys(a ?? {})) {
+    if (!CORE_KEYS.includes(k)) {
+      throw new KArAtArgumentError(`attentionCore: unknown argument '${k}'; the arguments are ${CORE_KEYS.join(', ')}`);
+    }
+  }
   return tf.tidy(() => {
     const drop = a.training && a.dropout > 0;
     if (a.activation.kind === 'softmax' && a.mask == null && !drop && !a.returnScores && useLeanAttention()) {
       // Flash-style: only q, k, v are kept for the backward pass, which recomputes the probabilities.
       return {output: softmaxAttention(a.query, a.key, a.value)};
+    }
+    if (a.activation.kind === 'karat') {
+      const {cfg, params} = a.activation;
+      if (cfg.basis === 'fourier' && cfg.baseActivation === 'zero' && cfg.rank !== 'full' && !drop &&
+          !a.returnScores && a.mask == null && useLeanAttention()) {
+        // Keeps q, k, v only; no N x N scores here (fourierAttention forms them itself, or not at all).
+        return {output: fourierAttention(a.query, a.key, a.value, params.coeffs as tf.Tensor5D, params.proj as tf.Tensor3D)};
+      }
     }
     const s = attentionScores(a.query, a.key);
     if (a.activation.kind === 'softmax') {
@@ -65,7 +80,7 @@ export function attentionCore(a: AttentionCoreArgs): AttentionCoreResult {
         const keep = tf.cast(a.mask, 'float32');
         logits = tf.add(logits, tf.mul(tf.sub(1, keep), -1e9)) as tf.Tensor4D;
       }
-      // On webgpu (flag KARAT_WEBGPU_FUSED_LAYERS) a softmax whose backward is one dispatch.
+      // On webgpu (flag KARAT_FUSED_LAYERS) a softmax whose backward is one dispatch.
       const p = (a.mask == null && useFusedLayers(KArAtSoftmax) ?
           softmaxLastAxis(logits) : tf.softmax(logits, -1)) as tf.Tensor4D;
       const pd = drop ? tf.dropout(p, a.dropout) as tf.Tensor4D : p;
@@ -78,11 +93,6 @@ export function attentionCore(a: AttentionCoreArgs): AttentionCoreResult {
           'a KArAt operator has no normalisation to mask');
     }
     const {cfg, params} = a.activation;
-    if (cfg.basis === 'fourier' && cfg.baseActivation === 'zero' && cfg.rank !== 'full' && !drop &&
-        !a.returnScores && useLeanAttention()) {
-      // Keeps q, k, v only; the backward pass recomputes the scores and ĥ.
-      return {output: fourierAttention(a.query, a.key, a.value, params.coeffs as tf.Tensor5D, params.proj as tf.Tensor3D)};
-    }
     let output: tf.Tensor4D;
     if (!drop) {
       output = operatorAttention(s, params, cfg, a.value);

@@ -110,14 +110,65 @@ export function checkRate(layer: string, arg: string, v: unknown): number {
   return v;
 }
 
-/** Base-layer arguments that we pass to the tfjs Layer constructor (dtype kept only if a string). */
-export function baseLayerArgs(args: Record<string, unknown>): Record<string, unknown> {
+/**
+ * tfjs-layers 4.22 cannot run a layer that has an activity regularizer (Layer.apply throws
+ * NotImplementedError), and a direct call() would skip it: refuse it up front, by name.
+ */
+export function rejectActivityRegularizer(layer: string, arg: unknown): void {
+  if (arg != null) {
+    throw new KArAtArgumentError(
+        `${layer}: argument 'activityRegularizer' is not supported (tfjs-layers 4.22 cannot run ` +
+        `layers with an activity regularizer); add the penalty to the loss instead`);
+  }
+}
+
+/** Keys of WeightArgs. */
+export const WEIGHT_ARG_KEYS: readonly string[] = [
+  'kernelInitializer', 'biasInitializer', 'kernelRegularizer', 'biasRegularizer', 'activityRegularizer',
+  'kernelConstraint', 'biasConstraint',
+];
+
+/**
+ * Arguments of tfjs-layers' base Layer that our layers accept (and what their configs hold),
+ * plus `customObjects`, which tfjs' deserialiser adds to every config it passes to fromConfig.
+ */
+export const BASE_LAYER_ARG_KEYS: readonly string[] = [
+  'name', 'trainable', 'inputShape', 'batchInputShape', 'batchSize', 'weights', 'inputDType', 'dtype',
+  'customObjects',
+];
+
+/**
+ * Throws a KArAtArgumentError naming the first key of `args` that is not in `known`: no
+ * argument is ever silently ignored (a typo, or an option this layer does not implement).
+ */
+export function checkKnownArgs(layer: string, args: Record<string, unknown>, known: readonly string[]): void {
+  for (const k of Object.keys(args)) {
+    if (args[k] !== undefined && !known.includes(k)) {
+      throw new KArAtArgumentError(
+          `${layer}: unknown argument '${k}'; the arguments are ${known.join(', ')}`);
+    }
+  }
+}
+
+/**
+ * Base-layer arguments that we pass to the tfjs Layer constructor. dtype: only float32 is
+ * supported (a string, or a Keras dtype-policy config naming float32); anything else is an error.
+ */
+export function baseLayerArgs(args: Record<string, unknown>, layer = 'layer'): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const k of ['name', 'trainable', 'inputShape', 'batchInputShape', 'batchSize', 'weights',
                    'inputDType']) {
     if (args[k] !== undefined) out[k] = args[k];
   }
-  if (typeof args.dtype === 'string') out.dtype = args.dtype;
+  const dt = args.dtype;
+  if (dt != null) {
+    const name = typeof dt === 'string' ? dt :
+        (typeof dt === 'object' && (dt as {config?: {name?: unknown}}).config?.name) || null;
+    if (name !== 'float32') {
+      throw new KArAtArgumentError(`${layer}: argument 'dtype' must be 'float32' (the only dtype supported), got ${JSON.stringify(dt)}`);
+    }
+    if (typeof dt === 'string') out.dtype = dt;
+  }
   return out;
 }
 

@@ -11,7 +11,7 @@ import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 
 import {KArAtArgumentError} from '../ops/validate';
 import {AttentionActivation} from './attention_config';
-import {baseLayerArgs, checkPositiveIntArg, checkRate, InitializerArg, parseWeightArgs, ParsedWeightArgs, registerClassOnce, serializeObject, serializeWeightArgs, Shape, WeightArgs} from './layer_utils';
+import {BASE_LAYER_ARG_KEYS, baseLayerArgs, checkKnownArgs, checkPositiveIntArg, checkRate, InitializerArg, parseWeightArgs, ParsedWeightArgs, registerClassOnce, rejectActivityRegularizer, serializeObject, serializeWeightArgs, Shape, WEIGHT_ARG_KEYS, WeightArgs} from './layer_utils';
 import {fusedDense, fusedLayerNormalization} from './fused_layers';
 import {KArAtMultiHeadAttention} from './multihead_attention';
 
@@ -46,9 +46,12 @@ export class PatchEmbedding extends tfl.layers.Layer {
   private bias: tfl.LayerVariable | null = null;
 
   constructor(args: PatchEmbeddingArgs) {
-    super(baseLayerArgs(args as unknown as Record<string, unknown>) as LayerArgs);
+    checkKnownArgs('PatchEmbedding', args as unknown as Record<string, unknown>,
+                   ['patchSize', 'dim', ...WEIGHT_ARG_KEYS, ...BASE_LAYER_ARG_KEYS]);
+    super(baseLayerArgs(args as unknown as Record<string, unknown>, 'PatchEmbedding') as LayerArgs);
     this.patchSize = checkPositiveIntArg('PatchEmbedding', 'patchSize', args.patchSize);
     this.dim = checkPositiveIntArg('PatchEmbedding', 'dim', args.dim);
+    rejectActivityRegularizer('PatchEmbedding', args.activityRegularizer);
     this.w = parseWeightArgs(args);
   }
 
@@ -130,7 +133,8 @@ export class ClassToken extends tfl.layers.Layer {
   private token: tfl.LayerVariable | null = null;
 
   constructor(args: ClassTokenArgs = {}) {
-    super(baseLayerArgs(args as unknown as Record<string, unknown>) as LayerArgs);
+    checkKnownArgs('ClassToken', args as unknown as Record<string, unknown>, ['initializer', ...BASE_LAYER_ARG_KEYS]);
+    super(baseLayerArgs(args as unknown as Record<string, unknown>, 'ClassToken') as LayerArgs);
     this.init = embeddingInitializer(args.initializer);
   }
 
@@ -177,7 +181,8 @@ export class LearnedPositionEmbedding extends tfl.layers.Layer {
   private embedding: tfl.LayerVariable | null = null;
 
   constructor(args: LearnedPositionEmbeddingArgs = {}) {
-    super(baseLayerArgs(args as unknown as Record<string, unknown>) as LayerArgs);
+    checkKnownArgs('LearnedPositionEmbedding', args as unknown as Record<string, unknown>, ['initializer', ...BASE_LAYER_ARG_KEYS]);
+    super(baseLayerArgs(args as unknown as Record<string, unknown>, 'LearnedPositionEmbedding') as LayerArgs);
     this.init = embeddingInitializer(args.initializer);
   }
 
@@ -222,7 +227,8 @@ export class StochasticDepth extends tfl.layers.Layer {
   readonly rate: number;
 
   constructor(args: StochasticDepthArgs) {
-    super(baseLayerArgs(args as unknown as Record<string, unknown>) as LayerArgs);
+    checkKnownArgs('StochasticDepth', args as unknown as Record<string, unknown>, ['rate', ...BASE_LAYER_ARG_KEYS]);
+    super(baseLayerArgs(args as unknown as Record<string, unknown>, 'StochasticDepth') as LayerArgs);
     this.rate = checkRate('StochasticDepth', 'rate', args.rate);
   }
 
@@ -280,14 +286,21 @@ export function checkHeads(arg: string, dim: number, heads: number): number {
 /**
  * Applies one pre-norm encoder block to `x` [B, N, dim]:
  *   x = x + DropPath(MHA(LN(x)));  x = x + DropPath(Dropout(W2 · Dropout(GELU(W1 · LN(x)))))
- * LayerNorms and MLP Dense layers are the stock tfjs-layers classes with a fused webgpu path
- * (fused_layers.ts; same weights, names and configs).
+ * LayerNorms and MLP Dense layers are KArAtLayerNormalization / KArAtDense: the stock tfjs-layers
+ * classes with fused paths, under their own class names (fused_layers.ts; same weights, weight
+ * names and configs as the stock layers).
  * Layer names: `${name}_norm1`, `${name}_attn`, `${name}_drop_path1`, `${name}_add1`,
  * `${name}_norm2`, `${name}_mlp_fc1`, `${name}_mlp_drop1`, `${name}_mlp_fc2`, `${name}_mlp_drop2`,
  * `${name}_drop_path2`, `${name}_add2`.
  */
 export function transformerEncoderBlock(
     x: tfl.SymbolicTensor, args: TransformerEncoderBlockArgs): tfl.SymbolicTensor {
+  if (args == null || typeof args !== 'object') {
+    throw new KArAtArgumentError(`transformerEncoderBlock: expected an arguments object {dim, heads, ...}`);
+  }
+  checkKnownArgs('transformerEncoderBlock', args as unknown as Record<string, unknown>, [
+    'dim', 'heads', 'mlpRatio', 'dropout', 'attentionDropout', 'dropPath', 'attentionActivation',
+    'layerNormEpsilon', 'name']);
   const keyDim = checkHeads('heads', args.dim, args.heads);
   const n = args.name ?? 'block';
   const eps = args.layerNormEpsilon ?? 1e-6;
@@ -330,7 +343,8 @@ export class SelectToken extends tfl.layers.Layer {
   readonly index: number;
 
   constructor(args: SelectTokenArgs = {}) {
-    super(baseLayerArgs(args as unknown as Record<string, unknown>) as LayerArgs);
+    checkKnownArgs('SelectToken', args as unknown as Record<string, unknown>, ['index', ...BASE_LAYER_ARG_KEYS]);
+    super(baseLayerArgs(args as unknown as Record<string, unknown>, 'SelectToken') as LayerArgs);
     const i = args.index ?? 0;
     if (!Number.isInteger(i) || i < 0) {
       throw new KArAtArgumentError(`SelectToken: argument 'index' must be an integer >= 0, got ${JSON.stringify(i)}`);

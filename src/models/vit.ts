@@ -8,7 +8,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {KArAtArgumentError} from '../ops/validate';
 import {AttentionActivation, KArAtAttentionConfig, resolveAttention} from '../layers/attention_config';
 import {fusedLayerNormalization} from '../layers/fused_layers';
-import {checkRate} from '../layers/layer_utils';
+import {checkKnownArgs, checkRate} from '../layers/layer_utils';
 import {checkHeads, ClassToken, LearnedPositionEmbedding, PatchEmbedding, SelectToken, transformerEncoderBlock} from '../layers/vit_blocks';
 
 export type ViTPresetName = 'tiny' | 'small' | 'base';
@@ -61,6 +61,11 @@ export interface ViTArgs {
   /** Model name (default 'vit'). Layer names are fixed: patch_embed, cls_token, pos_embed, block{i}_*, norm, head. */
   name?: string;
 }
+
+const VIT_ARG_KEYS: readonly string[] = [
+  'config', 'preset', 'dim', 'depth', 'heads', 'mlpRatio', 'imageSize', 'patchSize', 'channels', 'numClasses',
+  'attention', 'dropout', 'attentionDropout', 'dropPath', 'pool', 'classifierActivation', 'layerNormEpsilon', 'name',
+];
 
 /** The resolved architecture of a ViT (what paperConfig returns, minus the input sizes). */
 export interface ViTConfig {
@@ -172,6 +177,7 @@ export function vit(args: ViTArgs): tfl.LayersModel {
   if (args == null || typeof args !== 'object') {
     throw new KArAtArgumentError(`vit: expected an arguments object {imageSize, patchSize, numClasses, ...}`);
   }
+  checkKnownArgs('vit', args as unknown as Record<string, unknown>, VIT_ARG_KEYS);
   const cfg = resolveViTConfig(args);
   const patch = positiveInt('patchSize', args.patchSize);
   const [ih, iw] = typeof args.imageSize === 'number' ? [args.imageSize, args.imageSize] :
@@ -218,7 +224,7 @@ export function vit(args: ViTArgs): tfl.LayersModel {
       attentionActivation: cfg.attention, layerNormEpsilon: eps, name: `block${i}`,
     });
   }
-  // Stock LayerNormalization with a fused webgpu path (layers/fused_layers.ts, issue 9).
+  // KArAtLayerNormalization: the stock layer with the fused paths (layers/fused_layers.ts).
   x = fusedLayerNormalization({epsilon: eps, name: 'norm'}).apply(x) as tfl.SymbolicTensor;
   if (pool === 'token') {
     x = new SelectToken({index: 0, name: 'take_cls'}).apply(x) as tfl.SymbolicTensor;

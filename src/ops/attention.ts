@@ -1,5 +1,5 @@
 /**
- * Memory-lean attention ops (issue 9), built from stock tfjs ops with explicit gradients
+ * Memory-lean attention ops, built from stock tfjs ops with explicit gradients
  * (tf.customGrad), so they run on every backend and keep for the backward pass only what it
  * needs:
  *
@@ -15,8 +15,10 @@
  *
  *   fourierAttention(q, k, v [B,h,N,·], coeffs [h,2,r,N,G], proj [h,N,r])  -> [B,h,N,dv]
  *       modular Fourier-KArAt attention with a zero base activation, through the fold
- *       ĥ(q kᵀ) (projᵀ v); the same recompute backward: saves q, k, v (and the parameters),
- *       recomputes the scores and ĥ, then runs the fused FourierKArAtGrad.
+ *       ĥ(q kᵀ) (projᵀ v). Flash-style where the KArAtFourierAttention* kernels are registered
+ *       (webgpu) and the sizes are within FOURIER_ATTENTION_LIMITS: no N x N tensor in either
+ *       pass (see below). Otherwise the materialising path: saves q, k, v (and the parameters),
+ *       recomputes the N x N scores and ĥ, then runs FourierKArAtGrad (fused or composite).
  *
  * Kernel contract of softmaxAttention (a backend may register them; kernels-webgpu/ does):
  *   KArAtSoftmaxAttention            {q, k, v}     -> softmax(q kᵀ) v             [B,h,T,dv]
@@ -27,16 +29,29 @@
  * them, and without the kernels, the op runs the composite (matMul, softmaxLastAxis, matMul).
  * Backward with the kernels: Probs, GradScores and three matmuls (dq = dS k, dk = dSᵀ q, dv = Pᵀ dy).
  *
+ * Kernel contract of the flash-style fourierAttention (kernels-webgpu/fourier_attention.ts), with
+ * u = projᵀ v [B,h,r,dv] (one batched matmul per call) and dh = dL/dĥ [B,h,N,r]:
+ *   KArAtFourierAttention            {q, k, coeffs, u}      -> ĥ(q kᵀ) u                [B,h,N,dv]
+ *   KArAtFourierAttentionHidden      {q, k, coeffs}         -> ĥ(q kᵀ)                  [B,h,N,r]
+ *   KArAtFourierAttentionGradQ       {q, k, coeffs, dh}     -> dS k                     [B,h,N,d]
+ *   KArAtFourierAttentionGradK       {q, k, coeffs, dh}     -> dSᵀ q                    [B,h,N,d]
+ *   KArAtFourierAttentionGradCoeffs  {q, k, coeffs, dh}     -> dCoeffs                  [h,2,r,N,G]
+ *   KArAtFourierAttentionGradProj    {v, du}                -> Σ_b v duᵀ                [h,N,r]
+ * where dS is the score gradient of spec §3, formed per tile inside the kernels. Forward: u and
+ * one kernel (2 dispatches); saved: q, k, v, coeffs, proj, u. Backward: dh = dy uᵀ, ĥ (Hidden),
+ * du = ĥᵀ dy, GradQ, GradK, GradCoeffs, dv = proj du, GradProj (8 dispatches). Memory per call
+ * O(B·h·N·(r + d)).
+ *
  * The same kernels run in the forward pass as with the stock composition (on webgpu the
  * softmax is the fused KArAtSoftmax kernel and its backward the one-dispatch
  * KArAtSoftmaxGrad, via softmaxLastAxisGrad). KArAtMultiHeadAttention uses these ops when `useLeanAttention()` (flag
- * KARAT_WEBGPU_FUSED_LAYERS on, the default; any backend) for its projections, and
+ * KARAT_FUSED_LAYERS on, the default; any backend) for its projections, and
  * softmaxAttention when there is no mask, no attention dropout and no returned scores.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
 import {fourierKArAtGrad, fourierKArAtHidden, hasFusedKernel} from './fourier_karat';
-import {KARAT_WEBGPU_FUSED_LAYERS_FLAG, softmaxLastAxis, softmaxLastAxisGrad} from './fused_layers';
+import {fusedLayersEnabled, softmaxLastAxis, softmaxLastAxisGrad} from './fused_layers';
 import {checkTensor, KArAtArgumentError} from './validate';
 
 export const KArAtSoftmaxAttention = 'KArAtSoftmaxAttention';
@@ -45,12 +60,43 @@ export const KArAtSoftmaxAttentionGradScores = 'KArAtSoftmaxAttentionGradScores'
 /** Sizes the fused softmax-attention kernels accept (the score row lives in workgroup memory). */
 export const SOFTMAX_ATTENTION_LIMITS = {keys: 2048, headDim: 256};
 
+export const KArAtFourierAttention = 'KArAtFourierAttention';
+export const KArAtFourierAttentionHidden = 'KArAtFourierAttentionHidden';
+export const KArAtFourierAttentionGradQ = 'KArAtFourierAttentionGradQ';
+export const KArAtFourierAttentionGradK = 'KArAtFourierAttentionGradK';
+export const KArAtFourierAttentionGradCoeffs = 'KArAtFourierAttentionGradCoeffs';
+export const KArAtFourierAttentionGradProj = 'KArAtFourierAttentionGradProj';
+const FOURIER_ATTENTION_KERNELS = [
+  KArAtFourierAttention, KArAtFourierAttentionHidden, KArAtFourierAttentionGradQ, KArAtFourierAttentionGradK,
+  KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradProj,
+];
 /**
- * True when the plugin's attention layers use these ops: flag KARAT_WEBGPU_FUSED_LAYERS on (the
+ * Sizes the flash-style Fourier-KArAt kernels accept: rank r and grid G (one output p per
+ * thread, unrolled harmonics), the q/k head dim (staged in workgroup memory), tokens N and B·h
+ * (one dispatch dimension of at most 65535 workgroups each). The value head dim is free.
+ */
+export const FOURIER_ATTENTION_LIMITS = {rank: 64, grid: 8, headDim: 256, tokens: 65535, batchHeads: 65535};
+
+/**
+ * Which path fourierAttention takes for these sizes on `backendName` (default: the active one): 'flash' when all
+ * six KArAtFourierAttention* kernels are registered (and KARAT_FUSED is on) and the sizes are
+ * within FOURIER_ATTENTION_LIMITS, else 'materialise' (the N x N scores, FourierKArAt /
+ * FourierKArAtGrad or their composites).
+ */
+export function fourierAttentionPath(dims: {B: number, h: number, N: number, d: number, r: number, G: number},
+                                     backendName = tf.getBackend()): 'flash' | 'materialise' {
+  const L = FOURIER_ATTENTION_LIMITS;
+  const fits = dims.r <= L.rank && dims.G <= L.grid && dims.d <= L.headDim && dims.N <= L.tokens &&
+      dims.B * dims.h <= L.batchHeads;
+  return fits && FOURIER_ATTENTION_KERNELS.every((k) => hasFusedKernel(k, backendName)) ? 'flash' : 'materialise';
+}
+
+/**
+ * True when the plugin's attention layers use these ops: flag KARAT_FUSED_LAYERS on (the
  * default) on any backend. Off, they run the stock tfjs composition (the benchmarks' baseline).
  */
 export function useLeanAttention(): boolean {
-  return tf.env().getBool(KARAT_WEBGPU_FUSED_LAYERS_FLAG);
+  return fusedLayersEnabled();
 }
 
 interface GradResult {value: tf.Tensor, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[]}
@@ -208,8 +254,9 @@ export function softmaxAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D)
 /**
  * Modular Fourier-KArAt attention σ̂(q kᵀ) v = ĥ(q kᵀ) · (projᵀ v) (spec's fold; zero base
  * activation), q [B,h,N,d] (already scaled), k [B,h,N,d], v [B,h,N,dv], coeffs [h,2,r,N,G],
- * proj [h,N,r] -> [B,h,N,dv]. Keeps q, k, v for the backward pass, which recomputes the N x N
- * scores and ĥ instead of keeping them (one matmul and one FourierKArAt dispatch more).
+ * proj [h,N,r] -> [B,h,N,dv]. Flash path (fourierAttentionPath): the scores are formed inside
+ * the kernels, per tile, in both passes. Materialising path: keeps q, k, v for the backward
+ * pass, which recomputes the N x N scores and ĥ instead of keeping them.
  */
 export function fourierAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, coeffs: tf.Tensor5D,
                                  proj: tf.Tensor3D): tf.Tensor4D {
@@ -225,6 +272,8 @@ export function fourierAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D,
   // dispatch; the explicit backward below needs no gradient of the broadcast).
   const projTv = (ww: tf.Tensor, vv: tf.Tensor) =>
     tf.matMul(tf.reshape(ww, [1, h, N, r]) as tf.Tensor4D, vv as tf.Tensor4D, true, false);
+  const G = c.shape[4];
+  if (fourierAttentionPath({B, h, N, d, r, G}) === 'flash') return flashFourierAttention(qt, kt, vt, c, w, projTv);
   return withGrad([qt, kt, vt, c, w], ([qq, kk, vv, cc, ww], save) => {
     save([qq, kk, vv, cc, ww]);
     const hidden = fourierKArAtHidden(tf.matMul(qq as tf.Tensor4D, kk as tf.Tensor4D, false, true), cc as tf.Tensor5D);
@@ -242,6 +291,34 @@ export function fourierAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D,
         const dV = tf.matMul(tf.reshape(sw, [1, h, N, r]) as tf.Tensor4D, dU);     // proj dU, batch broadcast
         const dProj = tf.sum(tf.matMul(sv, dU, false, true), 0);  // Σ_b v dUᵀ [h,N,r]
         return [tf.matMul(ds, sk), tf.matMul(ds, sq, true, false), dV, dCoeffs, dProj];
+      },
+    };
+  }) as tf.Tensor4D;
+}
+
+/** fourierAttention through the KArAtFourierAttention* kernels (sizes already checked). */
+function flashFourierAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, coeffs: tf.Tensor5D, proj: tf.Tensor3D,
+                               projTv: (w: tf.Tensor, v: tf.Tensor) => tf.Tensor): tf.Tensor4D {
+  const [h, N, r] = proj.shape;
+  const run = (name: string, inputs: tf.NamedTensorMap) => tf.engine().runKernel(name, inputs) as tf.Tensor;
+  return withGrad([q, k, v, coeffs, proj], ([qq, kk, vv, cc, ww], save) => {
+    const u = projTv(ww, vv);                                     // projᵀ v [B,h,r,dv]
+    save([qq, kk, vv, cc, ww, u]);
+    return {
+      value: run(KArAtFourierAttention, {q: qq, k: kk, coeffs: cc, u}),
+      gradFunc: (dy, saved) => {
+        const [sq, sk, sv, sc, sw, su] = saved;
+        const dh = tf.matMul(dy as tf.Tensor4D, su as tf.Tensor4D, false, true);        // dL/dĥ [B,h,N,r]
+        const hid = run(KArAtFourierAttentionHidden, {q: sq, k: sk, coeffs: sc}) as tf.Tensor4D;
+        const du = tf.matMul(hid, dy as tf.Tensor4D, true, false);                       // [B,h,r,dv]
+        const grads = {q: sq, k: sk, coeffs: sc, dh};
+        return [
+          run(KArAtFourierAttentionGradQ, grads),
+          run(KArAtFourierAttentionGradK, grads),
+          tf.matMul(tf.reshape(sw, [1, h, N, r]) as tf.Tensor4D, du),                   // proj du, batch broadcast
+          run(KArAtFourierAttentionGradCoeffs, grads),
+          run(KArAtFourierAttentionGradProj, {v: sv, du}),
+        ];
       },
     };
   }) as tf.Tensor4D;

@@ -1,6 +1,6 @@
 /**
  * Composite Fourier-KArAt built from stock tfjs ops. Used automatically on any backend
- * without a registered fused kernel (wasm, tensorflow, ...), and exported so tests and
+ * without a registered fused kernel (or with KARAT_FUSED off), and exported so tests and
  * benchmarks can compare against it. It materialises the cos/sin features
  * ([h, B·N, N·G] each, i.e. the paper's direct implementation), so it costs
  * O(B·h·N²·G) memory. Every intermediate is rank <= 4 (tfjs-backend-webgpu cannot

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import {matMulPerHead, matMulPerHeadTransposedLeft} from './head_matmul';
 import {compositeFourierKArAtGrad, compositeFourierKArAtHidden} from './composite';
+import {checkCompositeMemory} from './composite_limits';
 import {FourierKArAt, FourierKArAtGrad} from './kernel_names';
 import {checkFourierInputs, checkTensor, KArAtArgumentError} from './validate';
 
@@ -32,6 +33,7 @@ export function fourierKArAtHidden(scores: tf.Tensor4D, coeffs: tf.Tensor5D): tf
   if (hasFusedKernel(FourierKArAt)) {
     return tf.engine().runKernel(FourierKArAt, {scores: c.scores, coeffs: c.coeffs}, {}) as tf.Tensor4D;
   }
+  checkCompositeMemory('fourierKArAtHidden', c.B, c.h, c.N, c.G);
   return compositeFourierKArAtHidden(c.scores, c.coeffs);
 }
 
@@ -45,6 +47,7 @@ export function fourierKArAtGrad(
         FourierKArAtGrad, {dy, scores: c.scores, coeffs: c.coeffs}, {}) as unknown as tf.Tensor[];
     return [out[0] as tf.Tensor4D, out[1] as tf.Tensor5D];
   }
+  checkCompositeMemory('fourierKArAtGrad', c.B, c.h, c.N, c.G);
   return compositeFourierKArAtGrad(dy, c.scores, c.coeffs);
 }
 

@@ -1,5 +1,5 @@
 /**
- * Fused layer ops for fast training (issue 9): LayerNorm, bias + GELU, AdamW update.
+ * Fused layer ops for fast training: LayerNorm, bias + GELU, AdamW update.
  *
  * Op contract (backend-agnostic, like kernel_names.ts for Fourier-KArAt):
  *
@@ -19,10 +19,14 @@
  * GELU is the exact (erf) GELU of tfjs-layers' 'gelu' activation; LayerNorm is tfjs-layers'
  * LayerNormalization over the last axis (biased variance, epsilon inside the square root).
  *
- * KARAT_WEBGPU_FUSED_LAYERS (tf.env flag, default true): when on, the plugin's layers call
- * these ops — LayerNorm on every backend, MLP Dense+GELU on webgpu; when off they run the stock
- * tfjs-layers code, so benchmarks can compare both in one process. The attention layer's
- * memory-lean ops (src/ops/attention.ts) follow the same flag on every backend.
+ * KARAT_FUSED_LAYERS (tf.env flag, default true): when on, the plugin's layers call these ops
+ * — LayerNorm on every backend (cpu, wasm, webgl, webgpu), MLP Dense+GELU on webgpu — and the
+ * attention layer uses the memory-lean ops of src/ops/attention.ts on every backend; when off
+ * they all run the stock tfjs-layers code, so benchmarks can compare both in one process. It
+ * only affects the plugin's own layers (KArAtLayerNormalization, KArAtDense,
+ * KArAtMultiHeadAttention), never a stock tfjs-layers layer. Its former name
+ * KARAT_WEBGPU_FUSED_LAYERS (which said less than it does) is still read as a deprecated alias:
+ * setting either to false turns the paths off.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -53,15 +57,38 @@ export interface AdamWUpdateAttrs {
   step: number;
 }
 
+/** The plugin's fused/lean layer paths on every backend (see above). Default true. */
+export const KARAT_FUSED_LAYERS_FLAG = 'KARAT_FUSED_LAYERS';
+/** @deprecated the former name of KARAT_FUSED_LAYERS_FLAG, still honoured (false turns the paths off). */
 export const KARAT_WEBGPU_FUSED_LAYERS_FLAG = 'KARAT_WEBGPU_FUSED_LAYERS';
+tf.env().registerFlag(KARAT_FUSED_LAYERS_FLAG, () => true);
 tf.env().registerFlag(KARAT_WEBGPU_FUSED_LAYERS_FLAG, () => true);
+
+let deprecatedFlagNoted = false;
+
+/**
+ * True while flag KARAT_FUSED_LAYERS is on (and its deprecated alias KARAT_WEBGPU_FUSED_LAYERS
+ * has not been set to false): the plugin's layers take their fused / lean paths.
+ */
+export function fusedLayersEnabled(): boolean {
+  const env = tf.env();
+  if (!env.getBool(KARAT_WEBGPU_FUSED_LAYERS_FLAG)) {
+    if (!deprecatedFlagNoted) {
+      deprecatedFlagNoted = true;
+      console.warn(`tfjs-karat: flag ${KARAT_WEBGPU_FUSED_LAYERS_FLAG} is deprecated; set ` +
+                   `${KARAT_FUSED_LAYERS_FLAG} instead (it switches the fused layer paths on every backend)`);
+    }
+    return false;
+  }
+  return env.getBool(KARAT_FUSED_LAYERS_FLAG);
+}
 
 /**
  * True when the plugin's LayerNorm layers use the `layerNorm` op: the flag is on (any backend;
  * the op runs the fused kernel where one is registered and its composite elsewhere).
  */
 export function useLayerNormOp(): boolean {
-  return tf.env().getBool(KARAT_WEBGPU_FUSED_LAYERS_FLAG);
+  return fusedLayersEnabled();
 }
 
 /**
@@ -69,7 +96,7 @@ export function useLayerNormOp(): boolean {
  * backend is webgpu and the kernel `kernelName` is registered for it.
  */
 export function useFusedLayers(kernelName: string = KArAtLayerNorm): boolean {
-  return tf.env().getBool(KARAT_WEBGPU_FUSED_LAYERS_FLAG) && tf.getBackend() === 'webgpu' &&
+  return fusedLayersEnabled() && tf.getBackend() === 'webgpu' &&
       hasFusedKernel(kernelName);
 }
 
@@ -288,9 +315,18 @@ export function compositeAdamW(param: tf.Tensor, m: tf.Tensor, v: tf.Tensor, gra
   });
 }
 
+const ADAMW_KEYS = ['learningRate', 'beta1', 'beta2', 'epsilon', 'weightDecay', 'step'] as const;
+
 function checkAdamWAttrs(a: AdamWUpdateAttrs) {
   const op = 'adamWUpdate';
-  for (const k of ['learningRate', 'beta1', 'beta2', 'epsilon', 'weightDecay', 'step'] as const) {
+  if (a != null && typeof a === 'object') {
+    for (const k of Object.keys(a)) {
+      if (!(ADAMW_KEYS as readonly string[]).includes(k)) {
+        throw new KArAtArgumentError(`${op}: unknown hyper-parameter '${k}'; the hyper-parameters are ${ADAMW_KEYS.join(', ')}`);
+      }
+    }
+  }
+  for (const k of ADAMW_KEYS) {
     if (typeof a?.[k] !== 'number' || !Number.isFinite(a[k])) {
       throw new KArAtArgumentError(`${op}: hyper-parameter '${k}' must be a finite number, got ${String(a?.[k])}`);
     }

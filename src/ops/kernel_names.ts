@@ -1,7 +1,7 @@
 /**
  * The op contract: kernel names, inputs and attributes that every backend implements.
  *
- * This file knows no backend. A backend folder (kernels-cpu/, kernels-webgl/,
+ * This file knows no backend. A backend folder (kernels-cpu/, kernels-wasm/, kernels-webgl/,
  * kernels-webgpu/, kernels-cuda/) imports these names and registers a
  * `KernelConfig` {kernelName, backendName, kernelFunc} for each of them with
  * `tf.registerKernel`. Backends without a registered kernel use the composite

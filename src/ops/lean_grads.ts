@@ -1,5 +1,5 @@
 /**
- * Memory-lean reverse mode for tfjs (issue 9): `leanGradients` and `leanVariableGrads` compute
+ * Memory-lean reverse mode for tfjs: `leanGradients` and `leanVariableGrads` compute
  * exactly what `tf.engine().gradients` / `tf.variableGrads` compute — the same gradient kernels
  * in the same order, so the results are bitwise identical — but free memory while walking the
  * tape backward, as PyTorch's autograd does:
@@ -16,9 +16,12 @@
  * gradient of every intermediate. This works for any model (softmax or KArAt, any backend).
  *
  * It relies on tfjs-core's engine internals (the tape in `engine.state.activeTape`, and
- * `startTape` / `endTape` / `scopedRun`), which are stable across tfjs 4.x. When they are
- * missing, or when called inside another gradient computation (higher-order gradients), the
- * functions fall back to the stock tfjs implementation.
+ * `startTape` / `endTape` / `scopedRun`), and was written and tested against tfjs-core 4.22.x
+ * (LEAN_GRADIENTS_TFJS_VERSIONS). On any other tfjs-core version, when the internals are
+ * missing, or inside another gradient computation (higher-order gradients), the functions run
+ * tfjs's own backward pass instead (same results, tfjs's memory use); the version fallback says
+ * so once on the console. It is opt-in: nothing in tfjs changes until a caller uses
+ * leanGradients / leanVariableGrads or enableLeanGradients().
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -43,8 +46,44 @@ interface EngineInternals {
   nextTensorId(): number;
 }
 
-/** The engine's tape internals, or null when this tfjs does not expose them as expected. */
+/** The tfjs-core versions the lean backward pass was written for and is tested against. */
+export const LEAN_GRADIENTS_TFJS_VERSIONS = '4.22.x';
+
+/** True when `version` (a tfjs-core version string) is one the lean backward pass supports. */
+export function leanGradientsSupportsVersion(version: string): boolean {
+  return typeof version === 'string' && /^4\.22\.\d+$/.test(version);
+}
+
+/** The tfjs-core version in use (tests may override it to exercise the fallback). */
+let versionOverride: string | null = null;
+function tfjsVersion(): string {
+  return versionOverride ?? tf.version_core;
+}
+
+/** @internal Pretends another tfjs-core version is installed (null: the real one). For tests. */
+export function setTfjsVersionForTesting(version: string | null): void {
+  versionOverride = version;
+  versionNoted = false;
+}
+
+let versionNoted = false;
+
+/** Says once (console.warn) that this tfjs-core version gets tfjs's own backward pass. */
+function noteUnsupportedVersion(): void {
+  if (versionNoted) return;
+  versionNoted = true;
+  console.warn(
+      `tfjs-karat: the lean backward pass was written for tfjs-core ${LEAN_GRADIENTS_TFJS_VERSIONS}; ` +
+      `this is tfjs-core ${tfjsVersion()}, so tfjs's own backward pass runs instead (same gradients, ` +
+      `tfjs's memory use).`);
+}
+
+/**
+ * The engine's tape internals, or null when this tfjs-core is not a version the lean pass was
+ * written for, or does not expose them as expected.
+ */
 function engineInternals(): EngineInternals | null {
+  if (!leanGradientsSupportsVersion(tfjsVersion())) return null;
   const e = tf.engine() as unknown as Partial<EngineInternals>;
   const ok = e.state != null && typeof e.state.gradientDepth === 'number' &&
       typeof e.startTape === 'function' && typeof e.endTape === 'function' &&
@@ -52,7 +91,10 @@ function engineInternals(): EngineInternals | null {
   return ok ? e as EngineInternals : null;
 }
 
-/** True when the lean backward pass is available (tfjs engine internals as expected). */
+/**
+ * True when the lean backward pass is available: tfjs-core is a version it was written for
+ * (LEAN_GRADIENTS_TFJS_VERSIONS) and exposes the engine internals it needs.
+ */
 export function leanGradientsAvailable(): boolean {
   return engineInternals() != null;
 }
@@ -103,13 +145,20 @@ function stockGradients(): GradientsFn {
  * Routes every tfjs gradient computation through the lean backward pass: tf.grad, tf.grads,
  * tf.valueAndGrad(s), tf.variableGrads, optimizer.minimize and so LayersModel.fit. Same
  * gradients bit for bit, lower peak memory. `enableLeanGradients(false)` restores tfjs's own.
- * Returns whether the lean pass is now active (false when this tfjs lacks the engine internals
- * it needs; nothing is changed then).
+ * Returns whether the lean pass is now active (false on a tfjs-core version it was not written
+ * for, with a one-time console note, or when tfjs lacks the engine internals it needs; nothing is
+ * changed then).
  */
 export function enableLeanGradients(enable = true): boolean {
+  if (typeof enable !== 'boolean') {
+    throw new KArAtArgumentError(`enableLeanGradients: argument 'enable' must be a boolean, got ${String(enable)}`);
+  }
   const e = tf.engine() as unknown as {gradients: GradientsFn};
   if (enable && savedStock == null) {
-    if (engineInternals() == null) return false;
+    if (engineInternals() == null) {
+      if (!leanGradientsSupportsVersion(tfjsVersion())) noteUnsupportedVersion();
+      return false;
+    }
     savedStock = {fn: e.gradients, own: Object.prototype.hasOwnProperty.call(e, 'gradients')};
     e.gradients = (f, xs, dy, allowNoGradients) => leanGradients(f, xs, dy, allowNoGradients ?? false);
   } else if (!enable && savedStock != null) {
@@ -141,6 +190,7 @@ export function leanGradients(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tenso
   }
   const engine = engineInternals();
   if (engine == null || engine.state.gradientDepth > 0) {
+    if (engine == null && !leanGradientsSupportsVersion(tfjsVersion())) noteUnsupportedVersion();
     return stockGradients()(f, xs, dy ?? undefined, allowNoGradients);
   }
   const y = engine.scopedRun(() => engine.startTape(), () => engine.endTape(), () => engine.tidy('forward', f));

@@ -8,7 +8,7 @@
  *
  * (weight decay applied to p before the Adam step, as PyTorch's AdamW does.)
  *
- * On webgpu (flag KARAT_WEBGPU_FUSED_LAYERS on) each parameter's update is the fused
+ * On webgpu (flag KARAT_FUSED_LAYERS on) each parameter's update is the fused
  * `adamWUpdateVariables` kernel: param, m and v are updated in place by one dispatch instead
  * of ~14 stock kernels. Elsewhere the stock ops below run (same formula).
  */

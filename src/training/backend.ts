@@ -7,7 +7,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import {BackendChoice, ConfigError} from './config';
-import {nodeFs, nodeOs} from '../data/node';
+import {installDawnGpu} from './dawn';
+import * as nodeFs from 'node:fs';
 
 /**
  * Order tried by 'auto', fastest first, from the training throughput measured on the
@@ -22,9 +23,9 @@ export const AUTO_ORDER: ReadonlyArray<Exclude<BackendChoice, 'auto'>> = ['tenso
 function hardwareGpuLikely(): boolean {
   const icd = process.env.VK_ICD_FILENAMES ?? process.env.VK_DRIVER_FILES;
   if (icd) return !/swiftshader|lvp_icd|lavapipe/.test(icd);
-  if (nodeFs().existsSync('/dev/nvidia0')) return true;
+  if (nodeFs.existsSync('/dev/nvidia0')) return true;
   try {
-    return nodeFs().readdirSync('/dev/dri').some((f) => f.startsWith('renderD'));
+    return nodeFs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD'));
   } catch {
     return false;
   }
@@ -36,8 +37,6 @@ function softwareAdapter(): boolean {
   const s = `${b.adapterInfo?.vendor ?? ''} ${b.adapterInfo?.architecture ?? ''} ${b.adapterInfo?.description ?? ''}`.toLowerCase();
   return /swiftshader|llvmpipe|lavapipe|software/.test(s);
 }
-
-const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 export interface BackendInfo {
   name: string;
@@ -54,20 +53,6 @@ async function quietly<T>(fn: () => Promise<T>): Promise<T> {
     console.error = e;
     console.log = l;
   }
-}
-
-function ensureVulkanLoader(): void {
-  if (process.platform !== 'linux') return;
-  const flags = nodeOs().constants.dlopen.RTLD_NOW | nodeOs().constants.dlopen.RTLD_GLOBAL | 0x1000;
-  const tryLoad = (p: string) => {
-    try {
-      process.dlopen({exports: {}} as unknown as NodeJS.Module, p, flags);
-      return true;
-    } catch (e) {
-      return /did not self-register/.test((e as Error).message);
-    }
-  };
-  if (!tryLoad('libvulkan.so.1') && nodeFs().existsSync('/usr/lib/chromium/libvulkan.so.1')) tryLoad('/usr/lib/chromium/libvulkan.so.1');
 }
 
 /** Registers (if needed) and activates one backend; throws ConfigError with the reason. */
@@ -88,21 +73,10 @@ export async function activateBackend(name: Exclude<BackendChoice, 'auto'>): Pro
       return {name, detail: `tfjs-backend-wasm (SIMD ${simd ? 'on' : 'off'}, threads ${threads ? 'on' : 'off'})`};
     }
     case 'webgpu': {
-      if (process.env.VK_ICD_FILENAMES == null && process.env.VK_DRIVER_FILES == null && nodeFs().existsSync(SWIFTSHADER_ICD)) {
-        process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-      }
-      const g = globalThis as unknown as {navigator?: {gpu?: unknown}};
-      if (g.navigator?.gpu == null) {
-        ensureVulkanLoader();
-        let dawn: {create: (f: string[]) => unknown, globals: Record<string, unknown>};
-        try {
-          dawn = await import('webgpu') as unknown as typeof dawn;
-        } catch (e) {
-          throw new ConfigError(`backend webgpu: cannot load the 'webgpu' (Dawn) package: ${(e as Error).message}; npm install webgpu`);
-        }
-        Object.assign(globalThis, dawn.globals);
-        const gpu = dawn.create(['backend=vulkan']);
-        Object.defineProperty(globalThis, 'navigator', {value: {...(g.navigator ?? {}), gpu}, configurable: true, writable: true});
+      try {
+        await installDawnGpu();
+      } catch (e) {
+        throw new ConfigError(`backend webgpu: ${(e as Error).message}`);
       }
       await import('@tensorflow/tfjs-backend-webgpu');
       const ok = await quietly(() => tf.setBackend('webgpu'));

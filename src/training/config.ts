@@ -2,9 +2,11 @@
  * The training configuration (every CLI flag maps to one field), the presets, and
  * validation with clear errors. Precedence: defaults < preset < --config file < flags.
  */
+import {DATASET_NAMES, KnownDataset} from '../data/registry';
 
-export type DatasetName = 'cifar10-subset' | 'cifar10' | 'cifar100' | 'fashion-mnist' | 'mnist' | 'folder';
-export const DATASETS: readonly DatasetName[] = ['cifar10-subset', 'cifar10', 'cifar100', 'fashion-mnist', 'mnist', 'folder'];
+/** The dataset names, as the data registry knows them. */
+export type DatasetName = KnownDataset;
+export const DATASETS: readonly DatasetName[] = DATASET_NAMES;
 
 export type BackendChoice = 'auto' | 'cpu' | 'wasm' | 'webgpu' | 'webgl' | 'tensorflow';
 export const BACKENDS: readonly BackendChoice[] = ['auto', 'cpu', 'wasm', 'webgpu', 'webgl', 'tensorflow'];
@@ -48,6 +50,12 @@ export interface TrainConfig {
   beta1: number;
   beta2: number;
   clipGrad: number;
+  /** Weights not to train (see param_groups.ts): 'all-but-karat-and-head', globs, /regex/. */
+  freeze: string | null;
+  /** Layer-wise learning-rate decay (1 = off). */
+  layerDecay: number;
+  /** Learning rate of weights created for fine-tuning (0 = the same rules as the others). */
+  newParamLr: number;
   // augmentation
   cropPadding: number;
   hflip: boolean;
@@ -63,6 +71,8 @@ export interface TrainConfig {
   outDir: string;
   runName: string | null;
   resume: string | null;
+  /** Replace the outputs of an existing run folder of the same name (instead of refusing it). */
+  overwrite: boolean;
   prefetch: number;
   /** Stop each epoch after this many steps (0 = full epoch); for quick budgets. */
   stepsPerEpoch: number;
@@ -79,8 +89,9 @@ export const DEFAULTS: TrainConfig = {
   attention: 'fourier', grid: 3, rank: 12, mode: 'blockwise', dropPath: 0,
   epochs: 10, batchSize: 64, evalBatchSize: 250, lr: 1e-3, minLr: 1e-5, warmupEpochs: 1, warmupLr: 1e-6,
   weightDecay: 0.05, karatLr: 0, karatDecay: false, beta1: 0.9, beta2: 0.999, clipGrad: 1.0,
+  freeze: null, layerDecay: 1, newParamLr: 0,
   cropPadding: 4, hflip: true, mixup: 0.8, cutmix: 1.0, mixProb: 1.0, switchProb: 0.5, labelSmoothing: 0.1, randomErasing: 0,
-  seed: 42, backend: 'auto', outDir: 'runs', runName: null, resume: null, prefetch: 2, stepsPerEpoch: 0,
+  seed: 42, backend: 'auto', outDir: 'runs', runName: null, resume: null, overwrite: false, prefetch: 2, stepsPerEpoch: 0,
   progress: 'auto', keepEpochCheckpoints: false,
 };
 
@@ -127,22 +138,24 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'number' | 'int' | 'bool' | 'string' | 'nullable-string';
+/** How a config field is parsed from a flag or a config file. */
+export type FieldKind = 'number' | 'int' | 'bool' | 'string' | 'nullable-string';
 
 /** The type of each config field (drives flag parsing, config files and validation). */
-export const FIELD_KINDS: Record<keyof TrainConfig, Kind> = {
+export const FIELD_KINDS: Record<keyof TrainConfig, FieldKind> = {
   preset: 'nullable-string', dataset: 'string', dataDir: 'nullable-string', download: 'bool', trainLimit: 'int', testLimit: 'int',
   imageSize: 'int', model: 'string', dim: 'int', depth: 'int', heads: 'int', mlpRatio: 'number', patchSize: 'int',
   attention: 'string', grid: 'int', rank: 'int', mode: 'string', dropPath: 'number', epochs: 'int', batchSize: 'int',
   evalBatchSize: 'int', lr: 'number', minLr: 'number', warmupEpochs: 'number', warmupLr: 'number', weightDecay: 'number',
-  karatLr: 'number', karatDecay: 'bool', beta1: 'number', beta2: 'number', clipGrad: 'number', cropPadding: 'int',
+  karatLr: 'number', karatDecay: 'bool', beta1: 'number', beta2: 'number', clipGrad: 'number', freeze: 'nullable-string', layerDecay: 'number',
+  newParamLr: 'number', cropPadding: 'int',
   hflip: 'bool', mixup: 'number', cutmix: 'number', mixProb: 'number', switchProb: 'number', labelSmoothing: 'number',
   randomErasing: 'number', seed: 'int', backend: 'string', outDir: 'string', runName: 'nullable-string',
-  resume: 'nullable-string', prefetch: 'int', stepsPerEpoch: 'int', progress: 'string',
+  resume: 'nullable-string', overwrite: 'bool', prefetch: 'int', stepsPerEpoch: 'int', progress: 'string',
   keepEpochCheckpoints: 'bool',
 };
 
-/** One-line help per field (the CLI's --help and the README table come from here). */
+/** One-line help per field (the CLI's --help and the flag table of docs/training.md come from here). */
 export const FIELD_HELP: Record<keyof TrainConfig, string> = {
   preset: `preset: ${Object.keys(PRESETS).join(' | ')}`,
   dataset: `dataset: ${DATASETS.join(' | ')}`,
@@ -165,6 +178,9 @@ export const FIELD_HELP: Record<keyof TrainConfig, string> = {
   karatLr: 'separate learning rate for KArAt parameters (0 = same as --lr)',
   karatDecay: 'apply weight decay to KArAt coefficients too',
   beta1: 'AdamW β1', beta2: 'AdamW β2', clipGrad: 'clip gradients to this global L2 norm (0 = off)',
+  freeze: 'weights not to train: all-but-<karat|head|new|norm|attention>[-and-...], globs over weight names (block0_*), /regex/; comma-separated',
+  layerDecay: 'layer-wise learning-rate decay d: block i of L trains at d^(L-i) x lr, embeddings d^(L+1), head 1 (1 = off)',
+  newParamLr: 'learning rate of weights created by karat finetune (KArAt operators, a new head); 0 = same rules as the rest',
   cropPadding: 'random-crop zero padding in pixels (0 = no crop)', hflip: 'random horizontal flip',
   mixup: 'mixup Beta(α, α) α (0 = off)', cutmix: 'cutmix Beta(α, α) α (0 = off)',
   mixProb: 'probability of mixup/cutmix per batch', switchProb: 'probability of cutmix over mixup when both are on',
@@ -173,10 +189,20 @@ export const FIELD_HELP: Record<keyof TrainConfig, string> = {
   backend: `tfjs backend: ${BACKENDS.join(' | ')}`,
   outDir: 'directory for runs', runName: 'run name (default: preset/model and a timestamp)',
   resume: "resume from a checkpoint file, a run directory, or 'auto' (the run's last.ckpt if present)",
+  overwrite: 'replace the outputs of an existing run folder of the same name (without it such a run is refused)',
   prefetch: 'batches prepared ahead of training', stepsPerEpoch: 'stop each epoch after N steps (0 = full epoch)',
   progress: 'progress output: auto | bar | lines | none',
   keepEpochCheckpoints: 'keep a weights-only checkpoint per epoch in <run>/epochs/ (loss landscape: karat analyze --path <run>/epochs)',
 };
+
+/** Own (not inherited) property test: config keys and names from users never match Object.prototype members. */
+export function hasOwn(o: object, k: string): boolean {
+  return Object.prototype.hasOwnProperty.call(o, k);
+}
+
+/** Largest image side (--image-size) and most patches per image a configuration may ask for. */
+export const MAX_IMAGE_SIZE = 4096;
+export const MAX_PATCHES = 4096;
 
 export function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -193,12 +219,12 @@ export function coerceField(key: keyof TrainConfig, value: unknown, from: string
       if (value === 'false' || value === '0' || value === 'no') return false;
       throw bad('true or false');
     case 'int': {
-      const n = typeof value === 'string' ? Number(value) : value;
+      const n = typeof value === 'string' ? (value.trim() === '' ? NaN : Number(value)) : value;
       if (typeof n !== 'number' || !Number.isInteger(n)) throw bad('an integer');
       return n;
     }
     case 'number': {
-      const n = typeof value === 'string' ? Number(value) : value;
+      const n = typeof value === 'string' ? (value.trim() === '' ? NaN : Number(value)) : value;
       if (typeof n !== 'number' || !Number.isFinite(n)) throw bad('a number');
       return n;
     }
@@ -217,13 +243,13 @@ export function resolveConfig(layers: Array<{from: string, values: Record<string
   const presetName = [...layers].reverse().map((l) => l.values.preset).find((p) => p != null) as string | undefined;
   let cfg: TrainConfig = {...DEFAULTS};
   if (presetName != null) {
-    const p = PRESETS[presetName];
+    const p = hasOwn(PRESETS, presetName) ? PRESETS[presetName] : undefined;
     if (!p) throw new ConfigError(`unknown preset '${presetName}'; known presets: ${Object.keys(PRESETS).join(', ')}`);
     cfg = {...cfg, ...p.config, preset: presetName};
   }
   for (const layer of layers) {
     for (const [k, v] of Object.entries(layer.values)) {
-      if (!(k in FIELD_KINDS)) {
+      if (!hasOwn(FIELD_KINDS, k)) {
         const hint = Object.keys(FIELD_KINDS).find((f) => f.toLowerCase() === k.toLowerCase().replace(/-/g, ''));
         throw new ConfigError(`${layer.from}: unknown option '${k}'${hint ? ` (did you mean '${kebab(hint)}'?)` : ''}`);
       }
@@ -232,7 +258,7 @@ export function resolveConfig(layers: Array<{from: string, values: Record<string
   }
   // a paper model size sets the architecture (explicit layers still override dims above only for custom)
   if (cfg.model !== 'custom') {
-    const m = PAPER_MODELS[cfg.model];
+    const m = hasOwn(PAPER_MODELS, cfg.model) ? PAPER_MODELS[cfg.model] : undefined;
     if (!m) throw new ConfigError(`unknown model '${cfg.model}'; expected custom, ${Object.keys(PAPER_MODELS).join(', ')}`);
     cfg = {...cfg, dim: m.dim, depth: m.depth, heads: m.heads, mlpRatio: m.mlpRatio};
   }
@@ -253,7 +279,7 @@ export function validate(c: TrainConfig): void {
     if (!(c[k] >= 1)) err(`'${kebab(k)}' must be >= 1, got ${c[k]}`);
   }
   for (const k of ['trainLimit', 'testLimit', 'stepsPerEpoch', 'cropPadding', 'lr', 'minLr', 'warmupEpochs', 'warmupLr',
-    'weightDecay', 'karatLr', 'clipGrad', 'mixup', 'cutmix', 'randomErasing', 'labelSmoothing', 'dropPath', 'mixProb', 'switchProb'] as const) {
+    'weightDecay', 'karatLr', 'newParamLr', 'clipGrad', 'mixup', 'cutmix', 'randomErasing', 'labelSmoothing', 'dropPath', 'mixProb', 'switchProb'] as const) {
     if (!(c[k] >= 0)) err(`'${kebab(k)}' must be >= 0, got ${c[k]}`);
   }
   for (const k of ['labelSmoothing', 'randomErasing', 'mixProb', 'switchProb', 'dropPath'] as const) {
@@ -261,6 +287,12 @@ export function validate(c: TrainConfig): void {
   }
   if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) err(`'beta1' and 'beta2' must be in [0, 1)`);
   if (c.lr <= 0) err(`'lr' must be > 0, got ${c.lr}`);
+  if (!(c.layerDecay > 0 && c.layerDecay <= 1)) err(`'layer-decay' must be in (0, 1], got ${c.layerDecay}`);
+  if (c.imageSize > MAX_IMAGE_SIZE) err(`'image-size' must be <= ${MAX_IMAGE_SIZE}, got ${c.imageSize}`);
+  if (c.patchSize > c.imageSize && c.dataset === 'folder') err(`'patch-size' (${c.patchSize}) must not exceed 'image-size' (${c.imageSize})`);
   if (c.dim % c.heads !== 0) err(`'dim' (${c.dim}) must be divisible by 'heads' (${c.heads})`);
+  if (c.runName != null && (c.runName === '' || c.runName === '.' || c.runName === '..' || /[/\\\0]/.test(c.runName))) {
+    err(`'run-name' must be a folder name without path separators, got ${JSON.stringify(c.runName)} (use --out-dir for the parent folder)`);
+  }
   if (c.seed < 0 || c.seed > 0xffffffff) err(`'seed' must be in [0, 2^32), got ${c.seed}`);
 }

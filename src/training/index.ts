@@ -6,6 +6,7 @@ export * from './checkpoint';
 export * from './config';
 export * from './model';
 export * from './trainer';
+export * from './param_groups';
 export * from './backend';
 export * from './logging';
 export * from './plot';

@@ -5,7 +5,8 @@
  */
 
 import type {EpochRecord, StepInfo} from './trainer';
-import {nodeFs, nodePath} from '../data/node';
+import * as nodeFs from 'node:fs';
+import * as nodePath from 'node:path';
 
 export const CSV_COLUMNS: Array<keyof EpochRecord> = [
   'epoch', 'step', 'lr', 'trainLoss', 'trainAcc', 'testLoss', 'testTop1', 'testTop5', 'epochSeconds', 'imagesPerSec', 'cpuSeconds', 'best',
@@ -13,10 +14,10 @@ export const CSV_COLUMNS: Array<keyof EpochRecord> = [
 
 /** Appends one record to `<runDir>/log.jsonl` and `<runDir>/log.csv` (header on creation). */
 export function appendEpochLogs(runDir: string, rec: EpochRecord, extra: Record<string, unknown> = {}): void {
-  nodeFs().appendFileSync(nodePath().join(runDir, 'log.jsonl'), JSON.stringify({type: 'epoch', time: new Date().toISOString(), ...rec, ...extra}) + '\n');
-  const csv = nodePath().join(runDir, 'log.csv');
-  if (!nodeFs().existsSync(csv)) nodeFs().writeFileSync(csv, CSV_COLUMNS.join(',') + '\n');
-  nodeFs().appendFileSync(csv, CSV_COLUMNS.map((k) => {
+  nodeFs.appendFileSync(nodePath.join(runDir, 'log.jsonl'), JSON.stringify({type: 'epoch', time: new Date().toISOString(), ...rec, ...extra}) + '\n');
+  const csv = nodePath.join(runDir, 'log.csv');
+  if (!nodeFs.existsSync(csv)) nodeFs.writeFileSync(csv, CSV_COLUMNS.join(',') + '\n');
+  nodeFs.appendFileSync(csv, CSV_COLUMNS.map((k) => {
     const v = rec[k];
     return typeof v === 'number' && !Number.isInteger(v) ? v.toPrecision(6) : String(v);
   }).join(',') + '\n');
@@ -24,7 +25,7 @@ export function appendEpochLogs(runDir: string, rec: EpochRecord, extra: Record<
 
 /** Appends a non-epoch event (start, resume, end) to the JSONL log. */
 export function appendEvent(runDir: string, type: string, data: Record<string, unknown>): void {
-  nodeFs().appendFileSync(nodePath().join(runDir, 'log.jsonl'), JSON.stringify({type, time: new Date().toISOString(), ...data}) + '\n');
+  nodeFs.appendFileSync(nodePath.join(runDir, 'log.jsonl'), JSON.stringify({type, time: new Date().toISOString(), ...data}) + '\n');
 }
 
 export function formatDuration(s: number): string {

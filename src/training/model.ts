@@ -3,18 +3,43 @@
  * deterministically: tfjs initialisers draw their seeds from Math.random, which is
  * replaced by a seeded generator while the model is built.
  */
-import type * as tfl from '@tensorflow/tfjs-layers';
+import * as tfl from '@tensorflow/tfjs-layers';
 
 import {vit, ViTArgs} from '../models/index';
 import {Rng} from '../data/rng';
-import {TrainConfig} from './config';
+import {ConfigError, MAX_PATCHES, TrainConfig} from './config';
+
+/**
+ * A model given by its tfjs layers topology (model.toJSON()), e.g. a fine-tuned model whose
+ * architecture came from a model.json rather than from the training configuration.
+ */
+export interface TopologySpec {
+  topology: object;
+  imageSize: [number, number];
+  channels: number;
+  numClasses: number;
+}
 
 /** JSON-serialisable model description stored in checkpoints. */
-export type ModelSpec = ViTArgs;
+export type ModelSpec = ViTArgs | TopologySpec;
 
-export function modelSpecFor(cfg: TrainConfig, data: {height: number, width: number, channels: number, numClasses: number}): ModelSpec {
+export function isTopologySpec(spec: unknown): spec is TopologySpec {
+  return spec != null && typeof spec === 'object' && 'topology' in spec;
+}
+
+/** Number of classes of the model a spec describes. */
+export function specNumClasses(spec: ModelSpec): number {
+  return spec.numClasses;
+}
+
+export function modelSpecFor(cfg: TrainConfig, data: {height: number, width: number, channels: number, numClasses: number}): ViTArgs {
   if (data.height % cfg.patchSize !== 0 || data.width % cfg.patchSize !== 0) {
-    throw new Error(`patch size ${cfg.patchSize} does not divide the image size ${data.height}x${data.width}`);
+    throw new ConfigError(`'patch-size' ${cfg.patchSize} does not divide the image size ${data.height}x${data.width}; choose a divisor of ${data.height}`);
+  }
+  const patches = (data.height / cfg.patchSize) * (data.width / cfg.patchSize);
+  if (patches > MAX_PATCHES) {
+    throw new ConfigError(`${data.height}x${data.width} images in ${cfg.patchSize}x${cfg.patchSize} patches make ${patches} tokens, ` +
+                          `more than ${MAX_PATCHES} (attention costs tokens^2): raise 'patch-size' or lower 'image-size'`);
   }
   return {
     dim: cfg.dim, depth: cfg.depth, heads: cfg.heads, mlpRatio: cfg.mlpRatio,
@@ -36,8 +61,26 @@ export function withMathRandom<T>(rng: Rng, fn: () => T): T {
   }
 }
 
-export function buildModel(spec: ModelSpec, seed: number): tfl.LayersModel {
+/** Runs the async `fn` with Math.random drawing from `rng` until it settles. */
+export async function withMathRandomAsync<T>(rng: Rng, fn: () => Promise<T>): Promise<T> {
+  const orig = Math.random;
+  Math.random = () => rng.uniform();
+  try {
+    return await fn();
+  } finally {
+    Math.random = orig;
+  }
+}
+
+export function buildModel(spec: ViTArgs, seed: number): tfl.LayersModel {
   return withMathRandom(new Rng(seed ^ 0x1badb002), () => vit(spec));
+}
+
+/** Builds the model of any spec (a ViT configuration or a layers topology), weights initialised. */
+export async function modelFromSpec(spec: ModelSpec, seed: number): Promise<tfl.LayersModel> {
+  if (!isTopologySpec(spec)) return buildModel(spec, seed);
+  return withMathRandomAsync(new Rng(seed ^ 0x1badb002),
+      () => tfl.models.modelFromJSON({modelTopology: spec.topology} as never));
 }
 
 /** Parameter count (unique variables). */

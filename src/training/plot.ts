@@ -2,6 +2,7 @@
  * A self-contained SVG of a run's curves: loss (train and test) on the left panel,
  * accuracy (train, test top-1, test top-5) on the right, per epoch. No dependencies.
  */
+import {escapeXml as esc, niceTicks} from '../analysis/svg';
 import type {EpochRecord} from './trainer';
 
 interface Series {
@@ -9,20 +10,6 @@ interface Series {
   color: string;
   points: Array<[number, number]>;
   dash?: string;
-}
-
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-
-function niceTicks(lo: number, hi: number, n = 5): number[] {
-  if (!(hi > lo)) hi = lo + 1;
-  const raw = (hi - lo) / n;
-  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
-  const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) out.push(Number(v.toPrecision(10)));
-  return out;
 }
 
 function panel(x0: number, y0: number, w: number, h: number, title: string, yLabel: string, series: Series[],

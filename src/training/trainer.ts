@@ -7,20 +7,27 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 import {AugmentConfig, NO_AUGMENT} from '../data/augment';
-import {ImageDataset} from '../data/dataset';
+import {DataError, ImageDataset} from '../data/dataset';
 import {DownloadProgress} from '../data/download';
 import {BatchLoader, epochSeed} from '../data/loader';
 import {loadDatasetPair, normalisationFor} from '../data/registry';
 import {Rng} from '../data/rng';
 import {AdamW, clipByGlobalNorm} from './adamw';
 import {leanVariableGrads} from '../ops/lean_grads';
+import {checkCompositeMemory} from '../ops/composite_limits';
+import {hasFusedKernel} from '../ops/fourier_karat';
+import {FourierKArAt, FourierKArAtGrad} from '../ops/kernel_names';
 import {BackendInfo, selectBackend} from './backend';
-import {assignWeights, Checkpoint, CheckpointError, modelWeights, readCheckpoint, readWeights, writeCheckpoint} from './checkpoint';
+import {assignWeights, Checkpoint, CheckpointError, checkSpecFitsWeights, modelWeights, readCheckpoint, readWeights, writeCheckpoint} from './checkpoint';
 import {ConfigError, TrainConfig} from './config';
+import {prepareRunDir, removeIfEmpty} from './run_dir';
+import {specProblems} from './checkpoint_validate';
 import {confusionMatrix, softCrossEntropy, topKCorrect} from './metrics';
-import {buildModel, countParams, ModelSpec, modelSpecFor, paramRule, withMathRandom} from './model';
+import {buildModel, countParams, isTopologySpec, ModelSpec, modelFromSpec, modelSpecFor, withMathRandom} from './model';
+import {modelFacts, parameterPlan, ParamPlanEntry} from './param_groups';
 import {learningRate, ScheduleConfig} from './schedule';
-import {nodeFs, nodePath} from '../data/node';
+import * as nodeFs from 'node:fs';
+import * as nodePath from 'node:path';
 
 export interface StepInfo {
   epoch: number;          // 1-based
@@ -41,7 +48,14 @@ export interface StepInfo {
 }
 
 export interface EvalResult {
+  /** Mean loss; NaN or Infinity when the model diverged (see `diverged`). */
   loss: number;
+  /** True when the loss is not finite: the model is broken, whatever top-1 says. */
+  diverged: boolean;
+  /** Examples whose logits held a NaN or an infinity (counted as wrong, not in `confusion`). */
+  nonFinite: number;
+  /** Per true class, the examples with non-finite logits. */
+  nonFiniteByClass: number[];
   top1: number;
   top5: number;
   confusion: number[][];
@@ -78,7 +92,31 @@ export interface StartInfo {
   startEpoch: number;
   resumedFrom: string | null;
   spec: ModelSpec;
+  /** Per trainable weight: frozen or not, learning-rate multiplier, decay. */
+  plan: ParamPlanEntry[];
 }
+
+/** Shape of the data a model is built for. */
+export interface DataShape {
+  height: number;
+  width: number;
+  channels: number;
+  numClasses: number;
+}
+
+/**
+ * A model the trainer starts from instead of building one from the configuration (karat
+ * finetune): its spec (stored in checkpoints, so resume and eval rebuild it) and the names of
+ * the weights newly created for it (fine-tuning's 'new' parameters).
+ */
+export interface InitialModel {
+  model: tfl.LayersModel;
+  spec: ModelSpec;
+  newParams: string[];
+}
+
+/** Makes the initial model for the loaded data; called unless the run resumes from a checkpoint. */
+export type ModelFactory = (data: DataShape, seed: number) => Promise<InitialModel>;
 
 export interface TrainerEvents {
   onStart?(info: StartInfo): void;
@@ -100,21 +138,29 @@ export interface TrainResult {
   seconds: number;
 }
 
+/** Raised when a training step produces a non-finite loss. */
+export class TrainingDivergedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
 /** Fields that define the model: a checkpoint only fits a run with the same values. */
 const MODEL_FIELDS = ['dataset', 'dim', 'depth', 'heads', 'mlpRatio', 'patchSize', 'attention', 'grid', 'rank', 'mode', 'imageSize'] as const;
 
 /** Finds the checkpoint file for --resume (a file, a run directory, or 'auto'). */
 export function resolveResume(resume: string, runDir: string): string | null {
   if (resume === 'auto') {
-    const p = nodePath().join(runDir, 'last.ckpt');
-    return nodeFs().existsSync(p) ? p : null;
+    const p = nodePath.join(runDir, 'last.ckpt');
+    return nodeFs.existsSync(p) ? p : null;
   }
-  if (nodeFs().existsSync(resume) && nodeFs().statSync(resume).isDirectory()) {
-    const p = nodePath().join(resume, 'last.ckpt');
-    if (!nodeFs().existsSync(p)) throw new CheckpointError(`--resume: directory '${resume}' has no last.ckpt`);
+  if (nodeFs.existsSync(resume) && nodeFs.statSync(resume).isDirectory()) {
+    const p = nodePath.join(resume, 'last.ckpt');
+    if (!nodeFs.existsSync(p)) throw new CheckpointError(`--resume: directory '${resume}' has no last.ckpt`);
     return p;
   }
-  if (!nodeFs().existsSync(resume)) throw new CheckpointError(`--resume: checkpoint '${resume}' does not exist`);
+  if (!nodeFs.existsSync(resume)) throw new CheckpointError(`--resume: checkpoint '${resume}' does not exist`);
   return resume;
 }
 
@@ -131,6 +177,7 @@ export async function evaluate(model: tfl.LayersModel, loader: BatchLoader, numC
   const t0 = performance.now();
   let lossSum = 0, c1 = 0, c5 = 0, n = 0;
   const confusion = Array.from({length: numClasses}, () => new Array<number>(numClasses).fill(0));
+  const nonFiniteByClass = new Array<number>(numClasses).fill(0);
   const {height: H, width: W, channels: C} = loader.ds;
   for await (const b of loader.epoch(0)) {
     const [logits, loss] = tf.tidy(() => {
@@ -144,18 +191,42 @@ export async function evaluate(model: tfl.LayersModel, loader: BatchLoader, numC
     tf.dispose([logits, loss]);
     c1 += topKCorrect(lg, b.labels, numClasses, 1);
     c5 += topKCorrect(lg, b.labels, numClasses, Math.min(5, numClasses));
-    confusionMatrix(lg, b.labels, numClasses, confusion);
+    confusionMatrix(lg, b.labels, numClasses, confusion, nonFiniteByClass);
     n += b.size;
   }
-  return {loss: lossSum / n, top1: c1 / n, top5: c5 / n, confusion, examples: n, seconds: (performance.now() - t0) / 1000};
+  if (n === 0) throw new DataError(`evaluation: the test set '${loader.ds.name}' is empty`);
+  const loss = lossSum / n;
+  return {
+    loss, diverged: !Number.isFinite(loss), nonFinite: nonFiniteByClass.reduce((a, v) => a + v, 0), nonFiniteByClass,
+    top1: c1 / n, top5: c5 / n, confusion, examples: n, seconds: (performance.now() - t0) / 1000,
+  };
 }
 
-/** Trains as configured; resumes when cfg.resume is set. */
-export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runName?: string): Promise<TrainResult> {
-  const t0 = performance.now();
-  const runDir = nodePath().join(cfg.outDir, runName ?? cfg.runName ?? defaultRunName(cfg));
-  nodeFs().mkdirSync(runDir, {recursive: true});
+/**
+ * Whether an epoch's evaluation beats the best so far: a higher top-1, and never an
+ * evaluation that diverged (non-finite loss), whose top-1 means nothing.
+ */
+export function isBetterEpoch(ev: Pick<EvalResult, 'diverged' | 'top1'>, best: {top1: number} | null): boolean {
+  if (ev.diverged || !Number.isFinite(ev.top1)) return false;
+  return best == null || ev.top1 > best.top1;
+}
 
+/**
+ * Trains as configured; resumes when cfg.resume is set. With `factory`, the run starts from
+ * the model it returns (fine-tuning) instead of one built from cfg.
+ */
+export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runName?: string, factory?: ModelFactory): Promise<TrainResult> {
+  const t0 = performance.now();
+  const rd = prepareRunDir(cfg.outDir, runName ?? cfg.runName ?? null, defaultRunName(cfg), {resume: !!cfg.resume, overwrite: cfg.overwrite});
+  try {
+    return await trainIn(rd.dir, cfg, events, t0, factory);
+  } catch (e) {
+    removeIfEmpty(rd);
+    throw e;
+  }
+}
+
+async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, t0: number, factory?: ModelFactory): Promise<TrainResult> {
   let resumeCk: Checkpoint | null = null;
   let resumedFrom: string | null = null;
   if (cfg.resume) {
@@ -172,7 +243,10 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
       }
     }
   }
-  const seed = resumeCk ? Number(resumeCk.header.trainer.seed) : cfg.seed;
+  if (resumeCk && resumeCk.header.trainer.seed === undefined) {
+    throw new CheckpointError(`--resume: checkpoint '${resumedFrom}' records no seed ('trainer.seed'), so the run cannot continue identically`);
+  }
+  const seed = resumeCk ? resumeCk.header.trainer.seed as number : cfg.seed;
 
   const backend = await selectBackend(cfg.backend);
   const {train: trainDs, test: testDs} = await loadDatasetPair(cfg.dataset, {
@@ -188,10 +262,46 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
   const K = trainDs.numClasses;
   const {height: H, width: W, channels: C} = trainDs;
 
-  const spec = modelSpecFor(cfg, {height: H, width: W, channels: C, numClasses: K});
-  const model = buildModel(spec, seed);
+  let spec: ModelSpec, model: tfl.LayersModel, newParams: string[] | null = null;
+  const savedSpec = resumeCk?.header.modelSpec;
+  if (resumeCk && isTopologySpec(savedSpec)) {
+    spec = savedSpec;
+    checkSpecFitsWeights(resumeCk, `--resume: checkpoint '${resumedFrom}'`);
+    model = await modelFromSpec(spec, seed);
+    newParams = (resumeCk.header.trainer.newParams as string[] | undefined) ?? [];
+  } else if (factory && !resumeCk) {
+    const init = await factory({height: H, width: W, channels: C, numClasses: K}, seed);
+    ({spec, model, newParams} = init);
+  } else {
+    const vitSpec = modelSpecFor(cfg, {height: H, width: W, channels: C, numClasses: K});
+    if (resumeCk) {
+      // the configuration may come from the checkpoint itself: its sizes must match the stored weights
+      const problems = specProblems(vitSpec as unknown as Record<string, unknown>, resumeCk.header.weights);
+      if (problems.length) {
+        throw new CheckpointError(`--resume: checkpoint '${resumedFrom}' does not fit this run's model: ${problems.slice(0, 3).join('; ')}`);
+      }
+    }
+    if (cfg.attention === 'fourier') {
+      // Where the composite path runs (no fused kernel), refuse a configuration whose memory
+      // is known to be too large before building anything.
+      const N = (H / cfg.patchSize) * (W / cfg.patchSize) + 1;
+      if (!hasFusedKernel(FourierKArAt) || !hasFusedKernel(FourierKArAtGrad)) {
+        checkCompositeMemory(`training on ${backend.name}`, cfg.batchSize, cfg.heads, N, cfg.grid);
+      }
+      if (!hasFusedKernel(FourierKArAt)) {
+        checkCompositeMemory(`evaluation on ${backend.name}`, Math.min(cfg.evalBatchSize, testDs.size), cfg.heads, N, cfg.grid);
+      }
+    }
+    spec = vitSpec;
+    model = buildModel(vitSpec, seed);
+  }
+  if (isTopologySpec(spec) && (spec.imageSize[0] !== H || spec.imageSize[1] !== W || spec.channels !== C || spec.numClasses !== K)) {
+    throw new ConfigError(`the model takes ${spec.imageSize.join('x')}x${spec.channels} images and has ${spec.numClasses} classes; ` +
+        `dataset ${trainDs.name} has ${H}x${W}x${C} images and ${K} classes`);
+  }
   const weights = modelWeights(model).filter((w) => w.trainable);
-  const params = weights.map((w) => ({name: w.name, variable: w.variable, rule: paramRule(w.name, w.variable.rank, cfg)}));
+  const plan = parameterPlan(modelFacts(model, weights.map((w) => w.name)), new Map(weights.map((w) => [w.name, w.variable.rank])), cfg, newParams);
+  const params = weights.map((w, i) => ({name: w.name, variable: w.variable, rule: plan[i].rule})).filter((_, i) => !plan[i].frozen);
   const opt = new AdamW(params, {beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weightDecay});
   const batches = cfg.stepsPerEpoch > 0 ? Math.min(cfg.stepsPerEpoch, trainLoader.length) : trainLoader.length;
   const sched: ScheduleConfig = {
@@ -217,10 +327,10 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
     best = (tr.best as {epoch: number, top1: number} | null) ?? null;
   }
   const nParams = countParams(model);
-  events.onStart?.({runDir, backend, params: nParams, train: trainDs, test: testDs, batchesPerEpoch: batches, startEpoch, resumedFrom, spec});
+  events.onStart?.({runDir, backend, params: nParams, train: trainDs, test: testDs, batchesPerEpoch: batches, startEpoch, resumedFrom, spec, plan});
 
   const vars = params.map((p) => p.variable);
-  const lastPath = nodePath().join(runDir, 'last.ckpt'), bestPath = nodePath().join(runDir, 'best.ckpt');
+  const lastPath = nodePath.join(runDir, 'last.ckpt'), bestPath = nodePath.join(runDir, 'best.ckpt');
 
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
     const stepRng = new Rng(epochSeed(seed ^ 0x2545f491, epoch));
@@ -247,7 +357,9 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
       const lg = await logits!.data() as Float32Array;
       tf.dispose([xT, yT, value, norm, logits!, ...clipped, ...Object.values(grads)]);
       if (!Number.isFinite(loss)) {
-        throw new Error(`training diverged at epoch ${epoch + 1}, step ${step + 1}: loss is ${loss} (lower --lr or enable --clip-grad)`);
+        throw new TrainingDivergedError(
+            `training diverged at epoch ${epoch + 1}, step ${step + 1}: loss is ${loss} (lower --lr or enable --clip-grad); ` +
+            `checkpoints of earlier epochs are kept`);
       }
       step++;
       b++;
@@ -257,26 +369,27 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
       const el = (performance.now() - te) / 1000;
       events.onStep?.({
         epoch: epoch + 1, epochs: cfg.epochs, batch: b, batches, step, loss, meanLoss: lossSum / seen, trainAcc: accSum / seen,
-        lr, gradNorm: lastNorm, imagesPerSec: seen / el, epochElapsed: el, epochEta: el / b * (batches - b),
+        lr, gradNorm: lastNorm, imagesPerSec: el > 0 ? seen / el : 0, epochElapsed: el, epochEta: el / b * (batches - b),
       });
     }
     const trainSeconds = (performance.now() - te) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     const ev = await evaluate(model, evalLoader, K);
-    const isBest = best == null || ev.top1 > best.top1;
+    const isBest = isBetterEpoch(ev, best);
     if (isBest) best = {epoch: epoch + 1, top1: ev.top1};
     const rec: EpochRecord = {
       epoch: epoch + 1, step, lr, trainLoss: lossSum / seen, trainAcc: accSum / seen, testLoss: ev.loss,
-      testTop1: ev.top1, testTop5: ev.top5, epochSeconds: trainSeconds, imagesPerSec: seen / trainSeconds, cpuSeconds, best: isBest,
+      testTop1: ev.top1, testTop5: ev.top5, epochSeconds: trainSeconds, imagesPerSec: trainSeconds > 0 ? seen / trainSeconds : 0, cpuSeconds, best: isBest,
     };
     history.push(rec);
     const w = await readWeights(model);
     const ck: Checkpoint = {
       header: {
         format: 1, createdAt: new Date().toISOString(), modelSpec: spec, weights: w.entries, optimizer: null,
-        trainer: {epoch: epoch + 1, step, seed, config: {...cfg, resume: null}, history, best, backend: backend.name,
-          classNames: trainDs.classNames, normalisation: norm, lastEval: {loss: ev.loss, top1: ev.top1, top5: ev.top5}},
+        trainer: {epoch: epoch + 1, step, seed, config: {...cfg, resume: null, overwrite: false}, history, best, backend: backend.name,
+          classNames: trainDs.classNames, normalisation: norm, lastEval: {loss: ev.loss, top1: ev.top1, top5: ev.top5},
+          ...(newParams != null ? {newParams} : {})},
         weightFloats: 0, optimizerFloats: 0,
       },
       weights: w.data, optimizer: await opt.getState(),
@@ -284,16 +397,16 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
     writeCheckpoint(lastPath, ck);
     if (isBest) writeCheckpoint(bestPath, {...ck, optimizer: null});
     if (cfg.keepEpochCheckpoints) {
-      const dir = nodePath().join(runDir, 'epochs');
-      nodeFs().mkdirSync(dir, {recursive: true});
-      writeCheckpoint(nodePath().join(dir, `epoch-${String(epoch + 1).padStart(3, '0')}.ckpt`), {...ck, optimizer: null});
+      const dir = nodePath.join(runDir, 'epochs');
+      nodeFs.mkdirSync(dir, {recursive: true});
+      writeCheckpoint(nodePath.join(dir, `epoch-${String(epoch + 1).padStart(3, '0')}.ckpt`), {...ck, optimizer: null});
     }
     events.onEpoch?.(rec, ev);
   }
   opt.dispose();
   if (history.length === 0) throw new ConfigError(`nothing to train: the run is already at epoch ${startEpoch} of ${cfg.epochs}`);
   return {
-    runDir, history, best, lastCheckpoint: lastPath, bestCheckpoint: nodeFs().existsSync(bestPath) ? bestPath : null, model,
+    runDir, history, best, lastCheckpoint: lastPath, bestCheckpoint: nodeFs.existsSync(bestPath) ? bestPath : null, model,
     backend: backend.name, params: nParams, seconds: (performance.now() - t0) / 1000,
   };
 }

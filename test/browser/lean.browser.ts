@@ -1,5 +1,5 @@
 /**
- * The lean backward pass in the browser (issue 9): on webgl and on webgpu (SwiftShader in
+ * The lean backward pass in the browser: on webgl and on webgpu (SwiftShader in
  * headless Chromium), `leanVariableGrads` gives bitwise the gradients of `tf.variableGrads`
  * for a softmax ViT (which takes the fused softmax-attention kernels on webgpu) with a lower
  * tf.profile peak, and `enableLeanGradients()` makes an optimizer step take it.

@@ -10,7 +10,7 @@ const n = 2_000_000;
 for (let version = 1; ; version++) {
   writeCheckpoint(file, {
     header: {format: 1, createdAt: new Date().toISOString(), modelSpec: {version}, weights: [{name: 'w', shape: [n]}],
-      optimizer: null, trainer: {version}, weightFloats: 0, optimizerFloats: 0},
+      optimizer: null, trainer: {epoch: 0, step: version, seed: 0, version}, weightFloats: 0, optimizerFloats: 0},
     weights: [new Float32Array(n).fill(version)], optimizer: null,
   });
   if (version === 1) process.stdout.write('first\n');

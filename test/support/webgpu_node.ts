@@ -7,22 +7,15 @@
  *     before(async function() { await useWebGPUBackend(this); });  // skips when unavailable
  *   });
  *
- * What setupWebGPUNode() does, once per process:
- * - VK_ICD_FILENAMES: when neither it nor VK_DRIVER_FILES is set and Chromium's
- *   SwiftShader ICD exists, points Vulkan at SwiftShader (CPU). On the GPU machine
- *   .device/env.sh sets the NVIDIA ICD first, so that one is used.
- * - libvulkan.so.1: when the system has no Vulkan loader, loads the one Chromium ships
- *   (/usr/lib/chromium) into the process so Dawn finds it.
- * - navigator.gpu = create(['backend=vulkan']) and the WebGPU globals, THEN imports
- *   '@tensorflow/tfjs-backend-webgpu' (it registers 'webgpu' only if navigator.gpu exists
- *   when it is loaded), then initialises the backend once.
+ * setupWebGPUNode() gives Node a navigator.gpu once per process (src/training/dawn.ts: the
+ * Vulkan driver and loader, Dawn), THEN imports '@tensorflow/tfjs-backend-webgpu' and
+ * initialises the backend once.
  * releaseWebGPUNode() disposes the backend and drops the Dawn instance so that Node can
  * exit; releaseWebGPUAfterAllTests() (top level of a test file) does it after all suites.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-
 import * as tf from '@tensorflow/tfjs-core';
+
+import {installDawnGpu} from '../../src/training/dawn';
 
 export interface WebGPUNodeStatus {
   available: boolean;
@@ -32,55 +25,15 @@ export interface WebGPUNodeStatus {
   adapter?: string;
 }
 
-const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
-const VULKAN_LOADER_FALLBACKS = ['/usr/lib/chromium/libvulkan.so.1'];
-const RTLD_NODELETE = 0x1000;  // glibc; not in os.constants.dlopen
-
 let setupPromise: Promise<WebGPUNodeStatus> | null = null;
 let gpuInstance: unknown = null;
 
-/** Makes libvulkan.so.1 loadable by Dawn; returns a note when it could not. */
-function ensureVulkanLoader(): string | null {
-  if (process.platform !== 'linux') return null;
-  const flags = os.constants.dlopen.RTLD_NOW | os.constants.dlopen.RTLD_GLOBAL | RTLD_NODELETE;
-  const tryLoad = (path: string): boolean => {
-    try {
-      process.dlopen({exports: {}} as unknown as NodeJS.Module, path, flags);
-      return true;
-    } catch (e) {
-      // A plain shared library is not a Node addon: the load itself succeeded (and
-      // RTLD_NODELETE keeps it) when the only complaint is the missing registration.
-      return /did not self-register/.test((e as Error).message);
-    }
-  };
-  if (tryLoad('libvulkan.so.1')) return null;
-  for (const p of VULKAN_LOADER_FALLBACKS) {
-    if (fs.existsSync(p) && tryLoad(p)) return null;
-  }
-  return 'no Vulkan loader (libvulkan.so.1): install libvulkan1 or chromium';
-}
-
 async function setup(): Promise<WebGPUNodeStatus> {
-  if (process.env.VK_ICD_FILENAMES == null && process.env.VK_DRIVER_FILES == null &&
-      fs.existsSync(SWIFTSHADER_ICD)) {
-    process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-  }
-  const g = globalThis as unknown as {navigator?: {gpu?: unknown}};
-  if (g.navigator?.gpu == null) {
-    const loaderProblem = ensureVulkanLoader();
-    if (loaderProblem != null) return {available: false, reason: loaderProblem};
-    let dawn: {create: (flags: string[]) => unknown, globals: Record<string, unknown>};
-    try {
-      // `webgpu` is ESM-only; keep this a real dynamic import.
-      dawn = await import('webgpu') as unknown as typeof dawn;
-    } catch (e) {
-      return {available: false, reason: `cannot load the 'webgpu' (Dawn) package: ${(e as Error).message}`};
-    }
-    Object.assign(globalThis, dawn.globals);
-    gpuInstance = dawn.create(['backend=vulkan']);
-    Object.defineProperty(globalThis, 'navigator', {
-      value: {...(g.navigator ?? {}), gpu: gpuInstance}, configurable: true, writable: true,
-    });
+  try {
+    const created = await installDawnGpu();
+    if (created != null) gpuInstance = created;
+  } catch (e) {
+    return {available: false, reason: (e as Error).message};
   }
   await import('@tensorflow/tfjs-backend-webgpu');
   if (tf.findBackendFactory('webgpu') == null) {

@@ -1,0 +1,296 @@
+/**
+ * wasm kernels (kernels-wasm/) of FourierKArAt and FourierKArAtGrad, in Node on
+ * tfjs-backend-wasm: against the float64 reference of the spec's formulas
+ * (test/support/reference.ts) and the cpu kernels, through tf.grads, for leaks, and in a
+ * few training steps of a tiny G3B ViT.
+ *
+ * Both paths of the kernels run: the WebAssembly SIMD module (default) and the cpu kernels'
+ * TypeScript implementation on the wasm heap (KARAT_WASM_SIMD=false, the fallback where
+ * SIMD is unavailable). Tolerance: max |err| ≤ 1e-5 · max(1, max |ref|). The TypeScript path
+ * accumulates in float64 and equals the cpu kernels exactly; the SIMD module accumulates
+ * ĥ and the per-slice dCoeffs in float32 (f32x4): measured at most 3.3e-7 on the cases
+ * below, so TOL leaves a 30x margin, while an indexing mistake gives O(1).
+ */
+import * as assert from 'node:assert/strict';
+import {spawnSync} from 'node:child_process';
+import {createRequire} from 'node:module';
+
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+
+import * as karat from '../src/index';
+import {fourierKArAtGrad, fourierKArAtHidden} from '../src/index';
+import {FourierKArAt, FourierKArAtGrad} from '../src/ops/kernel_names';
+import {randomArray, refGrads, refHidden, RefDims} from './support/reference';
+
+const TOL = 1e-5;
+
+interface Case extends RefDims {scale?: number}
+
+interface Data {scores: Float32Array, coeffs: Float32Array, dy: Float32Array}
+
+function makeData(c: Case, seed: number): Data {
+  return {
+    scores: randomArray(c.B * c.h * c.N * c.N, seed, c.scale ?? 2),
+    coeffs: randomArray(c.h * 2 * c.r * c.N * c.G, seed + 1, 1 / Math.sqrt(c.N * c.G)),
+    dy: randomArray(c.B * c.h * c.N * c.r, seed + 2),
+  };
+}
+
+/** Runs `fn` with the wasm kernels' SIMD module on or off. */
+async function withSimd<T>(on: boolean, fn: () => Promise<T>): Promise<T> {
+  tf.env().set(karat.KARAT_WASM_SIMD_FLAG, on);
+  try {
+    return await fn();
+  } finally {
+    tf.env().set(karat.KARAT_WASM_SIMD_FLAG, true);
+  }
+}
+
+/** ĥ, dScores, dCoeffs of the ops on `backend`, and the kernels that ran. */
+async function runOp(backend: string, c: Case, d: Data): Promise<{values: Float32Array[], kernels: string[]}> {
+  await tf.setBackend(backend);
+  let outs: tf.Tensor[] = [];
+  const info = await tf.profile(() => {
+    outs = tf.tidy(() => {
+      const s = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
+      const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
+      const g = tf.tensor4d(d.dy, [c.B, c.h, c.N, c.r]);
+      return [fourierKArAtHidden(s, k), ...fourierKArAtGrad(g, s, k)];
+    });
+    return outs;
+  });
+  const values = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
+  tf.dispose(outs);
+  return {values, kernels: info.kernelNames};
+}
+
+/** max |actual − expected| / max(1, max |expected|). */
+function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  assert.equal(actual.length, expected.length);
+  let maxErr = 0, maxRef = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const e = Math.abs(actual[i] - expected[i]);
+    maxErr = Number.isNaN(e) ? Infinity : Math.max(maxErr, e);
+    maxRef = Math.max(maxRef, Math.abs(expected[i]));
+  }
+  return maxErr / Math.max(1, maxRef);
+}
+
+// N = 1, 7, 65, 197; r = 1, 12 (and 20); G = 1, 3, 5 (and 10); B·h up to 8.
+const CASES: Case[] = [
+  {B: 2, h: 1, N: 1, r: 1, G: 1},
+  {B: 1, h: 3, N: 1, r: 12, G: 5},
+  {B: 4, h: 2, N: 7, r: 12, G: 3},
+  {B: 2, h: 2, N: 7, r: 1, G: 5},
+  {B: 1, h: 2, N: 65, r: 12, G: 3},
+  {B: 1, h: 2, N: 65, r: 12, G: 3, scale: 15},
+  {B: 2, h: 1, N: 65, r: 1, G: 1},
+  {B: 1, h: 1, N: 197, r: 12, G: 3},
+  {B: 1, h: 2, N: 9, r: 20, G: 2},
+  {B: 2, h: 1, N: 9, r: 7, G: 10},
+];
+
+describe('wasm kernels: registration', () => {
+  before(async () => {
+    await tf.setBackend('wasm');
+  });
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('registers FourierKArAt and FourierKArAtGrad for backend wasm; hasFusedKernel follows the KARAT_FUSED flag', () => {
+    assert.ok(tf.getKernel(FourierKArAt, 'wasm') != null, 'FourierKArAt not registered');
+    assert.ok(tf.getKernel(FourierKArAtGrad, 'wasm') != null, 'FourierKArAtGrad not registered');
+    assert.equal(karat.hasFusedKernel('FourierKArAt', 'wasm'), true);
+    assert.equal(karat.hasFusedKernel('FourierKArAtGrad', 'wasm'), true);
+    tf.env().set(karat.KARAT_FUSED_FLAG, false);
+    try {
+      assert.equal(karat.hasFusedKernel('FourierKArAt', 'wasm'), false);
+    } finally {
+      tf.env().set(karat.KARAT_FUSED_FLAG, true);
+    }
+  });
+
+  it('the embedded SIMD module is the build of its AssemblyScript source', function() {
+    try {
+      createRequire(__filename).resolve('assemblyscript/package.json');
+    } catch {
+      console.log('      [skip] assemblyscript is not installed (npm install builds it)');
+      this.skip();
+    }
+    this.timeout(120000);
+    const r = spawnSync(process.execPath, ['scripts/build-wasm.mjs', '--check'], {encoding: 'utf8'});
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  });
+
+  it('runs the SIMD module in Node, and the TypeScript path when KARAT_WASM_SIMD is false', async () => {
+    assert.deepEqual(karat.wasmKernelStatus(), {path: 'simd', reason: null});
+    await withSimd(false, async () => {
+      assert.deepEqual(karat.wasmKernelStatus(), {path: 'typescript', reason: 'KARAT_WASM_SIMD is false'});
+    });
+  });
+});
+
+describe('wasm kernels vs the float64 reference and the cpu kernels', () => {
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  for (const [i, c] of CASES.entries()) {
+    const name = `B=${c.B} h=${c.h} N=${c.N} r=${c.r} G=${c.G}${c.scale ? ` |S|~${c.scale}` : ''}`;
+    it(`${name}: forward, dScores, dCoeffs (SIMD module and TypeScript path)`, async () => {
+      const d = makeData(c, 100 + i);
+      const cpu = await runOp('cpu', c, d);
+      const simd = await runOp('wasm', c, d);
+      const ts = await withSimd(false, () => runOp('wasm', c, d));
+      for (const wasm of [simd, ts]) {
+        assert.ok(wasm.kernels.includes(FourierKArAt) && wasm.kernels.includes(FourierKArAtGrad),
+            `fused kernels did not run on wasm: ${wasm.kernels.join(', ')}`);
+      }
+      const ref = refGrads(d.dy, d.scores, d.coeffs, c);
+      const refs = [refHidden(d.scores, d.coeffs, c), ref.dS, ref.dC];
+      const names = ['hidden', 'dScores', 'dCoeffs'];
+      for (let k = 0; k < 3; k++) {
+        for (const [path, wasm] of [['simd', simd], ['typescript', ts]] as const) {
+          const err = relErr(wasm.values[k], refs[k]);
+          assert.ok(err < TOL, `${path} ${names[k]} vs float64 reference: relative error ${err.toExponential(2)} >= ${TOL}`);
+        }
+        const errCpu = relErr(simd.values[k], cpu.values[k]);
+        assert.ok(errCpu < TOL, `simd ${names[k]} vs cpu kernel: relative error ${errCpu.toExponential(2)} >= ${TOL}`);
+        assert.deepEqual(ts.values[k], cpu.values[k], `typescript ${names[k]}: differs from the cpu kernel`);
+      }
+    });
+  }
+
+  it('the reference check fails when an input is perturbed (the check can fail)', async () => {
+    const c: Case = {B: 1, h: 2, N: 5, r: 3, G: 2};
+    const d = makeData(c, 3);
+    const wasm = await runOp('wasm', c, d);
+    assert.ok(relErr(wasm.values[0], refHidden(d.scores, d.coeffs, c)) < TOL);
+    const C2 = Float32Array.from(d.coeffs);
+    C2[7] += 0.01;
+    assert.ok(relErr(wasm.values[0], refHidden(d.scores, C2, c)) > TOL);
+    const dy2 = Float32Array.from(d.dy);
+    dy2[2] += 0.01;
+    assert.ok(relErr(wasm.values[2], refGrads(dy2, d.scores, d.coeffs, c).dC) > TOL);
+  });
+});
+
+describe('wasm kernels: tf.grads and memory', () => {
+  const c: Case = {B: 2, h: 2, N: 13, r: 5, G: 3};
+
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  async function gradsOn(backend: string): Promise<Float32Array[]> {
+    await tf.setBackend(backend);
+    const d = makeData(c, 7);
+    const w = randomArray(c.B * c.h * c.N * c.r, 8);
+    const outs = tf.tidy(() => {
+      const s = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
+      const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
+      const wt = tf.tensor4d(w, [c.B, c.h, c.N, c.r]);
+      const f = (x: tf.Tensor, y: tf.Tensor) =>
+          tf.sum(tf.mul(tf.square(fourierKArAtHidden(x as tf.Tensor4D, y as tf.Tensor5D)), wt));
+      return tf.grads(f)([s, k]);
+    });
+    const vals = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
+    tf.dispose(outs);
+    return vals;
+  }
+
+  it('tf.grads through fourierKArAtHidden equals cpu (SIMD module and TypeScript path)', async () => {
+    const ref = await gradsOn('cpu');
+    for (const on of [true, false]) {
+      const got = await withSimd(on, () => gradsOn('wasm'));
+      const e0 = relErr(got[0], ref[0]), e1 = relErr(got[1], ref[1]);
+      assert.ok(e0 < TOL, `simd ${on}: dScores: relative error ${e0.toExponential(2)}`);
+      assert.ok(e1 < TOL, `simd ${on}: dCoeffs: relative error ${e1.toExponential(2)}`);
+    }
+  });
+
+  it('leaks no tensors and no wasm heap buffers', async () => {
+    await tf.setBackend('wasm');
+    const d = makeData(c, 9);
+    const s = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
+    const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
+    const g = tf.tensor4d(d.dy, [c.B, c.h, c.N, c.r]);
+    const run = async () => {
+      const outs = tf.tidy(() => [fourierKArAtHidden(s, k), ...fourierKArAtGrad(g, s, k)]);
+      await Promise.all(outs.map((t) => t.data()));
+      tf.dispose(outs);
+      const grads = tf.grads((x: tf.Tensor, y: tf.Tensor) =>
+          tf.sum(fourierKArAtHidden(x as tf.Tensor4D, y as tf.Tensor5D)))([s, k]);
+      tf.dispose(grads);
+    };
+    await run();
+    const tensors = tf.memory().numTensors;
+    const dataIds = tf.backend().numDataIds();
+    for (let i = 0; i < 2; i++) await run();
+    await withSimd(false, run);
+    assert.equal(tf.memory().numTensors, tensors, 'engine tensors leaked');
+    assert.equal(tf.backend().numDataIds(), dataIds, 'wasm buffers leaked');
+    tf.dispose([s, k, g]);
+  });
+});
+
+describe('wasm kernels: KArAt ViT training steps match cpu', function() {
+  this.timeout(120000);
+  const STEPS = 3;
+  const imgs = randomArray(4 * 8 * 8 * 3, 21);
+  const labels = [0, 2, 1, 2];
+
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  /** Builds the same tiny G3B ViT on `backend`, runs SGD steps; returns losses, weights, kernels used. */
+  async function train(backend: string, init: Float32Array[] | null) {
+    await tf.setBackend(backend);
+    const model = karat.models.vit({
+      dim: 16, depth: 2, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3,
+      classifierActivation: 'linear',
+      attention: {type: 'fourier', grid: 3, rank: 4, mode: 'blockwise'},
+    });
+    const weights = model.getWeights();
+    if (init != null) model.setWeights(init.map((v, i) => tf.tensor(v, weights[i].shape)));
+    const initial = init ?? await Promise.all(weights.map((w) => w.data() as Promise<Float32Array>));
+    const x = tf.tensor4d(imgs, [4, 8, 8, 3]);
+    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 3);
+    const opt = tf.train.sgd(0.02);
+    const losses: number[] = [];
+    const kernels = new Set<string>();
+    for (let s = 0; s < STEPS; s++) {
+      const info = await tf.profile(async () => {
+        const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor), true)!;
+        losses.push((await loss.data())[0]);
+        loss.dispose();
+      });
+      info.kernelNames.forEach((k) => kernels.add(k));
+    }
+    const final = await Promise.all(model.getWeights().map((w) => w.data() as Promise<Float32Array>));
+    tf.dispose([x, y]);
+    opt.dispose();
+    model.dispose();
+    return {losses, final, initial, kernels};
+  }
+
+  it(`${STEPS} SGD steps of a G3B ViT give the same losses and weights as cpu, using the fused kernels`, async () => {
+    const cpu = await train('cpu', null);
+    const wasm = await train('wasm', cpu.initial);
+    assert.ok(wasm.kernels.has(FourierKArAt) && wasm.kernels.has(FourierKArAtGrad),
+        `fused kernels not used on wasm: ${[...wasm.kernels].filter((k) => /KArAt/.test(k)).join(', ')}`);
+    for (let s = 0; s < STEPS; s++) {
+      assert.ok(Math.abs(wasm.losses[s] - cpu.losses[s]) < 1e-4 * Math.max(1, Math.abs(cpu.losses[s])),
+          `step ${s}: loss wasm ${wasm.losses[s]} vs cpu ${cpu.losses[s]}`);
+    }
+    assert.ok(cpu.losses[STEPS - 1] < cpu.losses[0], `loss did not decrease: ${cpu.losses.join(', ')}`);
+    for (let i = 0; i < cpu.final.length; i++) {
+      const err = relErr(wasm.final[i], cpu.final[i]);
+      assert.ok(err < 1e-4, `weight ${i}: relative error ${err.toExponential(2)}`);
+    }
+  });
+});
