@@ -11,6 +11,8 @@ import {join} from 'node:path';
 import {ARM_ORDER, collect, curvesSvg, pairedEffect, readRuns, reportMarkdown, summariseArms} from '../scripts/study/report';
 import {parseStudyArgs, runStudy, runState} from '../scripts/study/run';
 import {mean, pairedInterval, sd, tQuantile975} from '../scripts/study/stats';
+import {inMemoryDataset} from '../src/data/dataset';
+import {splitValidation} from '../src/training/trainer';
 
 const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) < tol, `${a} vs ${b}`);
 
@@ -43,6 +45,27 @@ describe('study statistics', () => {
     const p = pairedInterval([0.9], [0.1]);
     assert.equal(Number.isNaN(p.halfWidth), true);
     assert.equal(p.excludesZero, false);
+  });
+});
+
+describe('validation split (--val-split)', () => {
+  it('holds out the last N training examples, the same for every seed, disjoint from training', async () => {
+    const n = 10;
+    const ds = inMemoryDataset({name: 'toy', height: 1, width: 1, channels: 1, classNames: ['a', 'b'],
+      images: Uint8Array.from({length: n}, (_, i) => i), labels: Int32Array.from({length: n}, (_, i) => i % 2)});
+    const {train, val} = splitValidation(ds, 3);
+    assert.equal(train.size, 7);
+    assert.equal(val!.size, 3);
+    const px = async (d: typeof ds) => {
+      const out = new Uint8Array(d.size);
+      await d.readImages(Array.from({length: d.size}, (_, i) => i), out);
+      return Array.from(out);
+    };
+    assert.deepEqual(await px(train), [0, 1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await px(val!), [7, 8, 9]);
+    assert.deepEqual(Array.from(val!.labels), [1, 0, 1]);
+    assert.equal(splitValidation(ds, 0).val, null);
+    assert.throws(() => splitValidation(ds, 10), /'val-split' must be an integer in \[0, 10\)/);
   });
 });
 

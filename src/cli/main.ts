@@ -155,6 +155,7 @@ export async function runTraining(cfg: TrainConfig, opts: {factory?: ModelFactor
       const history = readHistory(runDir);
       writeFileSync(join(runDir, 'curves.svg'), plotRuns([{label: runDir, history}], `${runDir}`));
       console.log(`epoch ${r.epoch}/${cfg.epochs}: train loss ${r.trainLoss.toFixed(4)} acc ${(100 * r.trainAcc).toFixed(2)}% | ` +
+          (r.valTop1 !== undefined ? `val loss ${r.valLoss!.toFixed(4)} top-1 ${(100 * r.valTop1).toFixed(2)}% | ` : '') +
           `test loss ${r.testLoss.toFixed(4)} top-1 ${(100 * r.testTop1).toFixed(2)}% top-5 ${(100 * r.testTop5).toFixed(2)}% | ` +
           `${r.imagesPerSec.toFixed(1)} img/s, ${formatDuration(r.epochSeconds)} (+${ev.seconds.toFixed(1)} s eval)${r.best ? ' *best' : ''}` +
           (ev.diverged ? ` — evaluation diverged (non-finite test loss; ${ev.nonFinite} of ${ev.examples} examples with non-finite logits), not a best epoch` : ''));
@@ -170,7 +171,12 @@ export async function runTraining(cfg: TrainConfig, opts: {factory?: ModelFactor
   await exportModel(result.model, join(result.runDir, 'model'));
   console.log('\nsummary');
   console.log(epochTable(result.history));
-  console.log(`\n${result.best ? `best test top-1 ${(100 * result.best.top1).toFixed(2)}% at epoch ${result.best.epoch}` : 'no epoch had a finite test loss (no best checkpoint)'}; ` +
+  const bestRec = result.best ? result.history.find((h) => h.epoch === result.best!.epoch) : undefined;
+  const bestLine = result.best == null ? 'no epoch had a finite evaluation loss (no best checkpoint)' :
+      cfg.valSplit > 0 ? `best validation top-1 ${(100 * result.best.top1).toFixed(2)}% at epoch ${result.best.epoch}` +
+          (bestRec ? ` (test top-1 ${(100 * bestRec.testTop1).toFixed(2)}% there)` : '') :
+      `best test top-1 ${(100 * result.best.top1).toFixed(2)}% at epoch ${result.best.epoch}`;
+  console.log(`\n${bestLine}; ` +
       `last top-1 ${(100 * last.testTop1).toFixed(2)}%, top-5 ${(100 * last.testTop5).toFixed(2)}%; ` +
       `total ${formatDuration(result.seconds)} on ${result.backend}`);
   console.log(`files: ${result.lastCheckpoint}, ${result.bestCheckpoint ?? '-'}, ${join(result.runDir, 'log.jsonl')}, ` +

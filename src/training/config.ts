@@ -20,6 +20,8 @@ export interface TrainConfig {
   /** Use only the first N training / test examples (0 = all). */
   trainLimit: number;
   testLimit: number;
+  /** Hold out the last N training examples as a fixed validation set (0 = none). */
+  valSplit: number;
   /** Image size for image folders (square); other datasets have fixed sizes. */
   imageSize: number;
   // model
@@ -84,7 +86,7 @@ export interface TrainConfig {
 
 export const DEFAULTS: TrainConfig = {
   preset: null,
-  dataset: 'cifar10-subset', dataDir: null, download: false, trainLimit: 0, testLimit: 0, imageSize: 32,
+  dataset: 'cifar10-subset', dataDir: null, download: false, trainLimit: 0, testLimit: 0, valSplit: 0, imageSize: 32,
   model: 'custom', dim: 64, depth: 4, heads: 4, mlpRatio: 2, patchSize: 4,
   attention: 'fourier', grid: 3, rank: 12, mode: 'blockwise', dropPath: 0,
   epochs: 10, batchSize: 64, evalBatchSize: 250, lr: 1e-3, minLr: 1e-5, warmupEpochs: 1, warmupLr: 1e-6,
@@ -143,7 +145,7 @@ export type FieldKind = 'number' | 'int' | 'bool' | 'string' | 'nullable-string'
 
 /** The type of each config field (drives flag parsing, config files and validation). */
 export const FIELD_KINDS: Record<keyof TrainConfig, FieldKind> = {
-  preset: 'nullable-string', dataset: 'string', dataDir: 'nullable-string', download: 'bool', trainLimit: 'int', testLimit: 'int',
+  preset: 'nullable-string', dataset: 'string', dataDir: 'nullable-string', download: 'bool', trainLimit: 'int', testLimit: 'int', valSplit: 'int',
   imageSize: 'int', model: 'string', dim: 'int', depth: 'int', heads: 'int', mlpRatio: 'number', patchSize: 'int',
   attention: 'string', grid: 'int', rank: 'int', mode: 'string', dropPath: 'number', epochs: 'int', batchSize: 'int',
   evalBatchSize: 'int', lr: 'number', minLr: 'number', warmupEpochs: 'number', warmupLr: 'number', weightDecay: 'number',
@@ -163,6 +165,7 @@ export const FIELD_HELP: Record<keyof TrainConfig, string> = {
   download: 'download CIFAR-10/100 or Fashion-MNIST from the official location (SHA-256 verified)',
   trainLimit: 'use only the first N training examples (0 = all)',
   testLimit: 'use only the first N test examples (0 = all)',
+  valSplit: 'hold out the last N training examples (after --train-limit) as a fixed validation set, the same for every seed; best.ckpt is then chosen on validation top-1',
   imageSize: 'image side for image folders (resized)',
   model: 'model size: custom (use --dim/--depth/--heads/--mlp-ratio) | tiny | small | base',
   dim: 'embedding width (custom model)', depth: 'number of encoder blocks (custom model)',
@@ -278,7 +281,7 @@ export function validate(c: TrainConfig): void {
   for (const k of ['epochs', 'batchSize', 'evalBatchSize', 'dim', 'depth', 'heads', 'patchSize', 'grid', 'rank', 'prefetch', 'imageSize'] as const) {
     if (!(c[k] >= 1)) err(`'${kebab(k)}' must be >= 1, got ${c[k]}`);
   }
-  for (const k of ['trainLimit', 'testLimit', 'stepsPerEpoch', 'cropPadding', 'lr', 'minLr', 'warmupEpochs', 'warmupLr',
+  for (const k of ['trainLimit', 'testLimit', 'valSplit', 'stepsPerEpoch', 'cropPadding', 'lr', 'minLr', 'warmupEpochs', 'warmupLr',
     'weightDecay', 'karatLr', 'newParamLr', 'clipGrad', 'mixup', 'cutmix', 'randomErasing', 'labelSmoothing', 'dropPath', 'mixProb', 'switchProb'] as const) {
     if (!(c[k] >= 0)) err(`'${kebab(k)}' must be >= 0, got ${c[k]}`);
   }

@@ -11,13 +11,19 @@ import * as nodePath from 'node:path';
 export const CSV_COLUMNS: Array<keyof EpochRecord> = [
   'epoch', 'step', 'lr', 'trainLoss', 'trainAcc', 'testLoss', 'testTop1', 'testTop5', 'epochSeconds', 'imagesPerSec', 'cpuSeconds', 'best',
 ];
+/** The columns of a run with a validation split (--val-split): valLoss and valTop1 after trainAcc. */
+export const CSV_COLUMNS_WITH_VAL: Array<keyof EpochRecord> = [
+  'epoch', 'step', 'lr', 'trainLoss', 'trainAcc', 'valLoss', 'valTop1', 'testLoss', 'testTop1', 'testTop5', 'epochSeconds',
+  'imagesPerSec', 'cpuSeconds', 'best',
+];
 
 /** Appends one record to `<runDir>/log.jsonl` and `<runDir>/log.csv` (header on creation). */
 export function appendEpochLogs(runDir: string, rec: EpochRecord, extra: Record<string, unknown> = {}): void {
   nodeFs.appendFileSync(nodePath.join(runDir, 'log.jsonl'), JSON.stringify({type: 'epoch', time: new Date().toISOString(), ...rec, ...extra}) + '\n');
   const csv = nodePath.join(runDir, 'log.csv');
-  if (!nodeFs.existsSync(csv)) nodeFs.writeFileSync(csv, CSV_COLUMNS.join(',') + '\n');
-  nodeFs.appendFileSync(csv, CSV_COLUMNS.map((k) => {
+  const cols = rec.valTop1 !== undefined ? CSV_COLUMNS_WITH_VAL : CSV_COLUMNS;
+  if (!nodeFs.existsSync(csv)) nodeFs.writeFileSync(csv, cols.join(',') + '\n');
+  nodeFs.appendFileSync(csv, cols.map((k) => {
     const v = rec[k];
     return typeof v === 'number' && !Number.isInteger(v) ? v.toPrecision(6) : String(v);
   }).join(',') + '\n');

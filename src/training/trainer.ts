@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 import {AugmentConfig, NO_AUGMENT} from '../data/augment';
-import {DataError, ImageDataset} from '../data/dataset';
+import {DataError, ImageDataset, takeSubset} from '../data/dataset';
 import {DownloadProgress} from '../data/download';
 import {BatchLoader, epochSeed} from '../data/loader';
 import {loadDatasetPair, normalisationFor} from '../data/registry';
@@ -69,6 +69,9 @@ export interface EpochRecord {
   lr: number;
   trainLoss: number;
   trainAcc: number;
+  /** Loss and top-1 on the validation split (runs with --val-split only). */
+  valLoss?: number;
+  valTop1?: number;
   testLoss: number;
   testTop1: number;
   testTop5: number;
@@ -147,7 +150,7 @@ export class TrainingDivergedError extends Error {
 }
 
 /** Fields that define the model: a checkpoint only fits a run with the same values. */
-const MODEL_FIELDS = ['dataset', 'dim', 'depth', 'heads', 'mlpRatio', 'patchSize', 'attention', 'grid', 'rank', 'mode', 'imageSize'] as const;
+const MODEL_FIELDS = ['dataset', 'valSplit', 'dim', 'depth', 'heads', 'mlpRatio', 'patchSize', 'attention', 'grid', 'rank', 'mode', 'imageSize'] as const;
 
 /** Finds the checkpoint file for --resume (a file, a run directory, or 'auto'). */
 export function resolveResume(resume: string, runDir: string): string | null {
@@ -212,6 +215,22 @@ export function isBetterEpoch(ev: Pick<EvalResult, 'diverged' | 'top1'>, best: {
 }
 
 /**
+ * Splits off the last `n` examples of `train` as a validation set: the same examples for every
+ * seed, disjoint from the training batches. `n` = 0 keeps everything for training.
+ */
+export function splitValidation(train: ImageDataset, n: number): {train: ImageDataset, val: ImageDataset | null} {
+  if (n === 0) return {train, val: null};
+  if (!(Number.isInteger(n) && n > 0 && n < train.size)) {
+    throw new ConfigError(`'val-split' must be an integer in [0, ${train.size}) (the training set has ${train.size} examples), got ${n}`);
+  }
+  const keep = train.size - n;
+  return {
+    train: takeSubset(train, Array.from({length: keep}, (_, i) => i)),
+    val: takeSubset(train, Array.from({length: n}, (_, i) => keep + i), `${train.name} (validation)`),
+  };
+}
+
+/**
  * Trains as configured; resumes when cfg.resume is set. With `factory`, the run starts from
  * the model it returns (fine-tuning) instead of one built from cfg.
  */
@@ -249,14 +268,20 @@ async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, 
   const seed = resumeCk ? resumeCk.header.trainer.seed as number : cfg.seed;
 
   const backend = await selectBackend(cfg.backend);
-  const {train: trainDs, test: testDs} = await loadDatasetPair(cfg.dataset, {
+  const pair = await loadDatasetPair(cfg.dataset, {
     dataDir: cfg.dataDir, download: cfg.download, downloadOptions: {onProgress: events.onDownload}, trainLimit: cfg.trainLimit, testLimit: cfg.testLimit, imageSize: cfg.imageSize,
   });
+  const testDs = pair.test;
+  const {train: trainDs, val: valDs} = splitValidation(pair.train, cfg.valSplit);
   const norm = normalisationFor(cfg.dataset, trainDs);
   const aug = augmentFor(cfg, norm);
   const trainLoader = new BatchLoader(trainDs, {batchSize: cfg.batchSize, train: true, augment: aug, seed, prefetch: cfg.prefetch});
   const evalLoader = new BatchLoader(testDs, {
     batchSize: Math.min(cfg.evalBatchSize, testDs.size), train: false, augment: {...NO_AUGMENT, mean: norm.mean, std: norm.std},
+    seed, prefetch: cfg.prefetch,
+  });
+  const valLoader = valDs == null ? null : new BatchLoader(valDs, {
+    batchSize: Math.min(cfg.evalBatchSize, valDs.size), train: false, augment: {...NO_AUGMENT, mean: norm.mean, std: norm.std},
     seed, prefetch: cfg.prefetch,
   });
   const K = trainDs.numClasses;
@@ -376,10 +401,13 @@ async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, 
     const cpu = process.cpuUsage(cpu0);
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     const ev = await evaluate(model, evalLoader, K);
-    const isBest = isBetterEpoch(ev, best);
-    if (isBest) best = {epoch: epoch + 1, top1: ev.top1};
+    // model selection on the validation split when there is one, else on the test set
+    const evVal = valLoader == null ? null : await evaluate(model, valLoader, K);
+    const isBest = isBetterEpoch(evVal ?? ev, best);
+    if (isBest) best = {epoch: epoch + 1, top1: (evVal ?? ev).top1};
     const rec: EpochRecord = {
-      epoch: epoch + 1, step, lr, trainLoss: lossSum / seen, trainAcc: accSum / seen, testLoss: ev.loss,
+      epoch: epoch + 1, step, lr, trainLoss: lossSum / seen, trainAcc: accSum / seen,
+      ...(evVal != null ? {valLoss: evVal.loss, valTop1: evVal.top1} : {}), testLoss: ev.loss,
       testTop1: ev.top1, testTop5: ev.top5, epochSeconds: trainSeconds, imagesPerSec: trainSeconds > 0 ? seen / trainSeconds : 0, cpuSeconds, best: isBest,
     };
     history.push(rec);
