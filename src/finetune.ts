@@ -94,9 +94,9 @@ export function resizeGrid(data: ArrayLike<number>, inHW: [number, number], outH
 }
 
 /**
- * Resamples a learned position embedding [1, prefix + gh·gw, dim] to a new patch grid
- * [1, prefix + gh'·gw', dim]: the `prefixTokens` leading rows (class token) are kept, the grid
- * rows are resized as an image (timm's resample_abs_pos_embed with antialias off).
+ * Resamples a learned position embedding of shape [1, prefix + gh·gw, dim] to a new patch
+ * grid, shape [1, prefix + gh'·gw', dim]. The `prefixTokens` leading rows (class token) are
+ * kept; the grid rows are resized as an image (timm's resample_abs_pos_embed with antialias off).
  */
 export function resamplePositionEmbedding(posEmbed: tf.Tensor, oldGrid: [number, number], newGrid: [number, number],
                                           options: {prefixTokens?: number, interpolation?: PosEmbedInterpolation} = {}): tf.Tensor3D {
