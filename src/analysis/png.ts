@@ -9,25 +9,11 @@
  * CRC-32 of its type and data. Every scanline gets filter type 0 (none).
  */
 
+import {crc32Portable} from '../io/crc32';
+
 export interface PNGOptions {
   /** Compressor producing a zlib stream (RFC 1950), e.g. Node's zlib.deflateSync. */
   deflate?: (raw: Uint8Array) => Uint8Array;
-}
-
-let crcTable: Uint32Array | null = null;
-
-function crc32(bytes: Uint8Array, start: number, end: number): number {
-  if (crcTable == null) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 function adler32(bytes: Uint8Array): number {
@@ -78,7 +64,7 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
   dv.setUint32(0, data.length);
   for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
   out.set(data, 8);
-  dv.setUint32(8 + data.length, crc32(out, 4, 8 + data.length));
+  dv.setUint32(8 + data.length, crc32Portable(out.subarray(4, 8 + data.length)));
   return out;
 }
 
