@@ -266,7 +266,7 @@ function layout(topology: Json): ViTLayout {
   const pos = layers.filter((l) => l?.class_name === 'LearnedPositionEmbedding');
   const outName = mc.config?.output_layers?.[0]?.[0];
   const head = layers.find((l) => l?.config?.name === outName);
-  if (head == null || head.class_name !== 'Dense') {
+  if (head == null || (head.class_name !== 'Dense' && head.class_name !== 'KArAtDense')) {
     throw new KArAtArgumentError(`finetune: the model's output layer '${outName}' must be a Dense classification head, got ${head?.class_name ?? 'none'}`);
   }
   return {
@@ -378,7 +378,9 @@ export async function adaptForFinetune(source: SwapSource, options: FinetuneAdap
     if (options.random) Math.random = options.random;
     let rep;
     try {
-      rep = await swapAttentionWithReport(artifacts, options.attention);
+      // The head and position embedding are replaced on purpose; every other weight that the
+      // swap cannot carry over is checked below, against options.allowInitialised.
+      rep = await swapAttentionWithReport(artifacts, options.attention, {allowInitialised: true});
     } catch (e) {
       if (e instanceof Error && e.name !== 'KArAtArgumentError' && resize) {
         throw new KArAtArgumentError(`finetune: cannot rebuild the model at ${nh}x${nw}: ${e.message}`);
@@ -414,6 +416,16 @@ export async function adaptForFinetune(source: SwapSource, options: FinetuneAdap
             `${discarded.length > 4 ? `, ... ${discarded.length} in all` : ''}); pass allowInitialised (CLI: --allow-initialised) to accept`);
       }
       const replacedNames = new Set(replaced.map((r) => r.name));
+      // New weights with no counterpart in the source, other than the KArAt operators a swap creates
+      // and the head / position embedding replaced on purpose (e.g. Q/K/V of a source whose attention
+      // weights tfjs does not track).
+      const unexpected = rep.initialised.filter((n) => !replacedNames.has(n) && !/(^|\/)karat\//.test(n));
+      if (unexpected.length && !options.allowInitialised) {
+        throw new KArAtArgumentError(
+            `finetune: ${unexpected.length} weight(s) of the new model have no counterpart in the source model and would start ` +
+            `from their initial values (${unexpected.slice(0, 4).join(', ')}${unexpected.length > 4 ? ', ...' : ''}); ` +
+            `pass allowInitialised (CLI: --allow-initialised) to accept`);
+      }
       const initialised = [...rep.initialised.filter((n) => !replacedNames.has(n)), ...rep.partiallyCopied];
       const newParams = [...rep.initialised.filter((n) => !replacedNames.has(n)), ...replaced.filter((r) => r.name.startsWith(`${headName}/`)).map((r) => r.name)];
       return {
@@ -475,7 +487,7 @@ export async function describeViT(source: SwapSource): Promise<ViTDescription> {
     const c = att[0].config;
     const heads = Number(c.num_heads), dim = heads * Number(c.key_dim);
     const act = c.attention_activation;
-    const mlp = layers.find((l) => l?.class_name === 'Dense' && l.config.name !== L.head.config.name);
+    const mlp = layers.find((l) => (l?.class_name === 'Dense' || l?.class_name === 'KArAtDense') && l.config.name !== L.head.config.name);
     return {
       imageSize: L.imageSize, channels: L.channels, numClasses: Number(L.head.config.units), patchSize: L.patch, dim, depth: att.length,
       heads, mlpRatio: mlp != null ? Number(mlp.config.units) / dim : null,

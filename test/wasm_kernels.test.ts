@@ -23,6 +23,7 @@ import * as karat from '../src/index';
 import {fourierKArAtGrad, fourierKArAtHidden} from '../src/index';
 import {FourierKArAt, FourierKArAtGrad} from '../src/ops/kernel_names';
 import {randomArray, refGrads, refHidden, RefDims} from './support/reference';
+import {trainTinyViT} from './support/vit_steps';
 
 const TOL = 1e-5;
 
@@ -247,36 +248,8 @@ describe('wasm kernels: KArAt ViT training steps match cpu', function() {
     await tf.setBackend('cpu');
   });
 
-  /** Builds the same tiny G3B ViT on `backend`, runs SGD steps; returns losses, weights, kernels used. */
-  async function train(backend: string, init: Float32Array[] | null) {
-    await tf.setBackend(backend);
-    const model = karat.models.vit({
-      dim: 16, depth: 2, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3,
-      classifierActivation: 'linear',
-      attention: {type: 'fourier', grid: 3, rank: 4, mode: 'blockwise'},
-    });
-    const weights = model.getWeights();
-    if (init != null) model.setWeights(init.map((v, i) => tf.tensor(v, weights[i].shape)));
-    const initial = init ?? await Promise.all(weights.map((w) => w.data() as Promise<Float32Array>));
-    const x = tf.tensor4d(imgs, [4, 8, 8, 3]);
-    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 3);
-    const opt = tf.train.sgd(0.02);
-    const losses: number[] = [];
-    const kernels = new Set<string>();
-    for (let s = 0; s < STEPS; s++) {
-      const info = await tf.profile(async () => {
-        const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor), true)!;
-        losses.push((await loss.data())[0]);
-        loss.dispose();
-      });
-      info.kernelNames.forEach((k) => kernels.add(k));
-    }
-    const final = await Promise.all(model.getWeights().map((w) => w.data() as Promise<Float32Array>));
-    tf.dispose([x, y]);
-    opt.dispose();
-    model.dispose();
-    return {losses, final, initial, kernels};
-  }
+  const train = (backend: string, init: Float32Array[] | null) =>
+      trainTinyViT(backend, init, {imgs, labels, steps: STEPS, lr: 0.02});
 
   it(`${STEPS} SGD steps of a G3B ViT give the same losses and weights as cpu, using the fused kernels`, async () => {
     const cpu = await train('cpu', null);

@@ -22,10 +22,11 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
-import * as karat from '../src/index';
+import '../src/index';
 import {compositeFourierKArAtHidden, fourierAttention, fourierAttentionPath, fourierKArAtHidden, FOURIER_ATTENTION_LIMITS, FourierKArAt, KARAT_FUSED_FLAG, KArAtFourierAttention, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradK, KArAtFourierAttentionGradProj, KArAtFourierAttentionGradQ, KArAtFourierAttentionHidden} from '../src/index';
 import {fourierAttentionPlan} from '../kernels-webgpu/plan';
 import {releaseWebGPUAfterAllTests, setupWebGPUNode, useWebGPUBackend} from './support/webgpu_node';
+import {trainTinyViT} from './support/vit_steps';
 
 const TOL = 2e-5;
 const FLASH_KERNELS = [KArAtFourierAttention, KArAtFourierAttentionHidden, KArAtFourierAttentionGradQ,
@@ -274,35 +275,8 @@ describe('flash Fourier-KArAt attention: ViT training steps on webgpu follow cpu
   const imgs = randn(4 * 8 * 8 * 3, 31);
   const labels = [1, 0, 2, 1];
 
-  async function train(backend: string, init: Float32Array[] | null) {
-    await tf.setBackend(backend);
-    const model = karat.models.vit({
-      dim: 16, depth: 2, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3,
-      classifierActivation: 'linear',
-      attention: {type: 'fourier', grid: 3, rank: 4, mode: 'blockwise'},
-    });
-    const weights = model.getWeights();
-    if (init != null) model.setWeights(init.map((v, i) => tf.tensor(v, weights[i].shape)));
-    const initial = init ?? await Promise.all(weights.map((w) => w.data() as Promise<Float32Array>));
-    const x = tf.tensor4d(imgs, [4, 8, 8, 3]);
-    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 3);
-    const opt = tf.train.sgd(0.05);
-    const losses: number[] = [];
-    const kernels = new Set<string>();
-    for (let s = 0; s < STEPS; s++) {
-      const info = await tf.profile(async () => {
-        const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor), true)!;
-        losses.push((await loss.data())[0]);
-        loss.dispose();
-      });
-      info.kernelNames.forEach((k) => kernels.add(k));
-    }
-    const final = await Promise.all(model.getWeights().map((w) => w.data() as Promise<Float32Array>));
-    tf.dispose([x, y]);
-    opt.dispose();
-    model.dispose();
-    return {losses, final, initial, kernels};
-  }
+  const train = (backend: string, init: Float32Array[] | null) =>
+      trainTinyViT(backend, init, {imgs, labels, steps: STEPS, lr: 0.05});
 
   before(async function() {
     await useWebGPUBackend(this);
