@@ -37,7 +37,7 @@ if (loader) {
   }
   child.on('exit', (code, signal) => process.exit(code != null ? code : 128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1)));
 } else if (existsSync(built)) {
-  require(built).cli.main(process.argv.slice(2)).then((code) => {
+  require(built).cli.runCli(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   }, (e) => {
     console.error(e instanceof Error ? (e.stack || e.message) : e);

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {strict as assert} from 'assert';
 
 import '../src/node';
-import {parseFlags, UsageError} from '../src/cli/main';
+import {parseFlags, UsageError} from '../src/cli/flags';
 import {AdamW, clipByGlobalNorm, Param, sumTensors} from '../src/training/adamw';
 import {ConfigError, DEFAULTS, resolveConfig} from '../src/training/config';
 import {confusionMatrix, softCrossEntropy, topKCorrect} from '../src/training/metrics';
@@ -153,7 +153,10 @@ describe('training: schedule, metrics, config', () => {
   it('CLI flags: --a b, --a=b, booleans, --no-x; a missing value is an error', () => {
     const {flags, positional} = parseFlags(['--batch-size', '8', '--lr=0.1', '--hflip', '--no-download', 'extra', '--karat-decay', 'false'],
         new Set(['hflip', 'download', 'karatDecay']));
-    assert.deepEqual(flags, {batchSize: '8', lr: '0.1', hflip: true, download: false, karatDecay: 'false'});
+    assert.deepEqual({...flags}, {batchSize: '8', lr: '0.1', hflip: true, download: false, karatDecay: 'false'});
+    // no prototype: 'constructor' or '__proto__' are plain (unknown) keys, never inherited members
+    assert.equal(Object.getPrototypeOf(flags), null);
+    assert.equal('constructor' in parseFlags(['--x', '1'], new Set()).flags, false);
     assert.deepEqual(positional, ['extra']);
     assert.throws(() => parseFlags(['--epochs'], new Set()), (e: Error) => e instanceof UsageError && /--epochs needs a value/.test(e.message));
   });

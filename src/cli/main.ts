@@ -282,14 +282,21 @@ async function cmdInfo(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** Runs the CLI; returns the exit code. Errors from bad input print one clear line. */
+/**
+ * Runs a `karat` command; returns the exit code. Errors from bad input print one clear line.
+ * Backends stay as they are, so it can be called in-process (tests, programs); the `karat`
+ * process itself uses runCli.
+ */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  return dispatch(cmd, rest);
+}
+
+/** The `karat` process: main(argv), then WebGPU/Dawn are dropped so that Node can exit. */
+export async function runCli(argv: string[]): Promise<number> {
   try {
-    return await dispatch(cmd, rest);
+    return await main(argv);
   } finally {
-    // The commands themselves leave backends alone (they are also called in-process, e.g. by
-    // tests); the CLI drops WebGPU/Dawn at the end so that Node can exit.
     releaseBackends();
   }
 }

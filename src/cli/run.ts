@@ -1,7 +1,7 @@
 /** Process entry of the `karat` command (bin/karat.cjs runs this file, or its build). */
 import '../node';
 
-import {main} from './main';
+import {runCli} from './main';
 
 // Started by bin/karat.cjs with an IPC channel: exit when the launcher goes away (the channel
 // closes even when the launcher is killed with SIGKILL). The channel itself must not keep
@@ -14,7 +14,7 @@ if (typeof process.send === 'function' && process.channel != null) {
   });
 }
 
-main(process.argv.slice(2)).then((code) => {
+runCli(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 }, (e) => {
   console.error(e instanceof Error ? (e.stack ?? e.message) : e);
