@@ -158,6 +158,16 @@ function rewriteInboundNodes(layer: Json) {
     }
     const q = node[0];
     const kwargs = q[3] ?? {};
+    for (const [k, val] of Object.entries(kwargs as Record<string, unknown>)) {
+      // value/key become inputs; `training` is decided by the model at run time. A mask or a
+      // returned-scores request has no place in the rebuilt graph: refused, never dropped.
+      if (k === 'value' || k === 'key' || k === 'training') continue;
+      if ((k === 'use_causal_mask' || k === 'return_attention_scores') && (val === false || val == null)) continue;
+      if (k === 'attention_mask' && val == null) continue;
+      throw new KArAtArgumentError(
+          `swapAttention: layer '${layer.config?.name}' is called with '${k}' = ${JSON.stringify(val)} in the model graph; ` +
+          `swapAttention rebuilds attention layers without call-time masks or returned scores, so it cannot keep it`);
+    }
     const qRef: Json[] = [q[0], q[1], q[2], {}];
     const v = kwargs.value != null ? asRef(kwargs.value) : null;
     const k = kwargs.key != null ? asRef(kwargs.key) : null;

@@ -146,6 +146,31 @@ describe('swapAttention', function() {
     tf.dispose([q, out, scores]);
   });
 
+  it('a Keras attention node called with a causal mask, a mask tensor or returned scores is refused by name, never dropped', async () => {
+    const cases: Array<[string, unknown]> = [['use_causal_mask', true], ['attention_mask', ['mask_input', 0, 0, {}]],
+      ['return_attention_scores', true], ['some_future_option', 1]];
+    for (const [key, val] of cases) {
+      const {artifacts, weights} = kerasViTArtifacts(
+          {imageSize: 8, patchSize: 4, channels: 3, dim: 8, heads: 2, depth: 1, numClasses: 3, seed: 1});
+      const topo = JSON.parse(JSON.stringify(artifacts.modelTopology));
+      const mha = topo.model_config.config.layers.find((l: {class_name: string}) => l.class_name === 'MultiHeadAttention');
+      mha.inbound_nodes[0][0][3][key] = val;
+      await assert.rejects(karat.swapAttention({...artifacts, modelTopology: topo}, 'softmax'),
+          (e: Error) => e.name === 'KArAtArgumentError' && e.message.includes(`layer '${mha.config.name}'`) && e.message.includes(`'${key}'`),
+          key);
+      tf.dispose([...weights.values()]);
+    }
+    // the defaults Keras writes are accepted
+    const {artifacts, weights} = kerasViTArtifacts(
+        {imageSize: 8, patchSize: 4, channels: 3, dim: 8, heads: 2, depth: 1, numClasses: 3, seed: 1});
+    const topo = JSON.parse(JSON.stringify(artifacts.modelTopology));
+    const mha = topo.model_config.config.layers.find((l: {class_name: string}) => l.class_name === 'MultiHeadAttention');
+    Object.assign(mha.inbound_nodes[0][0][3], {use_causal_mask: false, return_attention_scores: false, attention_mask: null, training: false});
+    const m = await karat.swapAttention({...artifacts, modelTopology: topo}, 'softmax');
+    m.dispose();
+    tf.dispose([...weights.values()]);
+  });
+
   it('Keras-style ViT of stock layers: train, save, load, swap to Fourier-KArAt, weights bit-identical, fine-tune', async () => {
     const {artifacts, weights} = kerasViTArtifacts(
         {imageSize: 16, patchSize: 4, channels: 3, dim: 32, heads: 2, depth: 2, numClasses: 5, seed: 5});
