@@ -16,7 +16,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import * as karat from '../src/node';
-import {main} from '../src/cli/main';
+import {runCliInProcess} from './support/cli';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = join(__dirname, 'support', 'torch_timm_vit.py');
@@ -48,19 +48,7 @@ function relErr(a: Float32Array | number[], b: Float32Array | number[]): number 
   return d / m;
 }
 
-async function cli(args: string[]): Promise<{code: number, out: string, err: string}> {
-  const log = console.log, error = console.error;
-  const out: string[] = [], err: string[] = [];
-  console.log = (...a: unknown[]) => out.push(a.join(' '));
-  console.error = (...a: unknown[]) => err.push(a.join(' '));
-  try {
-    const code = await main(args);
-    return {code, out: out.join('\n'), err: err.join('\n')};
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const cli = runCliInProcess;
 
 function predict(model: tfl.LayersModel, input: Float32Array): Float32Array {
   const [, H, W, C] = model.inputs[0].shape as number[];

@@ -18,7 +18,6 @@ import {join} from 'node:path';
 
 import * as karat from '../src/index';
 import {finetuneRandom} from '../src/cli/finetune';
-import {main} from '../src/cli/main';
 import {NO_AUGMENT} from '../src/data/augment';
 import {BatchLoader} from '../src/data/loader';
 import {loadDatasetPair, normalisationFor} from '../src/data/registry';
@@ -30,6 +29,7 @@ import {ModelSpec, modelFromSpec} from '../src/training/model';
 import {modelFacts, parameterPlan} from '../src/training/param_groups';
 import {evaluate, train} from '../src/training/trainer';
 import {kerasViTArtifacts} from './support/keras_vit';
+import {runCliInProcess} from './support/cli';
 
 const tmp = mkdtempSync(join(tmpdir(), 'karat-finetune-test-'));
 after(() => rmSync(tmp, {recursive: true, force: true}));
@@ -102,24 +102,7 @@ function bitIdentical(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
 
 const weightOf = (m: tfl.LayersModel, name: string) => m.weights.find((w) => w.originalName === name)!.read().dataSync() as Float32Array;
 
-/** Runs the CLI in-process; returns the exit code and what it printed. */
-async function cli(args: string[]): Promise<{code: number, out: string, err: string}> {
-  const log = console.log, error = console.error;
-  let out = '', err = '';
-  console.log = (...a: unknown[]) => {
-    out += a.join(' ') + '\n';
-  };
-  console.error = (...a: unknown[]) => {
-    err += a.join(' ') + '\n';
-  };
-  try {
-    const code = await main(args);
-    return {code, out, err};
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const cli = runCliInProcess;
 
 async function modelOfCheckpoint(ck: Checkpoint): Promise<tfl.LayersModel> {
   const m = await modelFromSpec(ck.header.modelSpec as ModelSpec, 0);

@@ -12,7 +12,6 @@ import * as os from 'os';
 import * as path from 'path';
 
 import '../src/index';
-import {main} from '../src/cli/main';
 import {BatchLoader} from '../src/data/loader';
 import {NO_AUGMENT} from '../src/data/augment';
 import {loadDatasetPair} from '../src/data/registry';
@@ -20,6 +19,7 @@ import {readWeights, writeCheckpoint} from '../src/training/checkpoint';
 import {confusionMatrix, formatConfusion, topKCorrect} from '../src/training/metrics';
 import {buildModel, ModelSpec} from '../src/training/model';
 import {evaluate, isBetterEpoch} from '../src/training/trainer';
+import {runCliInProcess} from './support/cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'karat-metrics-'));
 after(() => fs.rmSync(tmp, {recursive: true, force: true}));
@@ -27,19 +27,7 @@ after(() => fs.rmSync(tmp, {recursive: true, force: true}));
 const SPEC: ModelSpec = {dim: 8, depth: 1, heads: 2, mlpRatio: 1, imageSize: 32, patchSize: 8, channels: 3, numClasses: 10,
   attention: {type: 'fourier', grid: 1, rank: 2, mode: 'blockwise'}, classifierActivation: 'linear'};
 
-/** Runs the CLI in-process; returns the exit code and what it printed. */
-async function cli(args: string[]): Promise<{code: number, out: string, err: string}> {
-  let out = '', err = '';
-  const [log, error, warn] = [console.log, console.error, console.warn];
-  console.log = (...a: unknown[]) => out += a.join(' ') + '\n';
-  console.error = (...a: unknown[]) => err += a.join(' ') + '\n';
-  console.warn = (...a: unknown[]) => err += a.join(' ') + '\n';
-  try {
-    return {code: await main(args), out, err};
-  } finally {
-    [console.log, console.error, console.warn] = [log, error, warn];
-  }
-}
+const cli = runCliInProcess;
 
 describe('metrics: non-finite logits are wrong answers', function() {
   it('top-k counts a row with a NaN or infinite logit as wrong (target NaN, other NaN, target +Inf)', () => {

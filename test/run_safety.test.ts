@@ -17,7 +17,6 @@ import * as path from 'path';
 import {deflateSync} from 'node:zlib';
 
 import * as karat from '../src/node';
-import {main} from '../src/cli/main';
 import {DataError} from '../src/data/dataset';
 import {decodeImage, MAX_IMAGE_PIXELS} from '../src/data/image_folder';
 import {activateBackend} from '../src/training/backend';
@@ -27,6 +26,7 @@ import {ConfigError, resolveConfig, TrainConfig} from '../src/training/config';
 import {buildModel, ModelSpec} from '../src/training/model';
 import {prepareRunDir} from '../src/training/run_dir';
 import {train} from '../src/training/trainer';
+import {runCliInProcess} from './support/cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'karat-run-safety-'));
 after(() => fs.rmSync(tmp, {recursive: true, force: true}));
@@ -41,19 +41,7 @@ const TINY_FLAGS = ['--train-limit', '32', '--test-limit', '16', '--dim', '8', '
   '--patch-size', '8', '--grid', '1', '--rank', '2', '--batch-size', '16', '--eval-batch-size', '16', '--backend', 'cpu',
   '--mixup', '0', '--cutmix', '0', '--progress', 'none', '--steps-per-epoch', '1'];
 
-/** Runs the CLI in-process; returns the exit code and what it printed. */
-async function cli(args: string[]): Promise<{code: number, out: string, err: string}> {
-  let out = '', err = '';
-  const [log, error, warn] = [console.log, console.error, console.warn];
-  console.log = (...a: unknown[]) => out += a.join(' ') + '\n';
-  console.error = (...a: unknown[]) => err += a.join(' ') + '\n';
-  console.warn = (...a: unknown[]) => err += a.join(' ') + '\n';
-  try {
-    return {code: await main(args), out, err};
-  } finally {
-    [console.log, console.error, console.warn] = [log, error, warn];
-  }
-}
+const cli = runCliInProcess;
 
 /** A pid that no longer runs (a finished child's). */
 function deadPid(): number {

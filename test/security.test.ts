@@ -15,12 +15,12 @@ import * as os from 'os';
 import * as path from 'path';
 
 import * as karat from '../src/node';
-import {main} from '../src/cli/main';
 import {CheckpointError, modelFromCheckpoint, readCheckpoint, readWeights, writeCheckpoint} from '../src/training/checkpoint';
 import {buildModel} from '../src/training/model';
 import {resolveConfig} from '../src/training/config';
 import {train} from '../src/training/trainer';
 import {crc32, crc32Portable} from '../src/training/crc32';
+import {runCliInProcess} from './support/cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'karat-security-'));
 after(() => fs.rmSync(tmp, {recursive: true, force: true}));
@@ -275,17 +275,7 @@ describe('security: --resume with a forged configuration', function() {
 
 describe('security: prototype members are not flags or config keys', function() {
   /** Runs the CLI in-process; returns the exit code and stderr. */
-  async function cli(args: string[]): Promise<{code: number, err: string}> {
-    let err = '';
-    const [log, error] = [console.log, console.error];
-    console.log = () => undefined;
-    console.error = (...a: unknown[]) => err += a.join(' ') + '\n';
-    try {
-      return {code: await main(args), err};
-    } finally {
-      [console.log, console.error] = [log, error];
-    }
-  }
+  const cli = runCliInProcess;
 
   it('--constructor, --__proto__, --to-string and other inherited names are unknown flags (exit 2, one line)', async () => {
     const cases: Array<[string[], RegExp]> = [
