@@ -245,65 +245,79 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
   }
 }
 
-async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, t0: number, factory?: ModelFactory): Promise<TrainResult> {
-  let resumeCk: Checkpoint | null = null;
-  let resumedFrom: string | null = null;
-  if (cfg.resume) {
-    resumedFrom = resolveResume(cfg.resume, runDir);
-    if (resumedFrom) {
-      resumeCk = readCheckpoint(resumedFrom);
-      const saved = resumeCk.header.trainer.config as Partial<TrainConfig> | undefined;
-      if (saved) {
-        const diff = MODEL_FIELDS.filter((k) => saved[k] !== undefined && saved[k] !== cfg[k])
-            .map((k) => `${k}: checkpoint ${JSON.stringify(saved[k])}, this run ${JSON.stringify(cfg[k])}`);
-        if (diff.length) {
-          throw new CheckpointError(`--resume: checkpoint '${resumedFrom}' is from an incompatible model/dataset (${diff.join('; ')})`);
-        }
-      }
+/** The checkpoint --resume names, checked against this run's configuration; null for a fresh run. */
+function openResume(cfg: TrainConfig, runDir: string): {ck: Checkpoint, from: string} | null {
+  if (!cfg.resume) return null;
+  const from = resolveResume(cfg.resume, runDir);
+  if (!from) return null;
+  const ck = readCheckpoint(from);
+  const saved = ck.header.trainer.config as Partial<TrainConfig> | undefined;
+  if (saved) {
+    const diff = MODEL_FIELDS.filter((k) => saved[k] !== undefined && saved[k] !== cfg[k])
+        .map((k) => `${k}: checkpoint ${JSON.stringify(saved[k])}, this run ${JSON.stringify(cfg[k])}`);
+    if (diff.length) {
+      throw new CheckpointError(`--resume: checkpoint '${from}' is from an incompatible model/dataset (${diff.join('; ')})`);
     }
   }
-  if (resumeCk && resumeCk.header.trainer.seed === undefined) {
-    throw new CheckpointError(`--resume: checkpoint '${resumedFrom}' records no seed ('trainer.seed'), so the run cannot continue identically`);
+  if (ck.header.trainer.seed === undefined) {
+    throw new CheckpointError(`--resume: checkpoint '${from}' records no seed ('trainer.seed'), so the run cannot continue identically`);
   }
-  const seed = resumeCk ? resumeCk.header.trainer.seed as number : cfg.seed;
+  return {ck, from};
+}
 
-  const backend = await selectBackend(cfg.backend);
+interface RunData {
+  trainDs: ImageDataset;
+  testDs: ImageDataset;
+  norm: {mean: number[], std: number[]};
+  trainLoader: BatchLoader;
+  evalLoader: BatchLoader;
+  /** Loader of the validation split (--val-split), else null. */
+  valLoader: BatchLoader | null;
+}
+
+/** Datasets (with the validation split), normalisation, augmentation and the three loaders. */
+async function loadRunData(cfg: TrainConfig, seed: number, events: TrainerEvents): Promise<RunData> {
   const pair = await loadDatasetPair(cfg.dataset, {
     dataDir: cfg.dataDir, download: cfg.download, downloadOptions: {onProgress: events.onDownload}, trainLimit: cfg.trainLimit, testLimit: cfg.testLimit, imageSize: cfg.imageSize,
   });
   const testDs = pair.test;
   const {train: trainDs, val: valDs} = splitValidation(pair.train, cfg.valSplit);
   const norm = normalisationFor(cfg.dataset, trainDs);
-  const aug = augmentFor(cfg, norm);
-  const trainLoader = new BatchLoader(trainDs, {batchSize: cfg.batchSize, train: true, augment: aug, seed, prefetch: cfg.prefetch});
-  const evalLoader = new BatchLoader(testDs, {
-    batchSize: Math.min(cfg.evalBatchSize, testDs.size), train: false, augment: {...NO_AUGMENT, mean: norm.mean, std: norm.std},
+  const evalLoaderOf = (ds: ImageDataset) => new BatchLoader(ds, {
+    batchSize: Math.min(cfg.evalBatchSize, ds.size), train: false, augment: {...NO_AUGMENT, mean: norm.mean, std: norm.std},
     seed, prefetch: cfg.prefetch,
   });
-  const valLoader = valDs == null ? null : new BatchLoader(valDs, {
-    batchSize: Math.min(cfg.evalBatchSize, valDs.size), train: false, augment: {...NO_AUGMENT, mean: norm.mean, std: norm.std},
-    seed, prefetch: cfg.prefetch,
-  });
-  const K = trainDs.numClasses;
-  const {height: H, width: W, channels: C} = trainDs;
+  return {
+    trainDs, testDs, norm,
+    trainLoader: new BatchLoader(trainDs, {batchSize: cfg.batchSize, train: true, augment: augmentFor(cfg, norm), seed, prefetch: cfg.prefetch}),
+    evalLoader: evalLoaderOf(testDs),
+    valLoader: valDs == null ? null : evalLoaderOf(valDs),
+  };
+}
 
-  let spec: ModelSpec, model: tfl.LayersModel, newParams: string[] | null = null;
-  const savedSpec = resumeCk?.header.modelSpec;
-  if (resumeCk && isTopologySpec(savedSpec)) {
-    spec = savedSpec;
-    checkSpecFitsWeights(resumeCk, `--resume: checkpoint '${resumedFrom}'`);
-    model = await modelFromSpec(spec, seed);
-    newParams = (resumeCk.header.trainer.newParams as string[] | undefined) ?? [];
-  } else if (factory && !resumeCk) {
-    const init = await factory({height: H, width: W, channels: C, numClasses: K}, seed);
-    ({spec, model, newParams} = init);
+/**
+ * The run's model: rebuilt from a resumed checkpoint's stored topology, made by `factory`
+ * (fine-tuning), or built from cfg — after checking the sizes against a resumed checkpoint and
+ * the composite path's memory where no fused kernel runs.
+ */
+async function buildRunModel(cfg: TrainConfig, resume: {ck: Checkpoint, from: string} | null, factory: ModelFactory | undefined,
+                             data: RunData, seed: number, backendName: string):
+    Promise<{spec: ModelSpec, model: tfl.LayersModel, newParams: string[] | null}> {
+  const {height: H, width: W, channels: C, numClasses: K} = data.trainDs;
+  const savedSpec = resume?.ck.header.modelSpec;
+  let out: {spec: ModelSpec, model: tfl.LayersModel, newParams: string[] | null};
+  if (resume && isTopologySpec(savedSpec)) {
+    checkSpecFitsWeights(resume.ck, `--resume: checkpoint '${resume.from}'`);
+    out = {spec: savedSpec, model: await modelFromSpec(savedSpec, seed), newParams: (resume.ck.header.trainer.newParams as string[] | undefined) ?? []};
+  } else if (factory && !resume) {
+    out = await factory({height: H, width: W, channels: C, numClasses: K}, seed);
   } else {
     const vitSpec = modelSpecFor(cfg, {height: H, width: W, channels: C, numClasses: K});
-    if (resumeCk) {
+    if (resume) {
       // the configuration may come from the checkpoint itself: its sizes must match the stored weights
-      const problems = specProblems(vitSpec as unknown as Record<string, unknown>, resumeCk.header.weights);
+      const problems = specProblems(vitSpec as unknown as Record<string, unknown>, resume.ck.header.weights);
       if (problems.length) {
-        throw new CheckpointError(`--resume: checkpoint '${resumedFrom}' does not fit this run's model: ${problems.slice(0, 3).join('; ')}`);
+        throw new CheckpointError(`--resume: checkpoint '${resume.from}' does not fit this run's model: ${problems.slice(0, 3).join('; ')}`);
       }
     }
     if (cfg.attention === 'fourier') {
@@ -311,24 +325,95 @@ async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, 
       // is known to be too large before building anything.
       const N = (H / cfg.patchSize) * (W / cfg.patchSize) + 1;
       if (!hasFusedKernel(FourierKArAt) || !hasFusedKernel(FourierKArAtGrad)) {
-        checkCompositeMemory(`training on ${backend.name}`, cfg.batchSize, cfg.heads, N, cfg.grid);
+        checkCompositeMemory(`training on ${backendName}`, cfg.batchSize, cfg.heads, N, cfg.grid);
       }
       if (!hasFusedKernel(FourierKArAt)) {
-        checkCompositeMemory(`evaluation on ${backend.name}`, Math.min(cfg.evalBatchSize, testDs.size), cfg.heads, N, cfg.grid);
+        checkCompositeMemory(`evaluation on ${backendName}`, Math.min(cfg.evalBatchSize, data.testDs.size), cfg.heads, N, cfg.grid);
       }
     }
-    spec = vitSpec;
-    model = buildModel(vitSpec, seed);
+    out = {spec: vitSpec, model: buildModel(vitSpec, seed), newParams: null};
   }
+  const spec = out.spec;
   if (isTopologySpec(spec) && (spec.imageSize[0] !== H || spec.imageSize[1] !== W || spec.channels !== C || spec.numClasses !== K)) {
     throw new ConfigError(`the model takes ${spec.imageSize.join('x')}x${spec.channels} images and has ${spec.numClasses} classes; ` +
-        `dataset ${trainDs.name} has ${H}x${W}x${C} images and ${K} classes`);
+        `dataset ${data.trainDs.name} has ${H}x${W}x${C} images and ${K} classes`);
   }
+  return out;
+}
+
+interface EpochTotals {
+  lossSum: number;
+  accSum: number;
+  seen: number;
+  lr: number;
+  step: number;
+  trainSeconds: number;
+  cpuSeconds: number;
+}
+
+/** One epoch of optimiser steps (at most `batches`); stops the run on a non-finite loss. */
+async function trainEpoch(model: tfl.LayersModel, opt: AdamW, vars: tf.Variable[], data: RunData, cfg: TrainConfig,
+                          sched: ScheduleConfig, batches: number, epoch: number, startStep: number, seed: number,
+                          events: TrainerEvents): Promise<EpochTotals> {
+  const {height: H, width: W, channels: C, numClasses: K} = data.trainDs;
+  const stepRng = new Rng(epochSeed(seed ^ 0x2545f491, epoch));
+  const te = performance.now();
+  const cpu0 = process.cpuUsage();
+  let lossSum = 0, accSum = 0, seen = 0, lastNorm = 0, lr = 0, step = startStep;
+  let b = 0;
+  for await (const batch of data.trainLoader.epoch(epoch)) {
+    if (b >= batches) break;
+    lr = learningRate(sched, step);
+    const xT = tf.tensor4d(batch.x, [batch.size, H, W, C]);
+    const yT = tf.tensor2d(batch.y, [batch.size, K]);
+    let logits: tf.Tensor | null = null;
+    const {value, grads} = withMathRandom(stepRng, () => leanVariableGrads(() => {
+      const lg = model.apply(xT, {training: true}) as tf.Tensor2D;
+      logits = tf.keep(lg);
+      return softCrossEntropy(lg, yT);
+    }, vars));
+    const gl = vars.map((v) => grads[v.name]);
+    const {grads: clipped, norm} = clipByGlobalNorm(gl, cfg.clipGrad);
+    opt.apply(clipped, lr);
+    const loss = (await value.data())[0];
+    lastNorm = (await norm.data())[0];
+    const lg = await logits!.data() as Float32Array;
+    tf.dispose([xT, yT, value, norm, logits!, ...clipped, ...Object.values(grads)]);
+    if (!Number.isFinite(loss)) {
+      throw new TrainingDivergedError(
+          `training diverged at epoch ${epoch + 1}, step ${step + 1}: loss is ${loss} (lower --lr or enable --clip-grad); ` +
+          `checkpoints of earlier epochs are kept`);
+    }
+    step++;
+    b++;
+    lossSum += loss * batch.size;
+    accSum += topKCorrect(lg, batch.labels, K, 1);
+    seen += batch.size;
+    const el = (performance.now() - te) / 1000;
+    events.onStep?.({
+      epoch: epoch + 1, epochs: cfg.epochs, batch: b, batches, step, loss, meanLoss: lossSum / seen, trainAcc: accSum / seen,
+      lr, gradNorm: lastNorm, imagesPerSec: el > 0 ? seen / el : 0, epochElapsed: el, epochEta: el / b * (batches - b),
+    });
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return {lossSum, accSum, seen, lr, step, trainSeconds: (performance.now() - te) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6};
+}
+
+async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, t0: number, factory?: ModelFactory): Promise<TrainResult> {
+  const resume = openResume(cfg, runDir);
+  const resumedFrom = resume?.from ?? null;
+  const seed = resume ? resume.ck.header.trainer.seed as number : cfg.seed;
+
+  const backend = await selectBackend(cfg.backend);
+  const data = await loadRunData(cfg, seed, events);
+  const {spec, model, newParams} = await buildRunModel(cfg, resume, factory, data, seed, backend.name);
+  const K = data.trainDs.numClasses;
+
   const weights = modelWeights(model).filter((w) => w.trainable);
   const plan = parameterPlan(modelFacts(model, weights.map((w) => w.name)), new Map(weights.map((w) => [w.name, w.variable.rank])), cfg, newParams);
   const params = weights.map((w, i) => ({name: w.name, variable: w.variable, rule: plan[i].rule})).filter((_, i) => !plan[i].frozen);
   const opt = new AdamW(params, {beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weightDecay});
-  const batches = cfg.stepsPerEpoch > 0 ? Math.min(cfg.stepsPerEpoch, trainLoader.length) : trainLoader.length;
+  const batches = cfg.stepsPerEpoch > 0 ? Math.min(cfg.stepsPerEpoch, data.trainLoader.length) : data.trainLoader.length;
   const sched: ScheduleConfig = {
     baseLr: cfg.lr, minLr: cfg.minLr, warmupStartLr: cfg.warmupLr,
     warmupSteps: Math.round(cfg.warmupEpochs * batches), totalSteps: cfg.epochs * batches,
@@ -337,78 +422,39 @@ async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, 
   let startEpoch = 0, step = 0;
   let history: EpochRecord[] = [];
   let best: {epoch: number, top1: number} | null = null;
-  if (resumeCk) {
-    assignWeights(model, resumeCk, `checkpoint '${resumedFrom}'`);
-    if (!resumeCk.optimizer) throw new CheckpointError(`checkpoint '${resumedFrom}' has no optimizer state, cannot resume`);
+  if (resume) {
+    assignWeights(model, resume.ck, `checkpoint '${resumedFrom}'`);
+    if (!resume.ck.optimizer) throw new CheckpointError(`checkpoint '${resumedFrom}' has no optimizer state, cannot resume`);
     try {
-      opt.setState(resumeCk.optimizer);
+      opt.setState(resume.ck.optimizer);
     } catch (e) {
       throw new CheckpointError(`checkpoint '${resumedFrom}': ${(e as Error).message}`);
     }
-    const tr = resumeCk.header.trainer;
+    const tr = resume.ck.header.trainer;
     startEpoch = Number(tr.epoch);
     step = Number(tr.step);
     history = (tr.history as EpochRecord[]) ?? [];
     best = (tr.best as {epoch: number, top1: number} | null) ?? null;
   }
   const nParams = countParams(model);
-  events.onStart?.({runDir, backend, params: nParams, train: trainDs, test: testDs, batchesPerEpoch: batches, startEpoch, resumedFrom, spec, plan});
+  events.onStart?.({runDir, backend, params: nParams, train: data.trainDs, test: data.testDs, batchesPerEpoch: batches, startEpoch, resumedFrom, spec, plan});
 
   const vars = params.map((p) => p.variable);
   const lastPath = nodePath.join(runDir, 'last.ckpt'), bestPath = nodePath.join(runDir, 'best.ckpt');
 
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
-    const stepRng = new Rng(epochSeed(seed ^ 0x2545f491, epoch));
-    const te = performance.now();
-    const cpu0 = process.cpuUsage();
-    let lossSum = 0, accSum = 0, seen = 0, lastNorm = 0, lr = 0;
-    let b = 0;
-    for await (const batch of trainLoader.epoch(epoch)) {
-      if (b >= batches) break;
-      lr = learningRate(sched, step);
-      const xT = tf.tensor4d(batch.x, [batch.size, H, W, C]);
-      const yT = tf.tensor2d(batch.y, [batch.size, K]);
-      let logits: tf.Tensor | null = null;
-      const {value, grads} = withMathRandom(stepRng, () => leanVariableGrads(() => {
-        const lg = model.apply(xT, {training: true}) as tf.Tensor2D;
-        logits = tf.keep(lg);
-        return softCrossEntropy(lg, yT);
-      }, vars));
-      const gl = vars.map((v) => grads[v.name]);
-      const {grads: clipped, norm} = clipByGlobalNorm(gl, cfg.clipGrad);
-      opt.apply(clipped, lr);
-      const loss = (await value.data())[0];
-      lastNorm = (await norm.data())[0];
-      const lg = await logits!.data() as Float32Array;
-      tf.dispose([xT, yT, value, norm, logits!, ...clipped, ...Object.values(grads)]);
-      if (!Number.isFinite(loss)) {
-        throw new TrainingDivergedError(
-            `training diverged at epoch ${epoch + 1}, step ${step + 1}: loss is ${loss} (lower --lr or enable --clip-grad); ` +
-            `checkpoints of earlier epochs are kept`);
-      }
-      step++;
-      b++;
-      lossSum += loss * batch.size;
-      accSum += topKCorrect(lg, batch.labels, K, 1);
-      seen += batch.size;
-      const el = (performance.now() - te) / 1000;
-      events.onStep?.({
-        epoch: epoch + 1, epochs: cfg.epochs, batch: b, batches, step, loss, meanLoss: lossSum / seen, trainAcc: accSum / seen,
-        lr, gradNorm: lastNorm, imagesPerSec: el > 0 ? seen / el : 0, epochElapsed: el, epochEta: el / b * (batches - b),
-      });
-    }
-    const trainSeconds = (performance.now() - te) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-    const ev = await evaluate(model, evalLoader, K);
+    const t = await trainEpoch(model, opt, vars, data, cfg, sched, batches, epoch, step, seed, events);
+    step = t.step;
+    const ev = await evaluate(model, data.evalLoader, K);
     // model selection on the validation split when there is one, else on the test set
-    const evVal = valLoader == null ? null : await evaluate(model, valLoader, K);
+    const evVal = data.valLoader == null ? null : await evaluate(model, data.valLoader, K);
     const isBest = isBetterEpoch(evVal ?? ev, best);
     if (isBest) best = {epoch: epoch + 1, top1: (evVal ?? ev).top1};
     const rec: EpochRecord = {
-      epoch: epoch + 1, step, lr, trainLoss: lossSum / seen, trainAcc: accSum / seen,
+      epoch: epoch + 1, step, lr: t.lr, trainLoss: t.lossSum / t.seen, trainAcc: t.accSum / t.seen,
       ...(evVal != null ? {valLoss: evVal.loss, valTop1: evVal.top1} : {}), testLoss: ev.loss,
-      testTop1: ev.top1, testTop5: ev.top5, epochSeconds: trainSeconds, imagesPerSec: trainSeconds > 0 ? seen / trainSeconds : 0, cpuSeconds, best: isBest,
+      testTop1: ev.top1, testTop5: ev.top5, epochSeconds: t.trainSeconds, imagesPerSec: t.trainSeconds > 0 ? t.seen / t.trainSeconds : 0,
+      cpuSeconds: t.cpuSeconds, best: isBest,
     };
     history.push(rec);
     const w = await readWeights(model);
@@ -416,19 +462,13 @@ async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, 
       header: {
         format: 1, createdAt: new Date().toISOString(), modelSpec: spec, weights: w.entries, optimizer: null,
         trainer: {epoch: epoch + 1, step, seed, config: {...cfg, resume: null, overwrite: false}, history, best, backend: backend.name,
-          classNames: trainDs.classNames, normalisation: norm, lastEval: {loss: ev.loss, top1: ev.top1, top5: ev.top5},
+          classNames: data.trainDs.classNames, normalisation: data.norm, lastEval: {loss: ev.loss, top1: ev.top1, top5: ev.top5},
           ...(newParams != null ? {newParams} : {})},
         weightFloats: 0, optimizerFloats: 0,
       },
       weights: w.data, optimizer: await opt.getState(),
     };
-    writeCheckpoint(lastPath, ck);
-    if (isBest) writeCheckpoint(bestPath, {...ck, optimizer: null});
-    if (cfg.keepEpochCheckpoints) {
-      const dir = nodePath.join(runDir, 'epochs');
-      nodeFs.mkdirSync(dir, {recursive: true});
-      writeCheckpoint(nodePath.join(dir, `epoch-${String(epoch + 1).padStart(3, '0')}.ckpt`), {...ck, optimizer: null});
-    }
+    writeEpochCheckpoints(runDir, cfg, epoch, ck, isBest);
     events.onEpoch?.(rec, ev);
   }
   opt.dispose();
@@ -437,6 +477,17 @@ async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, 
     runDir, history, best, lastCheckpoint: lastPath, bestCheckpoint: nodeFs.existsSync(bestPath) ? bestPath : null, model,
     backend: backend.name, params: nParams, seconds: (performance.now() - t0) / 1000,
   };
+}
+
+/** last.ckpt (with the optimizer state), best.ckpt when this epoch is the best, and the per-epoch snapshot if asked. */
+function writeEpochCheckpoints(runDir: string, cfg: TrainConfig, epoch: number, ck: Checkpoint, isBest: boolean): void {
+  writeCheckpoint(nodePath.join(runDir, 'last.ckpt'), ck);
+  if (isBest) writeCheckpoint(nodePath.join(runDir, 'best.ckpt'), {...ck, optimizer: null});
+  if (cfg.keepEpochCheckpoints) {
+    const dir = nodePath.join(runDir, 'epochs');
+    nodeFs.mkdirSync(dir, {recursive: true});
+    writeCheckpoint(nodePath.join(dir, `epoch-${String(epoch + 1).padStart(3, '0')}.ckpt`), {...ck, optimizer: null});
+  }
 }
 
 export function defaultRunName(cfg: TrainConfig): string {
