@@ -308,7 +308,8 @@ function checkOptions(o: VitFromSafetensorsOptions): void {
 
 type Getter = (name: string) => Float32Array;
 
-interface TorchTensorSpec {
+/** One tensor of the PyTorch/timm naming: its state-dict name and shape. */
+export interface TorchTensorSpec {
   torch: string;
   shape: number[];
 }
