@@ -16,7 +16,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 import {AttentionActivation, resolveAttention} from './layers/attention_config';
 import {KArAtArgumentError} from './ops/validate';
-import {swapAttentionWithReport, SwapSource} from './swap';
+import {modelConfigOf, readModelSource, swapAttentionWithReport, SwapSource} from './swap';
 
 export type PosEmbedInterpolation = 'bicubic' | 'bilinear';
 
@@ -166,44 +166,6 @@ export interface FinetuneAdaptation {
   to: {imageSize: [number, number], channels: number, numClasses: number, tokens: number | null};
 }
 
-function isLayersModel(x: unknown): x is tfl.LayersModel {
-  return x != null && typeof x === 'object' && typeof (x as tfl.LayersModel).toJSON === 'function' &&
-      Array.isArray((x as tfl.LayersModel).layers);
-}
-
-async function topologyAndWeights(source: SwapSource): Promise<{topology: Json, weights: Map<string, tf.Tensor>, owned: boolean}> {
-  if (isLayersModel(source)) {
-    const weights = new Map<string, tf.Tensor>();
-    for (const w of source.weights) weights.set(w.originalName, w.read());
-    return {topology: source.toJSON(null, false), weights, owned: false};
-  }
-  let artifacts: tf.io.ModelArtifacts;
-  if (typeof source === 'string') {
-    const handlers = tf.io.getLoadHandlers(source);
-    if (handlers.length !== 1) {
-      throw new KArAtArgumentError(`finetune: argument 'model' is a URL for which tf.io has ${handlers.length} load handlers (expected 1): ${source}`);
-    }
-    artifacts = await handlers[0].load!();
-  } else if (source != null && typeof source === 'object' && typeof (source as tf.io.IOHandler).load === 'function') {
-    artifacts = await (source as tf.io.IOHandler).load!();
-  } else if (source != null && typeof source === 'object' && 'modelTopology' in source) {
-    artifacts = source as tf.io.ModelArtifacts;
-  } else {
-    throw new KArAtArgumentError(`finetune: argument 'model' must be a tf.LayersModel, tf.io.ModelArtifacts, an IOHandler or a URL`);
-  }
-  const topology = artifacts.modelTopology as Json;
-  if (topology == null || topology instanceof ArrayBuffer) throw new KArAtArgumentError(`finetune: argument 'model' has no Layers-model topology`);
-  const weights = new Map<string, tf.Tensor>();
-  if (artifacts.weightData != null && artifacts.weightSpecs != null) {
-    for (const [k, v] of Object.entries(tf.io.decodeWeights(artifacts.weightData, artifacts.weightSpecs))) weights.set(k, v);
-  }
-  return {topology, weights, owned: true};
-}
-
-function modelConfigOf(topology: Json): Json {
-  return topology.model_config != null ? topology.model_config : topology;
-}
-
 function layersOf(modelConfig: Json): Json[] {
   const layers = modelConfig?.config?.layers;
   return Array.isArray(layers) ? layers : [];
@@ -295,7 +257,7 @@ export async function adaptForFinetune(source: SwapSource, options: FinetuneAdap
   if (interpolation !== 'bicubic' && interpolation !== 'bilinear') {
     throw new KArAtArgumentError(`finetune: argument 'interpolation' must be 'bicubic' or 'bilinear', got ${JSON.stringify(interpolation)}`);
   }
-  const {topology, weights, owned} = await topologyAndWeights(source);
+  const {topology, weights, owned} = await readModelSource(source, 'finetune');
   const created: tf.Tensor[] = [];
   try {
     const newTopology = JSON.parse(JSON.stringify(topology));
@@ -479,7 +441,7 @@ export interface ViTDescription {
 
 /** Reads the architecture of a ViT (throws KArAtArgumentError when it has no attention layer etc.). */
 export async function describeViT(source: SwapSource): Promise<ViTDescription> {
-  const {topology, weights, owned} = await topologyAndWeights(source);
+  const {topology, weights, owned} = await readModelSource(source, 'finetune');
   try {
     const L = layout(topology);
     const layers = layersOf(modelConfigOf(topology));

@@ -81,7 +81,13 @@ function isLayersModel(x: unknown): x is tfl.LayersModel {
       Array.isArray((x as tfl.LayersModel).layers) && typeof (x as tfl.LayersModel).predict === 'function';
 }
 
-async function getArtifacts(source: SwapSource): Promise<{topology: Json, weights: Map<string, tf.Tensor>, owned: boolean}> {
+/**
+ * The topology and named weights of a model source (a live model, artifacts, an IOHandler or a
+ * URL); `owned` when the weights were decoded here (the caller disposes them). `fn` names the
+ * calling function in errors.
+ */
+export async function readModelSource(source: SwapSource, fn = 'swapAttention'):
+    Promise<{topology: Json, weights: Map<string, tf.Tensor>, owned: boolean}> {
   if (isLayersModel(source)) {
     const topology = source.toJSON(null, false) as Json;
     const weights = new Map<string, tf.Tensor>();
@@ -93,7 +99,7 @@ async function getArtifacts(source: SwapSource): Promise<{topology: Json, weight
     const handlers = tf.io.getLoadHandlers(source);
     if (handlers.length !== 1) {
       throw new KArAtArgumentError(
-          `swapAttention: argument 'model' is a URL for which tf.io has ${handlers.length} load ` +
+          `${fn}: argument 'model' is a URL for which tf.io has ${handlers.length} load ` +
           `handlers (expected 1): ${source}`);
     }
     artifacts = await handlers[0].load!();
@@ -103,12 +109,12 @@ async function getArtifacts(source: SwapSource): Promise<{topology: Json, weight
     artifacts = source as tf.io.ModelArtifacts;
   } else {
     throw new KArAtArgumentError(
-        `swapAttention: argument 'model' must be a tf.LayersModel, tf.io.ModelArtifacts, an IOHandler ` +
+        `${fn}: argument 'model' must be a tf.LayersModel, tf.io.ModelArtifacts, an IOHandler ` +
         `or a URL string, got ${source === null ? 'null' : typeof source}`);
   }
   const topology = artifacts.modelTopology as Json;
   if (topology == null || topology instanceof ArrayBuffer) {
-    throw new KArAtArgumentError(`swapAttention: argument 'model' has no Layers-model topology`);
+    throw new KArAtArgumentError(`${fn}: argument 'model' has no Layers-model topology`);
   }
   const weights = new Map<string, tf.Tensor>();
   if (artifacts.weightData != null && artifacts.weightSpecs != null) {
@@ -119,7 +125,7 @@ async function getArtifacts(source: SwapSource): Promise<{topology: Json, weight
 }
 
 /** The {class_name, config} model config inside a topology (Keras files nest it in model_config). */
-function modelConfigOf(topology: Json): Json {
+export function modelConfigOf(topology: Json): Json {
   return topology.model_config != null ? topology.model_config : topology;
 }
 
@@ -237,7 +243,7 @@ export async function swapAttentionWithReport(
     model: SwapSource, attention: AttentionActivation, options: SwapOptions = {}): Promise<SwapReport> {
   const allowInitialised = checkSwapOptions(options);
   const target: ResolvedAttention = resolveAttention(attention, 'attentionConfig');
-  const {topology, weights, owned} = await getArtifacts(model);
+  const {topology, weights, owned} = await readModelSource(model);
   try {
     const newTopology = JSON.parse(JSON.stringify(topology));
     const mc = modelConfigOf(newTopology);
