@@ -22,7 +22,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as karat from '../src/index';
 import {fourierKArAtGrad, fourierKArAtHidden} from '../src/index';
 import {FourierKArAt, FourierKArAtGrad} from '../src/ops/kernel_names';
-import {randomArray, refGrads, refHidden, RefDims} from './support/reference';
+import {maxErrorOverUnit as relErr, randomArray, refGrads, refHidden, RefDims} from './support/reference';
+import {squaredHiddenGrads} from './support/op_cases';
 import {trainTinyViT} from './support/vit_steps';
 
 const TOL = 1e-5;
@@ -65,18 +66,6 @@ async function runOp(backend: string, c: Case, d: Data): Promise<{values: Float3
   const values = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
   tf.dispose(outs);
   return {values, kernels: info.kernelNames};
-}
-
-/** max |actual − expected| / max(1, max |expected|). */
-function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.equal(actual.length, expected.length);
-  let maxErr = 0, maxRef = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const e = Math.abs(actual[i] - expected[i]);
-    maxErr = Number.isNaN(e) ? Infinity : Math.max(maxErr, e);
-    maxRef = Math.max(maxRef, Math.abs(expected[i]));
-  }
-  return maxErr / Math.max(1, maxRef);
 }
 
 // N = 1, 7, 65, 197; r = 1, 12 (and 20); G = 1, 3, 5 (and 10); B·h up to 8.
@@ -189,18 +178,7 @@ describe('wasm kernels: tf.grads and memory', () => {
   async function gradsOn(backend: string): Promise<Float32Array[]> {
     await tf.setBackend(backend);
     const d = makeData(c, 7);
-    const w = randomArray(c.B * c.h * c.N * c.r, 8);
-    const outs = tf.tidy(() => {
-      const s = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
-      const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
-      const wt = tf.tensor4d(w, [c.B, c.h, c.N, c.r]);
-      const f = (x: tf.Tensor, y: tf.Tensor) =>
-          tf.sum(tf.mul(tf.square(fourierKArAtHidden(x as tf.Tensor4D, y as tf.Tensor5D)), wt));
-      return tf.grads(f)([s, k]);
-    });
-    const vals = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
-    tf.dispose(outs);
-    return vals;
+    return squaredHiddenGrads(c, {scores: d.scores, coeffs: d.coeffs, weight: randomArray(c.B * c.h * c.N * c.r, 8)});
   }
 
   it('tf.grads through fourierKArAtHidden equals cpu (SIMD module and TypeScript path)', async () => {

@@ -26,6 +26,7 @@ import '../src/index';
 import {compositeFourierKArAtHidden, fourierAttention, fourierAttentionPath, fourierKArAtHidden, FOURIER_ATTENTION_LIMITS, FourierKArAt, KARAT_FUSED_FLAG, KArAtFourierAttention, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradK, KArAtFourierAttentionGradProj, KArAtFourierAttentionGradQ, KArAtFourierAttentionHidden} from '../src/index';
 import {fourierAttentionPlan} from '../kernels-webgpu/plan';
 import {releaseWebGPUAfterAllTests, setupWebGPUNode, useWebGPUBackend} from './support/webgpu_node';
+import {maxErrorOverUnit as relErr} from './support/reference';
 import {trainTinyViT} from './support/vit_steps';
 
 const TOL = 2e-5;
@@ -93,17 +94,6 @@ async function run(c: Case, d: Data, impl: Impl): Promise<Float32Array[]> {
   const values = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
   tf.dispose(outs);
   return values;
-}
-
-function relErr(actual: Float32Array, expected: Float32Array): number {
-  assert.equal(actual.length, expected.length);
-  let maxErr = 0, maxRef = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const e = Math.abs(actual[i] - expected[i]);
-    maxErr = Number.isNaN(e) ? Infinity : Math.max(maxErr, e);
-    maxRef = Math.max(maxRef, Math.abs(expected[i]));
-  }
-  return maxErr / Math.max(1, maxRef);
 }
 
 const NAMES = ['out', 'dq', 'dk', 'dv', 'dCoeffs', 'dProj'];

@@ -19,7 +19,7 @@ import {KARAT_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 import {FourierKArAt, FourierKArAtGrad} from '../src/ops/kernel_names';
 import {forwardPlan, gradCoeffsPlan, gradScoresPlan} from '../kernels-webgpu/plan';
 import {normalish} from './browser/util';
-import {describeOpCases, OpCase, opInputs} from './support/op_cases';
+import {describeOpCases, OpCase, opInputs, squaredHiddenGrads} from './support/op_cases';
 import {maxErrorOverUnit} from './support/reference';
 import {releaseWebGPUAfterAllTests, setupWebGPUNode, useWebGPUBackend} from './support/webgpu_node';
 import {trainTinyViT} from './support/vit_steps';
@@ -71,19 +71,7 @@ describe('webgpu kernels: tf.grad and memory (Dawn)', function() {
 
   async function gradsOn(backend: string): Promise<Float32Array[]> {
     await tf.setBackend(backend);
-    const d = opInputs(c, 7);
-    const w = d.weight;
-    const outs = tf.tidy(() => {
-      const s = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
-      const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
-      const wt = tf.tensor4d(w, [c.B, c.h, c.N, c.r]);
-      const f = (x: tf.Tensor, y: tf.Tensor) =>
-          tf.sum(tf.mul(tf.square(fourierKArAtHidden(x as tf.Tensor4D, y as tf.Tensor5D)), wt));
-      return tf.grads(f)([s, k]);
-    });
-    const vals = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
-    tf.dispose(outs);
-    return vals;
+    return squaredHiddenGrads(c, opInputs(c, 7));
   }
 
   before(async function() {

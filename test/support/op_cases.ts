@@ -78,6 +78,21 @@ export async function runOp(c: OpCase, d: OpInputs): Promise<OpResult> {
   }
 }
 
+/** dScores, dCoeffs of sum(ĥ² · weight) through tf.grads (a non-linear loss), on the active backend. */
+export async function squaredHiddenGrads(c: OpCase, d: OpInputs): Promise<Float32Array[]> {
+  const outs = tf.tidy(() => {
+    const s = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
+    const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
+    const wt = tf.tensor4d(d.weight, [c.B, c.h, c.N, c.r]);
+    const f = (x: tf.Tensor, y: tf.Tensor) =>
+        tf.sum(tf.mul(tf.square(fourierKArAtHidden(x as tf.Tensor4D, y as tf.Tensor5D)), wt));
+    return tf.grads(f)([s, k]);
+  });
+  const vals = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
+  tf.dispose(outs);
+  return vals;
+}
+
 export interface OpSuiteOptions {
   /** Makes `backend` available; resolves to null, or to why it cannot run here (the suite skips). */
   start(): Promise<string | null>;
