@@ -11,7 +11,9 @@ import {strict as assert} from 'assert';
 import '../src/node';
 import {parseFlags, UsageError} from '../src/cli/flags';
 import {AdamW, clipByGlobalNorm, Param, sumTensors} from '../src/training/adamw';
-import {ConfigError, DEFAULTS, resolveConfig} from '../src/training/config';
+import {ConfigError, DEFAULTS, FIELD_HELP, kebab, resolveConfig} from '../src/training/config';
+import {readFileSync} from 'node:fs';
+import {join} from 'node:path';
 import {confusionMatrix, softCrossEntropy, topKCorrect} from '../src/training/metrics';
 import {paramRule} from '../src/training/model';
 import {learningRate} from '../src/training/schedule';
@@ -148,6 +150,12 @@ describe('training: schedule, metrics, config', () => {
     assert.throws(() => resolveConfig([{from: '--config x.json', values: {batchsize: 3}}]), /--config x\.json: unknown option 'batchsize' \(did you mean 'batch-size'\?\)/);
     assert.throws(() => resolveConfig([{from: 'flags', values: {epochs: 'many'}}]), /'epochs' must be an integer, got "many"/);
     assert.throws(() => resolveConfig([{from: 'flags', values: {dim: 30, heads: 4}}]), /'dim' \(30\) must be divisible by 'heads' \(4\)/);
+  });
+
+  it("docs/training.md's flag table has a row for every option of karat train", () => {
+    const doc = readFileSync(join(__dirname, '..', 'docs', 'training.md'), 'utf8');
+    const missing = Object.keys(FIELD_HELP).map((k) => `--${kebab(k)}`).filter((f) => !doc.includes(`| \`${f}\` |`));
+    assert.deepEqual(missing, []);
   });
 
   it('CLI flags: --a b, --a=b, booleans, --no-x; a missing value is an error', () => {
