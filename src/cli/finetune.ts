@@ -23,7 +23,7 @@ import {ModelFactory, StartInfo} from '../training/trainer';
 import type {SwapSource} from '../swap';
 import {DEFAULT_MAX_BYTES, readFileChecked} from './convert';
 import {parseFlags, UsageError} from './flags';
-import {readConfigFile, runTraining} from './main';
+import {readConfigFile, runTraining} from './train';
 
 /** Defaults of fine-tuning that differ from karat train's (flags and --config still override). */
 export const FINETUNE_DEFAULTS: Partial<TrainConfig> = {epochs: 5, lr: 5e-4, minLr: 1e-5};
