@@ -8,7 +8,7 @@ import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync}
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 
-import {ARM_ORDER, collect, curvesSvg, pairedEffect, readRuns, reportMarkdown, summariseArms} from '../scripts/study/report';
+import {ARM_ORDER, collect, curvesSvg, epochTableMarkdown, pairedEffect, readRuns, reportMarkdown, summariseArms} from '../scripts/study/report';
 import {parseStudyArgs, runStudy, runState} from '../scripts/study/run';
 import {mean, pairedInterval, sd, tQuantile975} from '../scripts/study/stats';
 import {inMemoryDataset} from '../src/data/dataset';
@@ -110,6 +110,12 @@ describe('study report', () => {
     assert.ok((md).includes('| softmax | 1,000 | 39.00 ± 2.83 (n = 2) | s1: 41.00, s2: 37.00 | 2, 3 | 39.50 ± 3.54 | 300 |'), 'report lacks ' + '| softmax | 1,000 | 39.00 ± 2.83 (n = 2) | s1: 41.00, s2: 37.00 | 2, 3 | 39.50 ± 3.54 | 300 |');
     assert.ok((md).includes('| G3B | +2.50 [-3.85, +8.85] | no |'), 'report lacks ' + '| G3B | +2.50 [-3.85, +8.85] | no |');
     assert.match(curvesSvg(runs, arms, 't'), /^<svg[\s\S]*<\/svg>$/);
+    // per epoch: softmax e1 (.31, .33) -> 32.00 ± 1.41, e2 (.41, .36) -> 38.50 ± 3.54; G3B e3 (.43, .40) -> 41.50 ± 2.12
+    const table = epochTableMarkdown(runs, arms).split('\n');
+    assert.equal(table[0], '| epoch | softmax (n = 2) | G3B (n = 2) |');
+    assert.equal(table[2], '| 1 | 32.00 ± 1.41 | 32.00 ± 2.83 |');
+    assert.equal(table[3], '| 2 | 38.50 ± 3.54 | 41.50 ± 3.54 |');
+    assert.equal(table[4], '| 3 | 39.50 ± 3.54 | 41.50 ± 2.12 |');
   });
 
   it('reports a diverged run by name instead of scoring it', () => {

@@ -138,24 +138,41 @@ export function reportMarkdown(arms: ArmSummary[], baseline = 'softmax'): string
   return out.join('\n') + '\n';
 }
 
+/** Test top-1 per epoch over an arm's seeds, up to the epoch every run of the arm reached. */
+export function perEpoch(runs: RunResult[], arm: string): {epochs: number[], mean: number[], sd: number[], n: number} {
+  const rs = runs.filter((r) => r.arm === arm);
+  const count = Math.min(...rs.map((r) => r.rows.length));
+  const out = {epochs: [] as number[], mean: [] as number[], sd: [] as number[], n: rs.length};
+  for (let e = 0; e < count; e++) {
+    const v = rs.map((r) => r.rows[e].testTop1 as number);
+    out.epochs.push(e + 1);
+    out.mean.push(mean(v));
+    out.sd.push(sd(v));
+  }
+  return out;
+}
+
+/** The curves as a table: test top-1 (%) per epoch, mean ± sd over each arm's seeds. */
+export function epochTableMarkdown(runs: RunResult[], arms: ArmSummary[]): string {
+  const cols = arms.map((a) => perEpoch(runs, a.arm));
+  const rows = Math.max(...cols.map((c) => c.epochs.length));
+  const out = [`| epoch | ${arms.map((a, k) => `${a.arm} (n = ${cols[k].n})`).join(' | ')} |`, `|---:|${arms.map(() => '---:').join('|')}|`];
+  for (let e = 0; e < rows; e++) {
+    out.push(`| ${e + 1} | ${cols.map((c) => e < c.epochs.length ? `${pct(c.mean[e])} ± ${pct(c.sd[e])}` : '–').join(' | ')} |`);
+  }
+  return out.join('\n') + '\n';
+}
+
 /** Test top-1 per epoch: each arm's mean (solid) and mean ± sd (dashed). */
 export function curvesSvg(runs: RunResult[], arms: ArmSummary[], title: string): string {
   const series: LineSeries[] = [];
   arms.forEach((a, k) => {
-    const rs = runs.filter((r) => r.arm === a.arm);
-    const epochs = Math.min(...rs.map((r) => r.rows.length));
-    const x: number[] = [], m: number[] = [], lo: number[] = [], hi: number[] = [];
-    for (let e = 0; e < epochs; e++) {
-      const v = rs.map((r) => 100 * (r.rows[e].testTop1 as number));
-      x.push(e + 1);
-      m.push(mean(v));
-      lo.push(mean(v) - sd(v));
-      hi.push(mean(v) + sd(v));
-    }
+    const c = perEpoch(runs, a.arm);
     const color = PALETTE[k % PALETTE.length];
-    series.push({name: `${a.arm} (mean of ${rs.length})`, x, y: m, color});
-    series.push({name: `${a.arm} − sd`, x, y: lo, color, dash: '4 3'});
-    series.push({name: `${a.arm} + sd`, x, y: hi, color, dash: '4 3'});
+    const y = (f: (m: number, s: number) => number) => c.mean.map((m, i) => 100 * f(m, c.sd[i]));
+    series.push({name: `${a.arm} (mean of ${c.n})`, x: c.epochs, y: y((m) => m), color});
+    series.push({name: `${a.arm} − sd`, x: c.epochs, y: y((m, s) => m - s), color, dash: '4 3'});
+    series.push({name: `${a.arm} + sd`, x: c.epochs, y: y((m, s) => m + s), color, dash: '4 3'});
   });
   return linePlot({title, xLabel: 'epoch', yLabel: 'test top-1 (%)', series, width: 640, height: 400});
 }
@@ -205,7 +222,8 @@ if (process.argv[1] != null && resolve(process.argv[1]) === fileURLToPath(import
       mkdirSync(dirname(out), {recursive: true});
       const svg = join(dirname(out), 'curves.svg');
       writeFileSync(svg, curvesSvg(runs, arms, 'CIFAR-10 test top-1 per epoch (mean ± sd over seeds)'));
-      writeFileSync(out, md + `\n![test top-1 per epoch](${relative(dirname(out), svg)})\n`);
+      writeFileSync(out, md + '\nTest top-1 (%) per epoch, mean ± sd over seeds:\n\n' + epochTableMarkdown(runs, arms) +
+          `\n![test top-1 per epoch](${relative(dirname(out), svg)})\n`);
       console.log(`wrote ${out} and ${svg}`);
     }
     console.log(md);
