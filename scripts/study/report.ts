@@ -24,7 +24,10 @@ export interface RunResult {
   arm: string;
   seed: number;
   params: number;
+  /** Training time summed over the logged epochs (columns epochSeconds and cpuSeconds: the
+   * training steps, without evaluation), so a resumed run counts every epoch once. */
   seconds: number;
+  cpuSeconds: number;
   rows: Row[];
   /** 1-based epoch chosen on validation top-1. */
   selectedEpoch: number;
@@ -51,6 +54,8 @@ export function parseLogCsv(text: string, from: string): Row[] {
   });
 }
 
+const sumOf = (rows: Row[], col: string) => rows.reduce((a, r) => a + Number(r[col]), 0);
+
 /** Reads one run folder `<arm>-s<seed>`. */
 export function readRun(dir: string): RunResult {
   const name = basename(dir);
@@ -69,7 +74,8 @@ export function readRun(dir: string): RunResult {
     for (const r of rows) if ((r.valTop1 as number) > (sel.valTop1 as number)) sel = r;
   }
   return {
-    name, arm: m[1], seed: Number(m[2]), params: Number(summary.params), seconds: Number(summary.seconds), rows,
+    name, arm: m[1], seed: Number(m[2]), params: Number(summary.params),
+    seconds: sumOf(rows, 'epochSeconds'), cpuSeconds: sumOf(rows, 'cpuSeconds'), rows,
     selectedEpoch: sel.epoch as number, selectedTop1: sel.testTop1 as number, lastTop1: rows[rows.length - 1].testTop1 as number, diverged,
   };
 }
@@ -82,6 +88,7 @@ export interface ArmSummary {
   last: number[];
   selectedEpochs: number[];
   seconds: number[];
+  cpuSeconds: number[];
   diverged: string[];
 }
 
@@ -94,7 +101,7 @@ export function summariseArms(runs: RunResult[], armOrder: string[]): ArmSummary
     const rs = runs.filter((r) => r.arm === arm).sort((a, b) => a.seed - b.seed);
     return {
       arm, params: rs[0].params, seeds: rs.map((r) => r.seed), selected: rs.map((r) => r.selectedTop1),
-      last: rs.map((r) => r.lastTop1), selectedEpochs: rs.map((r) => r.selectedEpoch), seconds: rs.map((r) => r.seconds),
+      last: rs.map((r) => r.lastTop1), selectedEpochs: rs.map((r) => r.selectedEpoch), seconds: rs.map((r) => r.seconds), cpuSeconds: rs.map((r) => r.cpuSeconds),
       diverged: rs.filter((r) => r.diverged).map((r) => r.name),
     };
   });
@@ -113,12 +120,12 @@ const pp = (v: number) => `${v >= 0 ? '+' : ''}${(100 * v).toFixed(2)}`;
 
 export function reportMarkdown(arms: ArmSummary[], baseline = 'softmax'): string {
   const out: string[] = [];
-  out.push('| arm | params | test top-1 at selected epoch, mean ± sd | per seed | selected epochs | test top-1 at last epoch, mean ± sd | train time per run (s), mean |');
+  out.push('| arm | params | test top-1 at selected epoch, mean ± sd | per seed | selected epochs | test top-1 at last epoch, mean ± sd | training time per run (s), mean: wall / CPU |');
   out.push('|---|---:|---:|---|---|---:|---:|');
   for (const a of arms) {
     out.push(`| ${a.arm} | ${a.params.toLocaleString('en-US')} | ${pct(mean(a.selected))} ± ${pct(sd(a.selected))} (n = ${a.seeds.length}) | ` +
         `${a.seeds.map((s, i) => `s${s}: ${pct(a.selected[i])}`).join(', ')} | ${a.selectedEpochs.join(', ')} | ` +
-        `${pct(mean(a.last))} ± ${pct(sd(a.last))} | ${mean(a.seconds).toFixed(0)} |`);
+        `${pct(mean(a.last))} ± ${pct(sd(a.last))} | ${mean(a.seconds).toFixed(0)} / ${mean(a.cpuSeconds).toFixed(0)} |`);
   }
   const base = arms.find((a) => a.arm === baseline);
   if (base) {
