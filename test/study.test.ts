@@ -123,6 +123,9 @@ describe('study report', () => {
     writeRun('G3U-s2', 1500, [[1, 0.2, 0.2], [2, 0.25, 0.24]]);
     const arms = summariseArms(readRuns(dir), ARM_ORDER);
     assert.deepEqual(arms.find((a) => a.arm === 'G3U')!.diverged, ['G3U-s1']);
+    // a single seed shows its value without a spread
+    const one = summariseArms(readRuns(dir).filter((r) => r.name !== 'G3U-s1'), ARM_ORDER);
+    assert.ok(reportMarkdown(one).includes('| G3U | 1,500 | 24.00 (n = 1) | s2: 24.00 |'), reportMarkdown(one));
     assert.ok((reportMarkdown(arms)).includes('Diverged runs (a non-finite test loss or accuracy in some epoch): G3U-s1.'), 'report lacks ' + 'Diverged runs (a non-finite test loss or accuracy in some epoch): G3U-s1.');
   });
 });

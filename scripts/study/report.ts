@@ -116,6 +116,8 @@ export function pairedEffect(arm: ArmSummary, base: ArmSummary, which: 'selected
 }
 
 const pct = (v: number, d = 2) => (100 * v).toFixed(d);
+/** mean ± sd in percent; a single value has no spread to show. */
+const pctMeanSd = (m: number, s: number, n: number) => n >= 2 ? `${pct(m)} ± ${pct(s)}` : pct(m);
 const pp = (v: number) => `${v >= 0 ? '+' : ''}${(100 * v).toFixed(2)}`;
 
 export function reportMarkdown(arms: ArmSummary[], baseline = 'softmax'): string {
@@ -123,9 +125,9 @@ export function reportMarkdown(arms: ArmSummary[], baseline = 'softmax'): string
   out.push('| arm | params | test top-1 at selected epoch, mean ± sd | per seed | selected epochs | test top-1 at last epoch, mean ± sd | training time per run (s), mean: wall / CPU |');
   out.push('|---|---:|---:|---|---|---:|---:|');
   for (const a of arms) {
-    out.push(`| ${a.arm} | ${a.params.toLocaleString('en-US')} | ${pct(mean(a.selected))} ± ${pct(sd(a.selected))} (n = ${a.seeds.length}) | ` +
+    out.push(`| ${a.arm} | ${a.params.toLocaleString('en-US')} | ${pctMeanSd(mean(a.selected), sd(a.selected), a.seeds.length)} (n = ${a.seeds.length}) | ` +
         `${a.seeds.map((s, i) => `s${s}: ${pct(a.selected[i])}`).join(', ')} | ${a.selectedEpochs.join(', ')} | ` +
-        `${pct(mean(a.last))} ± ${pct(sd(a.last))} | ${mean(a.seconds).toFixed(0)} / ${mean(a.cpuSeconds).toFixed(0)} |`);
+        `${pctMeanSd(mean(a.last), sd(a.last), a.seeds.length)} | ${mean(a.seconds).toFixed(0)} / ${mean(a.cpuSeconds).toFixed(0)} |`);
   }
   const base = arms.find((a) => a.arm === baseline);
   if (base) {
@@ -165,7 +167,7 @@ export function epochTableMarkdown(runs: RunResult[], arms: ArmSummary[]): strin
   const rows = Math.max(...cols.map((c) => c.epochs.length));
   const out = [`| epoch | ${arms.map((a, k) => `${a.arm} (n = ${cols[k].n})`).join(' | ')} |`, `|---:|${arms.map(() => '---:').join('|')}|`];
   for (let e = 0; e < rows; e++) {
-    out.push(`| ${e + 1} | ${cols.map((c) => e < c.epochs.length ? `${pct(c.mean[e])} ± ${pct(c.sd[e])}` : '–').join(' | ')} |`);
+    out.push(`| ${e + 1} | ${cols.map((c) => e < c.epochs.length ? pctMeanSd(c.mean[e], c.sd[e], c.n) : '–').join(' | ')} |`);
   }
   return out.join('\n') + '\n';
 }
