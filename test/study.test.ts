@@ -8,7 +8,7 @@ import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync}
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 
-import {ARM_ORDER, collect, curvesSvg, epochTableMarkdown, pairedEffect, readRuns, reportMarkdown, summariseArms} from '../scripts/study/report';
+import {ARM_ORDER, collect, curvesSvg, epochEffectMarkdown, epochTableMarkdown, pairedEffect, readRuns, reportMarkdown, summariseArms} from '../scripts/study/report';
 import {parseStudyArgs, runStudy, runState} from '../scripts/study/run';
 import {mean, pairedInterval, sd, tQuantile975} from '../scripts/study/stats';
 import {inMemoryDataset} from '../src/data/dataset';
@@ -116,6 +116,12 @@ describe('study report', () => {
     assert.equal(table[2], '| 1 | 32.00 ± 1.41 | 32.00 ± 2.83 |');
     assert.equal(table[3], '| 2 | 38.50 ± 3.54 | 41.50 ± 3.54 |');
     assert.equal(table[4], '| 3 | 39.50 ± 3.54 | 41.50 ± 2.12 |');
+    // paired per epoch, G3B − softmax: e1 (-.01, +.01) -> 0 ± 12.7062 · .0141421 / √2; e2 (+.03, +.03) -> sd 0, excludes 0; e3 (+.01, +.03)
+    const eff1 = epochEffectMarkdown(runs, arms).split('\n');
+    assert.equal(eff1[0], '| epoch | G3B − softmax |');
+    assert.equal(eff1[2], '| 1 | +0.00 [-12.71, +12.71] |');
+    assert.equal(eff1[3], '| 2 | +3.00 [+3.00, +3.00] * |');
+    assert.equal(eff1[4], '| 3 | +2.00 [-10.71, +14.71] |');
   });
 
   it('reports a diverged run by name instead of scoring it', () => {

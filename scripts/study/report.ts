@@ -172,6 +172,30 @@ export function epochTableMarkdown(runs: RunResult[], arms: ArmSummary[]): strin
   return out.join('\n') + '\n';
 }
 
+/**
+ * The paired difference arm − baseline of test top-1 per epoch (percentage points, mean and 95%
+ * t interval over the seeds both arms have, up to the epoch all their runs reached); `*` marks
+ * an interval that excludes 0.
+ */
+export function epochEffectMarkdown(runs: RunResult[], arms: ArmSummary[], baseline = 'softmax'): string {
+  const base = arms.find((a) => a.arm === baseline);
+  if (!base) return '';
+  const others = arms.filter((a) => a !== base);
+  const cols = others.map((a) => {
+    const seeds = a.seeds.filter((s) => base.seeds.includes(s));
+    const of = (arm: string, s: number) => runs.find((r) => r.arm === arm && r.seed === s)!.rows;
+    const count = Math.min(...seeds.flatMap((s) => [of(a.arm, s).length, of(baseline, s).length]));
+    return Array.from({length: count}, (_, e) => pairedInterval(
+        seeds.map((s) => of(a.arm, s)[e].testTop1 as number), seeds.map((s) => of(baseline, s)[e].testTop1 as number)));
+  });
+  const rows = Math.max(0, ...cols.map((c) => c.length));
+  const cell = (p: PairedInterval | undefined) => p == null ? '–' :
+      p.n >= 2 ? `${pp(p.mean)} [${pp(p.lo)}, ${pp(p.hi)}]${p.excludesZero ? ' *' : ''}` : `${pp(p.mean)} (one seed)`;
+  const out = [`| epoch | ${others.map((a) => `${a.arm} − ${baseline}`).join(' | ')} |`, `|---:|${others.map(() => '---').join('|')}|`];
+  for (let e = 0; e < rows; e++) out.push(`| ${e + 1} | ${cols.map((c) => cell(c[e])).join(' | ')} |`);
+  return out.join('\n') + '\n';
+}
+
 /** Test top-1 per epoch: each arm's mean (solid) and mean ± sd (dashed). */
 export function curvesSvg(runs: RunResult[], arms: ArmSummary[], title: string): string {
   const series: LineSeries[] = [];
@@ -232,6 +256,8 @@ if (process.argv[1] != null && resolve(process.argv[1]) === fileURLToPath(import
       const svg = join(dirname(out), 'curves.svg');
       writeFileSync(svg, curvesSvg(runs, arms, 'CIFAR-10 test top-1 per epoch (mean ± sd over seeds)'));
       writeFileSync(out, md + '\nTest top-1 (%) per epoch, mean ± sd over seeds:\n\n' + epochTableMarkdown(runs, arms) +
+          '\nPaired difference of test top-1 per epoch, percentage points, mean [95% interval] (* excludes 0):\n\n' +
+          epochEffectMarkdown(runs, arms) +
           `\n![test top-1 per epoch](${relative(dirname(out), svg)})\n`);
       console.log(`wrote ${out} and ${svg}`);
     }
