@@ -6,10 +6,11 @@
  *
  * Both paths of the kernels run: the WebAssembly SIMD module (default) and the cpu kernels'
  * TypeScript implementation on the wasm heap (KARAT_WASM_SIMD=false, the fallback where
- * SIMD is unavailable). Tolerance: max |err| ≤ 1e-5 · max(1, max |ref|). The TypeScript path
+ * SIMD is unavailable). The cases are the shared OP_CASES (test/support/op_cases.ts) that every
+ * backend runs. Tolerance: max |err| ≤ 1e-5 · max(1, max |ref|). The TypeScript path
  * accumulates in float64 and equals the cpu kernels exactly; the SIMD module accumulates
- * ĥ and the per-slice dCoeffs in float32 (f32x4): measured at most 3.3e-7 on the cases
- * below, so TOL leaves a 30x margin, while an indexing mistake gives O(1).
+ * ĥ and the per-slice dCoeffs in float32 (f32x4): each case logs its error, at most 3.8e-7
+ * on these cases, so TOL leaves a 26x margin, while an indexing mistake gives O(1).
  */
 import * as assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
@@ -22,23 +23,11 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as karat from '../src/index';
 import {fourierKArAtGrad, fourierKArAtHidden} from '../src/index';
 import {FourierKArAt, FourierKArAtGrad} from '../src/ops/kernel_names';
-import {maxErrorOverUnit as relErr, randomArray, refGrads, refHidden, RefDims} from './support/reference';
-import {squaredHiddenGrads} from './support/op_cases';
+import {maxErrorOverUnit as relErr, randomArray, refGrads, refHidden} from './support/reference';
+import {caseLabel, OP_CASES, OpCase, OpInputs, opInputs, squaredHiddenGrads} from './support/op_cases';
 import {trainTinyViT} from './support/vit_steps';
 
 const TOL = 1e-5;
-
-interface Case extends RefDims {scale?: number}
-
-interface Data {scores: Float32Array, coeffs: Float32Array, dy: Float32Array}
-
-function makeData(c: Case, seed: number): Data {
-  return {
-    scores: randomArray(c.B * c.h * c.N * c.N, seed, c.scale ?? 2),
-    coeffs: randomArray(c.h * 2 * c.r * c.N * c.G, seed + 1, 1 / Math.sqrt(c.N * c.G)),
-    dy: randomArray(c.B * c.h * c.N * c.r, seed + 2),
-  };
-}
 
 /** Runs `fn` with the wasm kernels' SIMD module on or off. */
 async function withSimd<T>(on: boolean, fn: () => Promise<T>): Promise<T> {
@@ -51,14 +40,14 @@ async function withSimd<T>(on: boolean, fn: () => Promise<T>): Promise<T> {
 }
 
 /** ĥ, dScores, dCoeffs of the ops on `backend`, and the kernels that ran. */
-async function runOp(backend: string, c: Case, d: Data): Promise<{values: Float32Array[], kernels: string[]}> {
+async function runOp(backend: string, c: OpCase, d: OpInputs): Promise<{values: Float32Array[], kernels: string[]}> {
   await tf.setBackend(backend);
   let outs: tf.Tensor[] = [];
   const info = await tf.profile(() => {
     outs = tf.tidy(() => {
       const s = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
       const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
-      const g = tf.tensor4d(d.dy, [c.B, c.h, c.N, c.r]);
+      const g = tf.tensor4d(d.weight, [c.B, c.h, c.N, c.r]);
       return [fourierKArAtHidden(s, k), ...fourierKArAtGrad(g, s, k)];
     });
     return outs;
@@ -67,20 +56,6 @@ async function runOp(backend: string, c: Case, d: Data): Promise<{values: Float3
   tf.dispose(outs);
   return {values, kernels: info.kernelNames};
 }
-
-// N = 1, 7, 65, 197; r = 1, 12 (and 20); G = 1, 3, 5 (and 10); B·h up to 8.
-const CASES: Case[] = [
-  {B: 2, h: 1, N: 1, r: 1, G: 1},
-  {B: 1, h: 3, N: 1, r: 12, G: 5},
-  {B: 4, h: 2, N: 7, r: 12, G: 3},
-  {B: 2, h: 2, N: 7, r: 1, G: 5},
-  {B: 1, h: 2, N: 65, r: 12, G: 3},
-  {B: 1, h: 2, N: 65, r: 12, G: 3, scale: 15},
-  {B: 2, h: 1, N: 65, r: 1, G: 1},
-  {B: 1, h: 1, N: 197, r: 12, G: 3},
-  {B: 1, h: 2, N: 9, r: 20, G: 2},
-  {B: 2, h: 1, N: 9, r: 7, G: 10},
-];
 
 describe('wasm kernels: registration', () => {
   before(async () => {
@@ -128,10 +103,9 @@ describe('wasm kernels vs the float64 reference and the cpu kernels', () => {
     await tf.setBackend('cpu');
   });
 
-  for (const [i, c] of CASES.entries()) {
-    const name = `B=${c.B} h=${c.h} N=${c.N} r=${c.r} G=${c.G}${c.scale ? ` |S|~${c.scale}` : ''}`;
-    it(`${name}: forward, dScores, dCoeffs (SIMD module and TypeScript path)`, async () => {
-      const d = makeData(c, 100 + i);
+  for (const [i, c] of OP_CASES.entries()) {
+    it(`${caseLabel(c)}: forward, dScores, dCoeffs (SIMD module and TypeScript path)`, async () => {
+      const d = opInputs(c, 100 + 17 * i);
       const cpu = await runOp('cpu', c, d);
       const simd = await runOp('wasm', c, d);
       const ts = await withSimd(false, () => runOp('wasm', c, d));
@@ -139,37 +113,41 @@ describe('wasm kernels vs the float64 reference and the cpu kernels', () => {
         assert.ok(wasm.kernels.includes(FourierKArAt) && wasm.kernels.includes(FourierKArAtGrad),
             `fused kernels did not run on wasm: ${wasm.kernels.join(', ')}`);
       }
-      const ref = refGrads(d.dy, d.scores, d.coeffs, c);
+      const ref = refGrads(d.weight, d.scores, d.coeffs, c);
       const refs = [refHidden(d.scores, d.coeffs, c), ref.dS, ref.dC];
       const names = ['hidden', 'dScores', 'dCoeffs'];
+      const simdErrors: number[] = [];
       for (let k = 0; k < 3; k++) {
         for (const [path, wasm] of [['simd', simd], ['typescript', ts]] as const) {
           const err = relErr(wasm.values[k], refs[k]);
           assert.ok(err < TOL, `${path} ${names[k]} vs float64 reference: relative error ${err.toExponential(2)} >= ${TOL}`);
+          if (path === 'simd') simdErrors.push(err);
         }
         const errCpu = relErr(simd.values[k], cpu.values[k]);
         assert.ok(errCpu < TOL, `simd ${names[k]} vs cpu kernel: relative error ${errCpu.toExponential(2)} >= ${TOL}`);
         assert.deepEqual(ts.values[k], cpu.values[k], `typescript ${names[k]}: differs from the cpu kernel`);
       }
+      console.log(`      simd ${caseLabel(c)}: max error / max(1, max|ref|) = ` +
+                  simdErrors.map((e) => e.toExponential(2)).join(', ') + ' (hidden, dScores, dCoeffs)');
     });
   }
 
   it('the reference check fails when an input is perturbed (the check can fail)', async () => {
-    const c: Case = {B: 1, h: 2, N: 5, r: 3, G: 2};
-    const d = makeData(c, 3);
+    const c: OpCase = {B: 1, h: 2, N: 5, r: 3, G: 2};
+    const d = opInputs(c, 3);
     const wasm = await runOp('wasm', c, d);
     assert.ok(relErr(wasm.values[0], refHidden(d.scores, d.coeffs, c)) < TOL);
     const C2 = Float32Array.from(d.coeffs);
     C2[7] += 0.01;
     assert.ok(relErr(wasm.values[0], refHidden(d.scores, C2, c)) > TOL);
-    const dy2 = Float32Array.from(d.dy);
+    const dy2 = Float32Array.from(d.weight);
     dy2[2] += 0.01;
     assert.ok(relErr(wasm.values[2], refGrads(dy2, d.scores, d.coeffs, c).dC) > TOL);
   });
 });
 
 describe('wasm kernels: tf.grads and memory', () => {
-  const c: Case = {B: 2, h: 2, N: 13, r: 5, G: 3};
+  const c: OpCase = {B: 2, h: 2, N: 13, r: 5, G: 3};
 
   after(async () => {
     await tf.setBackend('cpu');
@@ -177,8 +155,7 @@ describe('wasm kernels: tf.grads and memory', () => {
 
   async function gradsOn(backend: string): Promise<Float32Array[]> {
     await tf.setBackend(backend);
-    const d = makeData(c, 7);
-    return squaredHiddenGrads(c, {scores: d.scores, coeffs: d.coeffs, weight: randomArray(c.B * c.h * c.N * c.r, 8)});
+    return squaredHiddenGrads(c, opInputs(c, 7));
   }
 
   it('tf.grads through fourierKArAtHidden equals cpu (SIMD module and TypeScript path)', async () => {
@@ -193,10 +170,10 @@ describe('wasm kernels: tf.grads and memory', () => {
 
   it('leaks no tensors and no wasm heap buffers', async () => {
     await tf.setBackend('wasm');
-    const d = makeData(c, 9);
+    const d = opInputs(c, 9);
     const s = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
     const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
-    const g = tf.tensor4d(d.dy, [c.B, c.h, c.N, c.r]);
+    const g = tf.tensor4d(d.weight, [c.B, c.h, c.N, c.r]);
     const run = async () => {
       const outs = tf.tidy(() => [fourierKArAtHidden(s, k), ...fourierKArAtGrad(g, s, k)]);
       await Promise.all(outs.map((t) => t.data()));

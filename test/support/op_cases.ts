@@ -1,7 +1,8 @@
 /**
  * The Fourier-KArAt op cases, written once and run on every backend (tfjs's
  * describeWithFlags pattern): test/ops.test.ts checks the CPU kernel against the float64
- * reference on these cases; test/webgpu_kernels.test.ts (Node, Dawn) and
+ * reference on these cases; test/wasm_kernels.test.ts checks both wasm paths against the same
+ * reference and the CPU kernel; test/webgpu_kernels.test.ts (Node, Dawn) and
  * test/browser/ops.browser.ts (webgl and webgpu in Chromium) check each GPU backend against
  * the CPU kernel in the same process with describeOpCases(backend, ...).
  *
