@@ -24,8 +24,8 @@ import * as karat from '../src/index';
 import {fourierKArAtGrad, fourierKArAtHidden} from '../src/index';
 import {FourierKArAt, FourierKArAtGrad} from '../src/ops/kernel_names';
 import {maxErrorOverUnit as relErr, randomArray, refGrads, refHidden} from './support/reference';
-import {caseLabel, OP_CASES, OpCase, OpInputs, opInputs, squaredHiddenGrads} from './support/op_cases';
-import {trainTinyViT} from './support/vit_steps';
+import {caseLabel, expectOpRunsLeakNothing, OP_CASES, OpCase, OpInputs, opInputs, squaredHiddenGrads} from './support/op_cases';
+import {expectFollowsCpu, trainTinyViT} from './support/vit_steps';
 
 const TOL = 1e-5;
 
@@ -170,26 +170,7 @@ describe('wasm kernels: tf.grads and memory', () => {
 
   it('leaks no tensors and no wasm heap buffers', async () => {
     await tf.setBackend('wasm');
-    const d = opInputs(c, 9);
-    const s = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
-    const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
-    const g = tf.tensor4d(d.weight, [c.B, c.h, c.N, c.r]);
-    const run = async () => {
-      const outs = tf.tidy(() => [fourierKArAtHidden(s, k), ...fourierKArAtGrad(g, s, k)]);
-      await Promise.all(outs.map((t) => t.data()));
-      tf.dispose(outs);
-      const grads = tf.grads((x: tf.Tensor, y: tf.Tensor) =>
-          tf.sum(fourierKArAtHidden(x as tf.Tensor4D, y as tf.Tensor5D)))([s, k]);
-      tf.dispose(grads);
-    };
-    await run();
-    const tensors = tf.memory().numTensors;
-    const dataIds = tf.backend().numDataIds();
-    for (let i = 0; i < 2; i++) await run();
-    await withSimd(false, run);
-    assert.equal(tf.memory().numTensors, tensors, 'engine tensors leaked');
-    assert.equal(tf.backend().numDataIds(), dataIds, 'wasm buffers leaked');
-    tf.dispose([s, k, g]);
+    await expectOpRunsLeakNothing(c, opInputs(c, 9), 2, [(run) => withSimd(false, run)]);
   });
 });
 
@@ -211,14 +192,6 @@ describe('wasm kernels: KArAt ViT training steps match cpu', function() {
     const wasm = await train('wasm', cpu.initial);
     assert.ok(wasm.kernels.has(FourierKArAt) && wasm.kernels.has(FourierKArAtGrad),
         `fused kernels not used on wasm: ${[...wasm.kernels].filter((k) => /KArAt/.test(k)).join(', ')}`);
-    for (let s = 0; s < STEPS; s++) {
-      assert.ok(Math.abs(wasm.losses[s] - cpu.losses[s]) < 1e-4 * Math.max(1, Math.abs(cpu.losses[s])),
-          `step ${s}: loss wasm ${wasm.losses[s]} vs cpu ${cpu.losses[s]}`);
-    }
-    assert.ok(cpu.losses[STEPS - 1] < cpu.losses[0], `loss did not decrease: ${cpu.losses.join(', ')}`);
-    for (let i = 0; i < cpu.final.length; i++) {
-      const err = relErr(wasm.final[i], cpu.final[i]);
-      assert.ok(err < 1e-4, `weight ${i}: relative error ${err.toExponential(2)}`);
-    }
+    expectFollowsCpu('wasm', wasm, cpu);
   });
 });

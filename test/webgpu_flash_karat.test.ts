@@ -27,7 +27,7 @@ import {compositeFourierKArAtHidden, fourierAttention, fourierAttentionPath, fou
 import {fourierAttentionPlan} from '../kernels-webgpu/plan';
 import {releaseWebGPUAfterAllTests, setupWebGPUNode, useWebGPUBackend} from './support/webgpu_node';
 import {maxErrorOverUnit as relErr} from './support/reference';
-import {trainTinyViT} from './support/vit_steps';
+import {expectFollowsCpu, trainTinyViT} from './support/vit_steps';
 
 const TOL = 2e-5;
 const FLASH_KERNELS = [KArAtFourierAttention, KArAtFourierAttentionHidden, KArAtFourierAttentionGradQ,
@@ -277,14 +277,6 @@ describe('flash Fourier-KArAt attention: ViT training steps on webgpu follow cpu
     const gpu = await train('webgpu', cpu.initial);
     for (const k of FLASH_KERNELS) assert.ok(gpu.kernels.has(k), `${k} not used on webgpu`);
     assert.ok(!gpu.kernels.has(FourierKArAt), 'the materialising FourierKArAt ran on webgpu');
-    for (let s = 0; s < STEPS; s++) {
-      assert.ok(Math.abs(gpu.losses[s] - cpu.losses[s]) < 1e-4 * Math.max(1, Math.abs(cpu.losses[s])),
-          `step ${s}: loss webgpu ${gpu.losses[s]} vs cpu ${cpu.losses[s]}`);
-    }
-    assert.ok(cpu.losses[STEPS - 1] < cpu.losses[0], `loss did not decrease: ${cpu.losses.join(', ')}`);
-    for (let i = 0; i < cpu.final.length; i++) {
-      const err = relErr(gpu.final[i], cpu.final[i]);
-      assert.ok(err < 1e-4, `weight ${i}: relative error ${err.toExponential(2)}`);
-    }
+    expectFollowsCpu('webgpu', gpu, cpu);
   });
 });

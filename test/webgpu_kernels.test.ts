@@ -14,15 +14,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
 import '../src/index';
-import {fourierKArAtGrad, fourierKArAtHidden} from '../src/index';
 import {KARAT_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
 import {FourierKArAt, FourierKArAtGrad} from '../src/ops/kernel_names';
 import {forwardPlan, gradCoeffsPlan, gradScoresPlan} from '../kernels-webgpu/plan';
 import {normalish} from './browser/util';
-import {describeOpCases, OpCase, opInputs, squaredHiddenGrads} from './support/op_cases';
+import {describeOpCases, expectOpRunsLeakNothing, OpCase, opInputs, squaredHiddenGrads} from './support/op_cases';
 import {maxErrorOverUnit} from './support/reference';
 import {releaseWebGPUAfterAllTests, setupWebGPUNode, useWebGPUBackend} from './support/webgpu_node';
-import {trainTinyViT} from './support/vit_steps';
+import {expectFollowsCpu, trainTinyViT} from './support/vit_steps';
 
 const TOL = 1e-5;
 
@@ -88,22 +87,7 @@ describe('webgpu kernels: tf.grad and memory (Dawn)', function() {
 
   it('leaks no tensors and no backend buffers', async () => {
     await tf.setBackend('webgpu');
-    const d = opInputs(c, 9);
-    const s = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
-    const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
-    const g = tf.tensor4d(d.weight, [c.B, c.h, c.N, c.r]);
-    const run = async () => {
-      const outs = tf.tidy(() => [fourierKArAtHidden(s, k), ...fourierKArAtGrad(g, s, k)]);
-      await Promise.all(outs.map((t) => t.data()));
-      tf.dispose(outs);
-    };
-    await run();  // compile pipelines first
-    const tensors = tf.memory().numTensors;
-    const dataIds = tf.backend().numDataIds();
-    for (let i = 0; i < 3; i++) await run();
-    assert.equal(tf.memory().numTensors, tensors, 'engine tensors leaked');
-    assert.equal(tf.backend().numDataIds(), dataIds, 'backend buffers leaked');
-    tf.dispose([s, k, g]);
+    await expectOpRunsLeakNothing(c, opInputs(c, 9), 3);
   });
 });
 
@@ -133,14 +117,6 @@ describe('webgpu kernels: KArAt ViT training steps match cpu (Dawn)', function()
     }
     assert.ok(gpu.kernels.has(FourierKArAt) && gpu.kernels.has(FourierKArAtGrad),
         `fused kernels not used on webgpu: ${[...gpu.kernels].filter((k) => /KArAt/.test(k)).join(', ')}`);
-    for (let s = 0; s < STEPS; s++) {
-      assert.ok(Math.abs(gpu.losses[s] - cpu.losses[s]) < 1e-4 * Math.max(1, Math.abs(cpu.losses[s])),
-          `step ${s}: loss webgpu ${gpu.losses[s]} vs cpu ${cpu.losses[s]}`);
-    }
-    assert.ok(cpu.losses[STEPS - 1] < cpu.losses[0], `loss did not decrease: ${cpu.losses.join(', ')}`);
-    for (let i = 0; i < cpu.final.length; i++) {
-      const err = maxErrorOverUnit(gpu.final[i], cpu.final[i]);
-      assert.ok(err < 1e-4, `weight ${i}: relative error ${err.toExponential(2)}`);
-    }
+    expectFollowsCpu('webgpu', gpu, cpu);
   });
 });

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {fourierKArAtHidden} from '../../src/index';
+import {fourierKArAtGrad, fourierKArAtHidden} from '../../src/index';
 import {expectClose, normalish, uniform} from '../browser/util';
 
 export interface OpCase {B: number; h: number; N: number; r: number; G: number; smax?: number}
@@ -92,6 +92,38 @@ export async function squaredHiddenGrads(c: OpCase, d: OpInputs): Promise<Float3
   const vals = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
   tf.dispose(outs);
   return vals;
+}
+
+/**
+ * Runs ĥ, FourierKArAtGrad and tf.grads through ĥ on the active backend once (so whatever the
+ * backend compiles is compiled), then `repeats` more times and once inside each of `variants`
+ * (a flag flipped, say), and throws if engine tensors or the backend's data ids grew.
+ */
+export async function expectOpRunsLeakNothing(c: OpCase, d: OpInputs, repeats: number,
+                                              variants: Array<(run: () => Promise<void>) => Promise<void>> = []): Promise<void> {
+  const s = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
+  const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
+  const g = tf.tensor4d(d.weight, [c.B, c.h, c.N, c.r]);
+  try {
+    const run = async () => {
+      const outs = tf.tidy(() => [fourierKArAtHidden(s, k), ...fourierKArAtGrad(g, s, k)]);
+      await Promise.all(outs.map((t) => t.data()));
+      tf.dispose(outs);
+      const grads = tf.grads((x: tf.Tensor, y: tf.Tensor) =>
+          tf.sum(fourierKArAtHidden(x as tf.Tensor4D, y as tf.Tensor5D)))([s, k]);
+      await Promise.all(grads.map((t) => t.data()));
+      tf.dispose(grads);
+    };
+    await run();
+    const tensors = tf.memory().numTensors;
+    const dataIds = tf.backend().numDataIds();
+    for (let i = 0; i < repeats; i++) await run();
+    for (const v of variants) await v(run);
+    if (tf.memory().numTensors !== tensors) throw new Error(`engine tensors leaked: ${tf.memory().numTensors - tensors}`);
+    if (tf.backend().numDataIds() !== dataIds) throw new Error(`${tf.getBackend()} buffers leaked: ${tf.backend().numDataIds() - dataIds}`);
+  } finally {
+    tf.dispose([s, k, g]);
+  }
 }
 
 export interface OpSuiteOptions {

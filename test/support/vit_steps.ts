@@ -2,9 +2,12 @@
  * The "training on backend X follows cpu" check shared by the kernel suites: the same tiny
  * Fourier-KArAt (G3B) ViT, the same initial weights and batch, a few SGD steps.
  */
+import {strict as assert} from 'assert';
+
 import * as tf from '@tensorflow/tfjs-core';
 
 import * as karat from '../../src/index';
+import {maxErrorOverUnit} from './reference';
 
 export interface TinyViTSteps {
   /** Input images [4, 8, 8, 3] (flattened) and their 4 labels in [0, 3). */
@@ -47,4 +50,24 @@ export async function trainTinyViT(backend: string, init: Float32Array[] | null,
   opt.dispose();
   model.dispose();
   return {losses, final, initial, kernels};
+}
+
+export type TinyViTRun = Awaited<ReturnType<typeof trainTinyViT>>;
+
+/**
+ * `got`, trained on `backend` from cpu's initial weights, follows `cpu`: every step's loss
+ * within 1e-4 · max(1, |loss|), the cpu loss falls, every final weight within 1e-4 over unit.
+ */
+export function expectFollowsCpu(backend: string, got: TinyViTRun, cpu: TinyViTRun): void {
+  const steps = cpu.losses.length;
+  assert.equal(got.losses.length, steps, `${backend} ran ${got.losses.length} steps, cpu ${steps}`);
+  for (let s = 0; s < steps; s++) {
+    assert.ok(Math.abs(got.losses[s] - cpu.losses[s]) < 1e-4 * Math.max(1, Math.abs(cpu.losses[s])),
+        `step ${s}: loss ${backend} ${got.losses[s]} vs cpu ${cpu.losses[s]}`);
+  }
+  assert.ok(cpu.losses[steps - 1] < cpu.losses[0], `loss did not decrease: ${cpu.losses.join(', ')}`);
+  for (let i = 0; i < cpu.final.length; i++) {
+    const err = maxErrorOverUnit(got.final[i], cpu.final[i]);
+    assert.ok(err < 1e-4, `weight ${i}: relative error ${err.toExponential(2)}`);
+  }
 }
