@@ -27,6 +27,8 @@ export * from './layers/index';
 export * as models from './models/index';
 export {swapAttention, swapAttentionWithReport} from './swap';
 export type {SwapOptions, SwapReport, SwapSource} from './swap';
+// Keras ViTs converted by tensorflowjs_converter, with MultiHeadAttention mapped onto ours.
+export {checkKerasViTTopology, KerasViTError, loadKerasViT} from './keras';
 export * as io from './io/index';
 // Analyses: attention maps, spectra, activation curves, loss landscape.
 export * as analysis from './analysis/index';

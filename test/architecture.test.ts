@@ -20,7 +20,7 @@ const RANKS: Array<[string, number]> = [
   ['src/layers', 2],
   ['src/models', 3],
   ['src/io', 4],
-  ['src/analysis', 5], ['src/swap.ts', 5],
+  ['src/analysis', 5], ['src/swap.ts', 5], ['src/keras.ts', 5],
   ['src/finetune.ts', 6], ['src/data', 6],
   ['src/training', 7],
   ['src/cli', 8],

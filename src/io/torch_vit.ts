@@ -18,6 +18,7 @@
  *   blocks.{i}.mlp.fc1.weight [H, D]|bias   <-> block{i}_mlp_fc1/kernel [D, H]|bias
  *   blocks.{i}.mlp.fc2.weight [D, H]|bias   <-> block{i}_mlp_fc2/kernel [H, D]|bias
  *   norm.weight|bias                        <-> norm/gamma|beta
+ *   fc_norm.weight|bias (instead of norm)   <-> fc_norm/gamma|beta (models.vit fcNorm: LayerNorm after pooling)
  *   head.weight [K, D]|bias                 <-> head/kernel [D, K]|bias
  *   blocks.{i}.attn.karat.<param>           <-> block{i}_attn/karat/<param> (blockwise KArAt)
  *   karat.<param>                           <-> the shared operator's <param> (universal KArAt)
@@ -46,6 +47,9 @@ export const TIMM_VIT_ARCHS: Readonly<Record<string, {dim: number, heads: number
   vit_tiny_patch16_224: {dim: 192, heads: 3, patchSize: 16, imageSize: 224},
   vit_small_patch16_224: {dim: 384, heads: 6, patchSize: 16, imageSize: 224},
   vit_base_patch16_224: {dim: 768, heads: 12, patchSize: 16, imageSize: 224},
+  deit_tiny_patch16_224: {dim: 192, heads: 3, patchSize: 16, imageSize: 224},
+  deit_small_patch16_224: {dim: 384, heads: 6, patchSize: 16, imageSize: 224},
+  deit_base_patch16_224: {dim: 768, heads: 12, patchSize: 16, imageSize: 224},
 };
 
 /** The architecture stored in (or inferred from) a file. */
@@ -59,13 +63,15 @@ export interface TorchViTConfig {
   channels: number;
   numClasses: number;
   pool: 'token' | 'gap';
+  /** LayerNorm after pooling ('fc_norm', timm's global_pool='avg') instead of before it ('norm'). Absent: false. */
+  fcNorm?: boolean;
   attention: AttentionActivation;
 }
 
 export interface VitFromSafetensorsOptions extends SafetensorsReadOptions {
   /** Number of heads (needed for a file without our metadata, unless `arch` is given). */
   heads?: number;
-  /** A timm architecture name (vit_tiny_patch16_224, vit_small_patch16_224, vit_base_patch16_224; a '.tag' suffix is allowed). */
+  /** A timm architecture name (a key of TIMM_VIT_ARCHS, e.g. vit_tiny_patch16_224, deit_tiny_patch16_224; a '.tag' suffix is allowed). */
   arch?: string;
   /**
    * Image size [H, W] (or a side). Needed for a non-square patch grid in a file without our
@@ -170,12 +176,13 @@ function configFromMetadata(text: string): Partial<TorchViTConfig> {
   const r = c as Record<string, unknown>;
   const known = ['dim', 'depth', 'heads', 'mlpRatio', 'patchSize', 'imageSize', 'channels', 'numClasses', 'pool', 'attention'];
   for (const k of Object.keys(r)) {
-    if (!known.includes(k)) fail(`__metadata__.config: unknown field '${k}' (expected ${known.join(', ')})`);
+    if (!known.includes(k) && k !== 'fcNorm') fail(`__metadata__.config: unknown field '${k}' (expected ${known.join(', ')})`);
   }
   for (const k of known) if (r[k] === undefined) fail(`__metadata__.config: field '${k}' is missing`);
   for (const k of ['dim', 'depth', 'heads', 'patchSize', 'channels', 'numClasses']) positiveInt(`__metadata__.config.${k}`, r[k]);
   if (typeof r.mlpRatio !== 'number' || !(r.mlpRatio > 0)) fail(`__metadata__.config.mlpRatio must be > 0, got ${JSON.stringify(r.mlpRatio)}`);
   if (r.pool !== 'token' && r.pool !== 'gap') fail(`__metadata__.config.pool must be 'token' or 'gap', got ${JSON.stringify(r.pool)}`);
+  if (r.fcNorm !== undefined && typeof r.fcNorm !== 'boolean') fail(`__metadata__.config.fcNorm must be a boolean, got ${JSON.stringify(r.fcNorm)}`);
   resolveAttention(r.attention as AttentionActivation, '__metadata__.config.attention');
   return {...r, imageSize: imageSizeArg('__metadata__.config.imageSize', r.imageSize)} as Partial<TorchViTConfig>;
 }
@@ -215,13 +222,31 @@ export function vitConfigFromSafetensors(
     fail(`the file has no classifier 'head.weight' (a timm model saved with num_classes=0); models.vit needs a head`);
   }
   if (head!.length !== 2 || head![1] !== dim) fail(`tensor 'head.weight' must be [classes, ${dim}], got ${fmt(head!)}`);
-  if (f.has('fc_norm.weight')) {
-    fail(`tensor 'fc_norm.weight': a LayerNorm after pooling (timm's fc_norm) is not supported; models.vit normalises ` +
-         `before pooling ('norm')`);
+  if (f.has('reg_token')) {
+    fail(`tensor 'reg_token': register tokens (timm reg_tokens > 0) are not supported; models.vit has only the ` +
+         `class token as prefix token`);
+  }
+  if (f.has('dist_token')) {
+    fail(`tensor 'dist_token': a distillation token (timm's distilled DeiT) is not supported; models.vit has one head ` +
+         `on the class token`);
+  }
+  const fcNorm = f.has('fc_norm.weight');
+  if (fcNorm && f.has('norm.weight')) {
+    fail(`tensors 'norm.weight' and 'fc_norm.weight': a LayerNorm both before and after pooling is not supported ` +
+         `(models.vit has one of them: 'norm', or 'fc_norm' with fcNorm)`);
+  }
+  if (fcNorm && f.has('cls_token')) {
+    fail(`tensors 'cls_token' and 'fc_norm.weight': timm's global_pool='avg' with a class token (averaging the patch ` +
+         `tokens only) is not supported; models.vit pools with fc_norm only without a class token (class_token=False)`);
   }
   const pool: 'token' | 'gap' = f.has('cls_token') ? 'token' : 'gap';
   const pos = need(f, 'pos_embed');
   if (pos.length !== 3 || pos[0] !== 1 || pos[2] !== dim) fail(`tensor 'pos_embed' must be [1, N, ${dim}], got ${fmt(pos)}`);
+  const square = (n: number) => Number.isInteger(Math.sqrt(n));
+  if (pool === 'token' && options.imageSize == null && md == null && square(pos[1]) && !square(pos[1] - 1)) {
+    fail(`tensor 'pos_embed' ${fmt(pos)} has no position for the class token (timm's no_embed_class=True): not ` +
+         `supported; models.vit adds position embeddings to the class token too`);
+  }
   const patches = pos[1] - (pool === 'token' ? 1 : 0);
   if (patches < 1) fail(`tensor 'pos_embed' ${fmt(pos)} leaves no patch positions`);
 
@@ -284,7 +309,9 @@ export function vitConfigFromSafetensors(
   const config: TorchViTConfig = {
     dim, depth, heads, mlpRatio: fc1[0] / dim, patchSize, imageSize, channels, numClasses: head![0], pool, attention,
   };
+  if (fcNorm) config.fcNorm = true;
   if (md != null) {
+    if ((md.fcNorm ?? false) !== fcNorm) fail(`__metadata__.config.fcNorm (${md.fcNorm ?? false}) contradicts the tensors (${fcNorm ? '' : 'no '}'fc_norm.weight')`);
     for (const k of ['dim', 'depth', 'heads', 'patchSize', 'channels', 'numClasses', 'pool'] as const) {
       if (md[k] !== config[k]) fail(`__metadata__.config.${k} (${JSON.stringify(md[k])}) contradicts the ${k === 'heads' ? "argument 'heads'" : 'tensor shapes'} (${JSON.stringify(config[k])})`);
     }
@@ -342,8 +369,9 @@ export function torchViTTensorShapes(c: TorchViTConfig, karatParams: Array<{name
     add(`${b}.mlp.fc2.bias`, [D]);
   }
   if (universal) for (const p of karatParams) add(`karat.${p.name}`, p.shape);
-  add('norm.weight', [D]);
-  add('norm.bias', [D]);
+  const norm = c.fcNorm ? 'fc_norm' : 'norm';
+  add(`${norm}.weight`, [D]);
+  add(`${norm}.bias`, [D]);
   add('head.weight', [c.numClasses, D]);
   add('head.bias', [c.numClasses]);
   return out;
@@ -417,8 +445,9 @@ function tfjsFromTorch(c: TorchViTConfig, get: Getter): Map<string, () => Float3
     m.set(`${l}_mlp_fc2/kernel`, linear(`${b}.mlp.fc2`, D, H));
     m.set(`${l}_mlp_fc2/bias`, () => get(`${b}.mlp.fc2.bias`));
   }
-  m.set('norm/gamma', () => get('norm.weight'));
-  m.set('norm/beta', () => get('norm.bias'));
+  const norm = c.fcNorm ? 'fc_norm' : 'norm';
+  m.set(`${norm}/gamma`, () => get(`${norm}.weight`));
+  m.set(`${norm}/beta`, () => get(`${norm}.bias`));
   m.set('head/kernel', linear('head', c.numClasses, D));
   m.set('head/bias', () => get('head.bias'));
   return m;
@@ -447,7 +476,7 @@ export function vitFromSafetensorsWithReport(bytes: Uint8Array, opts: VitFromSaf
   const model = vit({
     dim: config.dim, depth: config.depth, heads: config.heads, mlpRatio: config.mlpRatio,
     imageSize: config.imageSize, patchSize: config.patchSize, channels: config.channels,
-    numClasses: config.numClasses, pool: config.pool, attention: config.attention,
+    numClasses: config.numClasses, pool: config.pool, fcNorm: config.fcNorm ?? false, attention: config.attention,
     classifierActivation: cls, name: options.name ?? 'vit',
   });
   try {
@@ -571,7 +600,8 @@ export function vitConfigOfModel(model: tfl.LayersModel): TorchViTConfig {
     if (l.numHeads !== heads) fail(`vitToSafetensors: layer '${l.name}' has ${l.numHeads} heads, block0_attn has ${heads}`);
     if (JSON.stringify(serializeAttention(l.attention)) !== att0) fail(`vitToSafetensors: layer '${l.name}' has another attention than block0_attn`);
   }
-  for (const n of ['norm', ...attn.flatMap((_, i) => [`block${i}_norm1`, `block${i}_norm2`])]) {
+  const fcNorm = model.layers.some(l => l.name === 'fc_norm');
+  for (const n of [fcNorm ? 'fc_norm' : 'norm', ...attn.flatMap((_, i) => [`block${i}_norm1`, `block${i}_norm2`])]) {
     const eps = (layerOf(model, n, 'LayerNorm').getConfig() as {epsilon?: number}).epsilon;
     if (eps !== 1e-6) fail(`vitToSafetensors: LayerNorm '${n}' has epsilon ${eps}; timm's ViT uses 1e-6`);
   }
@@ -586,7 +616,8 @@ export function vitConfigOfModel(model: tfl.LayersModel): TorchViTConfig {
     void seed;
     attention = {type: basis, ...op, mode: r.mode, shareName: r.shareName} as KArAtAttentionConfig;
   }
-  return {dim, depth, heads, mlpRatio: fc1.units / dim, patchSize, imageSize: [H, W], channels: C, numClasses: head.units, pool, attention};
+  return {dim, depth, heads, mlpRatio: fc1.units / dim, patchSize, imageSize: [H, W], channels: C, numClasses: head.units, pool,
+          ...(fcNorm ? {fcNorm} : {}), attention};
 }
 
 /**
@@ -639,8 +670,9 @@ export function vitToTorchTensors(model: tfl.LayersModel): {tensors: Safetensors
     byTorch.set(`${b}.mlp.fc2.bias`, read(`${l}_mlp_fc2/bias`));
   }
   if (universal) for (const k of karatParams) byTorch.set(`karat.${k.name}`, read(`block${owner}_attn/karat/${k.name}`));
-  byTorch.set('norm.weight', read('norm/gamma'));
-  byTorch.set('norm.bias', read('norm/beta'));
+  const norm = config.fcNorm ? 'fc_norm' : 'norm';
+  byTorch.set(`${norm}.weight`, read(`${norm}/gamma`));
+  byTorch.set(`${norm}.bias`, read(`${norm}/beta`));
   byTorch.set('head.weight', linear('head', D, config.numClasses));
   byTorch.set('head.bias', read('head/bias'));
   const left = [...ws.keys()].filter(n => !used.has(n));

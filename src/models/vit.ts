@@ -55,16 +55,22 @@ export interface ViTArgs {
   dropPath?: number;
   /** 'token' (class token, default) or 'gap' (global average of all tokens, no class token). */
   pool?: 'token' | 'gap';
+  /**
+   * Where the final LayerNorm sits: false (default) normalises the tokens before pooling
+   * (layer 'norm'); true normalises the pooled features instead (layer 'fc_norm', timm's
+   * `fc_norm`, what global_pool='avg' models such as MAE / DeiT-III checkpoints use).
+   */
+  fcNorm?: boolean;
   /** Activation of the classifier: 'softmax' (default, for tfjs' categoricalCrossentropy) or 'linear' (logits). */
   classifierActivation?: 'softmax' | 'linear';
   layerNormEpsilon?: number;
-  /** Model name (default 'vit'). Layer names are fixed: patch_embed, cls_token, pos_embed, block{i}_*, norm, head. */
+  /** Model name (default 'vit'). Layer names are fixed: patch_embed, cls_token, pos_embed, block{i}_*, norm (or fc_norm), head. */
   name?: string;
 }
 
 const VIT_ARG_KEYS: readonly string[] = [
   'config', 'preset', 'dim', 'depth', 'heads', 'mlpRatio', 'imageSize', 'patchSize', 'channels', 'numClasses',
-  'attention', 'dropout', 'attentionDropout', 'dropPath', 'pool', 'classifierActivation', 'layerNormEpsilon', 'name',
+  'attention', 'dropout', 'attentionDropout', 'dropPath', 'pool', 'fcNorm', 'classifierActivation', 'layerNormEpsilon', 'name',
 ];
 
 /** The resolved architecture of a ViT (what paperConfig returns, minus the input sizes). */
@@ -165,7 +171,8 @@ export function vitTokens(imageSize: number | [number, number], patchSize: numbe
 
 /**
  * Builds a ViT as a tf.LayersModel (uncompiled): patch embedding, class token, learned
- * position embedding, `depth` pre-norm encoder blocks, final LayerNorm, linear head.
+ * position embedding, `depth` pre-norm encoder blocks, final LayerNorm (before pooling, or after
+ * it with `fcNorm`), linear head.
  *
  * ```js
  * const model = karat.models.vit({config: 'tiny-G3B', imageSize: 32, patchSize: 4, numClasses: 10});
@@ -197,6 +204,8 @@ export function vit(args: ViTArgs): tfl.LayersModel {
   if (pool !== 'token' && pool !== 'gap') {
     throw new KArAtArgumentError(`vit: argument 'pool' must be 'token' or 'gap', got ${JSON.stringify(pool)}`);
   }
+  const fcNorm = args.fcNorm ?? false;
+  if (typeof fcNorm !== 'boolean') throw new KArAtArgumentError(`vit: argument 'fcNorm' must be a boolean, got ${JSON.stringify(fcNorm)}`);
   const eps = args.layerNormEpsilon ?? 1e-6;
   const classifierActivation = args.classifierActivation ?? 'softmax';
   if (classifierActivation !== 'softmax' && classifierActivation !== 'linear') {
@@ -225,12 +234,13 @@ export function vit(args: ViTArgs): tfl.LayersModel {
     });
   }
   // KArAtLayerNormalization: the stock layer with the fused paths (layers/fused_layers.ts).
-  x = fusedLayerNormalization({epsilon: eps, name: 'norm'}).apply(x) as tfl.SymbolicTensor;
+  if (!fcNorm) x = fusedLayerNormalization({epsilon: eps, name: 'norm'}).apply(x) as tfl.SymbolicTensor;
   if (pool === 'token') {
     x = new SelectToken({index: 0, name: 'take_cls'}).apply(x) as tfl.SymbolicTensor;
   } else {
     x = tfl.layers.globalAveragePooling1d({name: 'gap'}).apply(x) as tfl.SymbolicTensor;
   }
+  if (fcNorm) x = fusedLayerNormalization({epsilon: eps, name: 'fc_norm'}).apply(x) as tfl.SymbolicTensor;
   const out = tfl.layers.dense({units: numClasses, activation: classifierActivation, name: 'head'})
       .apply(x) as tfl.SymbolicTensor;
   return tfl.model({inputs: input, outputs: out, name: args.name ?? 'vit'});
