@@ -225,6 +225,30 @@ describe('vitToSafetensors / vitFromSafetensors round trip (no PyTorch needed)',
     });
   }
 
+  it("fcNorm (timm's fc_norm, LayerNorm after pooling): fc_norm.weight|bias instead of norm.*, same predictions both ways", () => {
+    const m = karat.models.vit({dim: 8, depth: 1, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3, pool: 'gap', fcNorm: true,
+                                classifierActivation: 'linear'});
+    assert.ok(m.layers.some(l => l.name === 'fc_norm') && !m.layers.some(l => l.name === 'norm'));
+    const bytes = karat.io.vitToSafetensors(m);
+    const f = karat.io.parseSafetensors(bytes);
+    assert.ok(f.has('fc_norm.weight') && f.has('fc_norm.bias') && !f.has('norm.weight'));
+    assert.equal(JSON.parse(f.metadata.config).fcNorm, true);
+    // as a timm checkpoint (no metadata), and with our metadata
+    const plain = karat.io.writeSafetensors(karat.io.vitToTorchTensors(m).tensors);
+    for (const file of [bytes, plain]) {
+      const r = karat.io.vitFromSafetensorsWithReport(file, {heads: 2});
+      assert.equal(r.config.fcNorm, true);
+      const x = tf.randomNormal([2, 8, 8, 3], 0, 1, 'float32', 4);
+      const a = m.predict(x) as tf.Tensor, b = r.model.predict(x) as tf.Tensor;
+      assert.deepEqual(Array.from(b.dataSync()), Array.from(a.dataSync()));
+      tf.dispose([x, a, b]);
+      r.model.dispose();
+    }
+    assert.throws(() => karat.models.vit({dim: 8, depth: 1, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3, fcNorm: 'yes' as never}),
+                  /argument 'fcNorm' must be a boolean/);
+    m.dispose();
+  });
+
   it('timm layouts: Conv2d [D, C, p, p], Linear [out, in], qkv rows q|k|v with heads contiguous', () => {
     const m = karat.models.vit({dim: 4, depth: 1, heads: 2, imageSize: 4, patchSize: 2, channels: 2, numClasses: 3});
     const {tensors} = karat.io.vitToTorchTensors(m);

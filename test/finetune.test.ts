@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {strict as assert} from 'assert';
 import {spawnSync} from 'node:child_process';
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs';
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 
@@ -354,6 +354,23 @@ describe('karat finetune (cpu)', function() {
     const bad = await cli(['finetune', '--model', softmaxCk, '--arch', 'vit_tiny_patch16_224', ...DATA]);
     assert.equal(bad.code, 2);
     assert.match(bad.err, /karat: error: karat finetune: --arch applies to a \.safetensors --model/);
+    src.dispose();
+  });
+
+  it("a pooled timm-layout file with fc_norm (global_pool='avg', no class token) fine-tunes and exports fc_norm back", async () => {
+    const src = karat.models.vit({dim: 16, depth: 1, heads: 2, mlpRatio: 2, imageSize: 32, patchSize: 8, numClasses: 10, pool: 'gap',
+                                  fcNorm: true, classifierActivation: 'linear'});
+    const file = join(tmp, 'vit-fcnorm.safetensors');
+    writeFileSync(file, karat.io.writeSafetensors(karat.io.vitToTorchTensors(src).tensors));  // no metadata, as timm's
+    const r = await cli(['finetune', '--model', file, '--heads', '2', '--grid', '3', '--rank', '4', ...DATA, '--epochs', '1',
+      '--steps-per-epoch', '1', '--out-dir', tmp, '--run-name', 'fcnorm']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, new RegExp(`kept \\(bit-identical\\): ${src.weights.length} weights`));
+    const out = join(tmp, 'fcnorm.safetensors');
+    const e = await cli(['export', '--model', join(tmp, 'fcnorm', 'last.ckpt'), '--to', out]);
+    assert.equal(e.code, 0, e.err);
+    const f = karat.io.parseSafetensors(new Uint8Array(readFileSync(out)));
+    assert.ok(f.has('fc_norm.weight') && !f.has('norm.weight') && f.has('blocks.0.attn.karat.coeffs'));
     src.dispose();
   });
 

@@ -133,7 +133,8 @@ describe('PyTorch twin: same logits, loss and gradients as tfjs (random weights)
     await tf.setBackend('cpu');
   });
 
-  const CASES: Array<{name: string, size: Record<string, number>, attention: AttentionActivation, batch: number}> = [
+  const CASES: Array<{name: string, size: Record<string, number>, attention: AttentionActivation, batch: number,
+                      layout?: {pool: 'gap', fcNorm: boolean}}> = [
     {name: 'small, softmax', size: {dim: 16, depth: 2, heads: 2, mlpRatio: 2, imageSize: 16, patchSize: 4, numClasses: 5},
       attention: 'softmax', batch: 4},
     {name: 'small, Fourier-KArAt G3B r4', size: {dim: 16, depth: 2, heads: 2, mlpRatio: 2, imageSize: 16, patchSize: 4, numClasses: 5},
@@ -146,13 +147,16 @@ describe('PyTorch twin: same logits, loss and gradients as tfjs (random weights)
     {name: 'small, rational (3, 2) basis with SiLU base',
       size: {dim: 16, depth: 2, heads: 2, mlpRatio: 2, imageSize: 16, patchSize: 4, numClasses: 5},
       attention: {basis: 'rational', rationalOrder: [3, 2], rank: 4, baseActivation: 'silu'}, batch: 4},
+    {name: "small, Fourier-KArAt G3B r4, pooled with fc_norm (timm's global_pool='avg')",
+      size: {dim: 16, depth: 2, heads: 2, mlpRatio: 2, imageSize: 16, patchSize: 4, numClasses: 5},
+      attention: {type: 'fourier', grid: 3, rank: 4, mode: 'blockwise'}, batch: 4, layout: {pool: 'gap', fcNorm: true}},
   ];
 
   for (const c of CASES) {
     it(`${c.name}: logits <= 1e-4, loss <= 1e-4, every gradient <= 1e-3 (relative)`, () => {
       const dir = join(tmp, `parity-${c.name.replace(/[^a-z0-9]+/gi, '-')}`);
       mkdirSync(dir, {recursive: true});
-      const model = vit({...c.size, attention: c.attention, classifierActivation: 'linear'} as Parameters<typeof vit>[0]);
+      const model = vit({...c.size, ...c.layout, attention: c.attention, classifierActivation: 'linear'} as Parameters<typeof vit>[0]);
       const {imageSize: S, numClasses: K} = c.size;
       const x = tf.randomNormal([c.batch, S, S, 3], 0, 1, 'float32', 11);
       // soft targets (label smoothing 0.1 on random labels)

@@ -50,7 +50,7 @@ def paper_config(name):
 
 def vit_config(config=None, preset=None, dim=None, depth=None, heads=None, mlpRatio=None, attention=None,
                imageSize=32, patchSize=4, channels=3, numClasses=10, pool="token", dropout=0.0,
-               attentionDropout=0.0, dropPath=0.0, layerNormEpsilon=1e-6):
+               attentionDropout=0.0, dropPath=0.0, layerNormEpsilon=1e-6, fcNorm=False):
     """The resolved configuration dict (the fields of the TypeScript ViTArgs, same defaults and
     precedence: paper config < preset < explicit dims)."""
     base = paper_config(config) if config is not None else {}
@@ -79,6 +79,8 @@ def vit_config(config=None, preset=None, dim=None, depth=None, heads=None, mlpRa
         raise ModelConfigError(f"vit: argument 'imageSize' ({ih}x{iw}) must be divisible by 'patchSize' ({patchSize})")
     if pool not in ("token", "gap"):
         raise ModelConfigError(f"vit: argument 'pool' must be 'token' or 'gap', got {pool!r}")
+    if not isinstance(fcNorm, bool):
+        raise ModelConfigError(f"vit: argument 'fcNorm' must be a boolean, got {fcNorm!r}")
     for k, v in (("dropout", dropout), ("attentionDropout", attentionDropout), ("dropPath", dropPath)):
         if not (isinstance(v, (int, float)) and 0 <= v < 1):
             raise ModelConfigError(f"vit: argument '{k}' must be in [0, 1), got {v!r}")
@@ -86,7 +88,7 @@ def vit_config(config=None, preset=None, dim=None, depth=None, heads=None, mlpRa
     cfg = {"dim": dim, "depth": depth, "heads": heads, "mlpRatio": mlp, "patchSize": patchSize,
            "imageSize": [ih, iw], "channels": channels, "numClasses": numClasses, "pool": pool, "attention": att,
            "dropout": float(dropout), "attentionDropout": float(attentionDropout), "dropPath": float(dropPath),
-           "layerNormEpsilon": float(layerNormEpsilon)}
+           "layerNormEpsilon": float(layerNormEpsilon), "fcNorm": fcNorm}
     resolved = K.resolve_attention(att, "attention")
     n = tokens(cfg)
     if resolved is not None and resolved["rank"] != "full" and resolved["rank"] > n:
@@ -233,7 +235,11 @@ class ViT(nn.Module):
         depth = cfg["depth"]
         rates = [cfg["dropPath"] * i / (depth - 1) if depth > 1 else cfg["dropPath"] for i in range(depth)]
         self.blocks = nn.ModuleList(Block(cfg, self.att, n, rates[i], not self.universal) for i in range(depth))
-        self.norm = nn.LayerNorm(dim, eps=cfg["layerNormEpsilon"])
+        # timm's layout: the final LayerNorm before pooling (`norm`), or after it (`fc_norm`,
+        # global_pool='avg'); the other one is an Identity without parameters.
+        fc = cfg.get("fcNorm", False)
+        self.norm = nn.Identity() if fc else nn.LayerNorm(dim, eps=cfg["layerNormEpsilon"])
+        self.fc_norm = nn.LayerNorm(dim, eps=cfg["layerNormEpsilon"]) if fc else nn.Identity()
         self.head = nn.Linear(dim, cfg["numClasses"])
         with torch.no_grad():
             _glorot_normal_(self.head.weight, [dim, cfg["numClasses"]])
@@ -255,14 +261,15 @@ class ViT(nn.Module):
         for b in self.blocks:
             x = b(x, self.karat)
         x = self.norm(x)
-        return self.head(x[:, 0] if self.cls_token is not None else x.mean(1))
+        return self.head(self.fc_norm(x[:, 0] if self.cls_token is not None else x.mean(1)))
 
     def metadata_config(self):
         """The `config` of the safetensors metadata (the shared contract's fields)."""
         c = self.cfg
         return {"dim": c["dim"], "depth": c["depth"], "heads": c["heads"], "mlpRatio": c["mlpRatio"],
                 "patchSize": c["patchSize"], "imageSize": list(c["imageSize"]), "channels": c["channels"],
-                "numClasses": c["numClasses"], "pool": c["pool"], "attention": c["attention"]}
+                "numClasses": c["numClasses"], "pool": c["pool"], **({"fcNorm": True} if c.get("fcNorm") else {}),
+                "attention": c["attention"]}
 
 
 def param_group(name, param):
@@ -325,6 +332,10 @@ def infer_config(tensors, heads=None, arch=None, num_classes=None):
     hidden = tensors["blocks.0.mlp.fc1.weight"].shape[0]
     n = tensors["pos_embed"].shape[1]
     pool = "token" if "cls_token" in tensors else "gap"
+    fc_norm = "fc_norm.weight" in tensors
+    if fc_norm and ("norm.weight" in tensors or pool == "token"):
+        raise ModelConfigError("fc_norm is supported without a class token and without 'norm' (timm class_token=False, "
+                               "global_pool='avg') only")
     patches = n - (1 if pool == "token" else 0)
     side = int(round(math.sqrt(patches)))
     if side * side != patches:
@@ -336,7 +347,7 @@ def infer_config(tensors, heads=None, arch=None, num_classes=None):
         raise ModelConfigError("the file has no tfjs-karat metadata: give the number of heads or a timm arch name "
                                "(e.g. vit_tiny_patch16_224)")
     return vit_config(dim=D, depth=depth, heads=heads, mlpRatio=hidden / D, patchSize=p, imageSize=side * p,
-                      channels=C, numClasses=num_classes or tensors["head.weight"].shape[0], pool=pool)
+                      channels=C, numClasses=num_classes or tensors["head.weight"].shape[0], pool=pool, fcNorm=fc_norm)
 
 
 def config_from_metadata(meta, source):
@@ -352,7 +363,7 @@ def config_from_metadata(meta, source):
         raise ModelConfigError(f"{source}: metadata 'config' lacks {', '.join(miss)}")
     return vit_config(dim=c["dim"], depth=c["depth"], heads=c["heads"], mlpRatio=c["mlpRatio"], patchSize=c["patchSize"],
                       imageSize=c["imageSize"], channels=c["channels"], numClasses=c["numClasses"],
-                      pool=c.get("pool", "token"), attention=c.get("attention", "softmax"))
+                      pool=c.get("pool", "token"), attention=c.get("attention", "softmax"), fcNorm=c.get("fcNorm", False))
 
 
 def load_safetensors(path, heads=None, arch=None, **overrides):
