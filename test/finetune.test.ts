@@ -28,7 +28,6 @@ import {ConfigError, resolveConfig, TrainConfig} from '../src/training/config';
 import {ModelSpec, modelFromSpec} from '../src/training/model';
 import {modelFacts, parameterPlan} from '../src/training/param_groups';
 import {evaluate, train} from '../src/training/trainer';
-import {kerasViTArtifacts} from './support/keras_vit';
 import {runCliInProcess} from './support/cli';
 
 const tmp = mkdtempSync(join(tmpdir(), 'karat-finetune-test-'));
@@ -209,27 +208,6 @@ describe('finetune: adaptForFinetune', function() {
   });
 });
 
-describe('finetune: adaptForFinetune on a Keras-style ViT', function() {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
-  it('Conv2D + Reshape patch embedding moves to another size: the Reshape target follows, every weight kept', async () => {
-    const {artifacts, weights} = kerasViTArtifacts({imageSize: 16, patchSize: 4, channels: 3, dim: 8, heads: 2, depth: 1, numClasses: 4, seed: 9});
-    const a = await karat.adaptForFinetune(artifacts, {attention: {type: 'fourier', grid: 2, rank: 3}, imageSize: [24, 12]});
-    assert.deepEqual(a.model.inputs[0].shape, [null, 24, 12, 3]);
-    assert.deepEqual(a.model.getLayer('tokens').outputShape, [null, 18, 8]);
-    assert.deepEqual([a.from.tokens, a.to.tokens], [16, 18]);
-    assert.deepEqual(a.replaced, []);
-    assert.equal(a.kept.length, weights.size);
-    for (const [n, t] of weights) assert.ok(bitIdentical(weightOf(a.model, n.replace('/attention_output/', '/attentionOutput/')), t.dataSync()), `${n} changed`);
-    const y = a.model.predict(tf.ones([1, 24, 12, 3])) as tf.Tensor;
-    assert.deepEqual(y.shape, [1, 4]);
-    tf.dispose([y, ...weights.values()]);
-    a.model.dispose();
-  });
-});
-
 describe('karat finetune (cpu)', function() {
   let softmaxCk = '';
   let softmax: Checkpoint;
@@ -315,31 +293,6 @@ describe('karat finetune (cpu)', function() {
     const ev = await cli(['eval', '--checkpoint', join(tmp, 'frozen', 'last.ckpt'), '--backend', 'cpu', '--test-limit', '20']);
     assert.equal(ev.code, 0, ev.err);
     assert.match(ev.out, /top-1 \d+\.\d\d%/);
-  });
-
-  it('a converted Keras-format model.json: stock MultiHeadAttention swapped, new head for 10 classes', async () => {
-    const {artifacts, weights} = kerasViTArtifacts({imageSize: 32, patchSize: 8, channels: 3, dim: 16, heads: 2, depth: 2, numClasses: 5, seed: 3});
-    const dir = join(tmp, 'keras');
-    await fileSystem(dir).save(artifacts);
-    const a = await karat.adaptForFinetune(`file://${dir}/model.json`, {attention: {type: 'fourier', grid: 3, rank: 4}, numClasses: 10});
-    for (const [n, t] of weights) {
-      if (n.startsWith('head/')) continue;
-      assert.ok(bitIdentical(weightOf(a.model, n.replace('/attention_output/', '/attentionOutput/')), t.dataSync()), `${n} changed`);
-    }
-    a.model.dispose();
-    tf.dispose([...weights.values()]);
-
-    const r = await cli(['finetune', '--model', join(dir, 'model.json'), '--grid', '3', '--rank', '4', ...DATA, '--epochs', '1',
-      '--steps-per-epoch', '2', '--out-dir', tmp, '--run-name', 'keras-ft']);
-    assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /\(softmax attention, 32x32x3, 5 classes, 16 tokens\) -> fourier KArAt \(grid 3, rank 4, blockwise\), 32x32x3, 10 classes, 16 tokens; attention layers: mha_0, mha_1/);
-    assert.match(r.out, /replaced: 2 weights: head\/kernel \(new head: 5 -> 10 classes, initialised\), head\/bias/);
-    assert.match(r.out, /note: head 'head': softmax activation removed/);
-    assert.match(r.out, /model: fine-tuned ViT dim 16, depth 2, heads 2, patch 8/);
-    const ck = readCheckpoint(join(tmp, 'keras-ft', 'last.ckpt'));
-    const m = await modelOfCheckpoint(ck);
-    assert.deepEqual(m.outputs[0].shape, [null, 10]);
-    m.dispose();
   });
 
   it('a PyTorch-format .safetensors file (timm names, as karat export writes it) fine-tunes like a model.json', async () => {

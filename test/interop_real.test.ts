@@ -45,6 +45,26 @@ function f32(path: string): Float32Array {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
+function bitIdentical(a: tf.Tensor, b: tf.Tensor): boolean {
+  if (a.shape.join() !== b.shape.join()) return false;
+  const x = new Uint32Array((a.dataSync() as Float32Array).slice().buffer);
+  const y = new Uint32Array((b.dataSync() as Float32Array).slice().buffer);
+  return x.every((v, i) => v === y[i]);
+}
+
+/** The weights exactly as the converter stored them (Keras names). */
+async function converterWeights(modelJson: string): Promise<{artifacts: tf.io.ModelArtifacts, weights: Map<string, tf.Tensor>}> {
+  const artifacts = await tf.io.getLoadHandlers(`file://${modelJson}`)[0].load!();
+  const weights = new Map(Object.entries(tf.io.decodeWeights(artifacts.weightData!, artifacts.weightSpecs!)));
+  return {artifacts, weights};
+}
+
+async function fitLosses(m: tfl.LayersModel, x: tf.Tensor, y: tf.Tensor, epochs: number): Promise<number[]> {
+  m.compile({optimizer: tf.train.adam(3e-3), loss: 'categoricalCrossentropy'});
+  const h = await m.fit(x, y, {epochs, batchSize: x.shape[0], verbose: 0, shuffle: false});
+  return h.history.loss as number[];
+}
+
 /** max |a - b| / max |b|. */
 function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);
@@ -192,26 +212,77 @@ describe('interop with real producers: tensorflowjs_converter (tf_keras) and tim
      'the result saves and loads with plain tf.loadLayersModel', async () => {
     const e = kerasOf('keras_token_s');
     const url = `file://${join(e.dir, 'model.json')}`;
+    const {artifacts, weights} = await converterWeights(join(e.dir, 'model.json'));
+    // Stock tfjs-layers 4.22 cannot load the converter's file by itself.
+    await assert.rejects(tfl.loadLayersModel(tf.io.fromMemory(artifacts)), /MultiHeadAttention/);
     const src = await karat.loadKerasViT(url);
     const rep = await karat.swapAttentionWithReport(src, {type: 'fourier', grid: 3, rank: 4, mode: 'blockwise'});
-    const byName = new Map(rep.model.weights.map(w => [w.originalName, w]));
-    let compared = 0;
-    for (const w of src.weights) {
-      const t = byName.get(w.originalName);
-      assert.ok(t != null, `${w.originalName} missing after swap`);
-      assert.deepEqual(Array.from(t!.read().dataSync()), Array.from(w.read().dataSync()), `${w.originalName} changed`);
-      compared++;
+    assert.deepEqual(rep.attentionLayers, ['mha_0', 'mha_1']);
+    assert.deepEqual(rep.initialised.sort(), ['mha_0/karat/coeffs', 'mha_0/karat/proj', 'mha_1/karat/coeffs', 'mha_1/karat/proj']);
+    assert.equal(rep.copied.length, weights.size);
+    for (const [name, t] of weights) {
+      const n = name.replace('/attention_output/', '/attentionOutput/');
+      const w = rep.model.weights.find(v => v.originalName === n);
+      assert.ok(w != null && bitIdentical(w.read(), t), `${name} not carried over bit for bit`);
     }
-    assert.equal(compared, src.weights.length);
-    assert.ok(rep.initialised.every(n => /\/karat\//.test(n)) && rep.initialised.length > 0);
+    tf.dispose([...weights.values()]);
     const dir = mkdtempSync(join(tmp, 'saved-'));
     await rep.model.save(`file://${dir}`);
     const back = await tfl.loadLayersModel(`file://${join(dir, 'model.json')}`);
     const x = tf.tensor4d(f32(join(e.dir, 'input.bin')), [e.batch, e.imageSize, e.imageSize, 3]);
     const a = rep.model.predict(x) as tf.Tensor, b = back.predict(x) as tf.Tensor;
-    assert.deepEqual(Array.from(b.dataSync()), Array.from(a.dataSync()));
-    tf.dispose([x, a, b]);
+    assert.ok(bitIdentical(a, b));
+    // Both the loaded softmax model and the swapped KArAt model train: the loss falls.
+    const y = tf.oneHot(tf.tensor1d([0, 3], 'int32'), e.numClasses);
+    for (const m of [src, back]) {
+      const losses = await fitLosses(m, x, y, 6);
+      assert.ok(losses[losses.length - 1] < losses[0], `loss should fall: ${losses}`);
+    }
+    tf.dispose([x, a, b, y]);
     [src, rep.model, back].forEach(m => m.dispose());
+  });
+
+  it('Keras: swapAttention refuses an attention node called with a causal mask, a mask tensor or returned scores, ' +
+     "by name; the defaults Keras writes are accepted", async () => {
+    const e = kerasOf('keras_gap_m');
+    const {artifacts, weights} = await converterWeights(join(e.dir, 'model.json'));
+    const cases: Array<[string, unknown]> = [['use_causal_mask', true], ['attention_mask', ['mask_input', 0, 0, {}]],
+      ['return_attention_scores', true], ['some_future_option', 1]];
+    const variant = (kwargs: Record<string, unknown>) => {
+      const topo = JSON.parse(JSON.stringify(artifacts.modelTopology));
+      const mha = topo.model_config.config.layers.find((l: {class_name: string}) => l.class_name === 'MultiHeadAttention');
+      Object.assign(mha.inbound_nodes[0][0][3], kwargs);
+      return {a: {...artifacts, modelTopology: topo}, layer: mha.config.name as string};
+    };
+    for (const [key, val] of cases) {
+      const {a, layer} = variant({[key]: val});
+      await assert.rejects(karat.swapAttention(a, 'softmax'),
+          (err: Error) => err.name === 'KArAtArgumentError' && err.message.includes(`layer '${layer}'`) && err.message.includes(`'${key}'`), key);
+      await assert.rejects(karat.loadKerasViT(a), (err: Error) => err.name === 'KerasViTError' && err.message.includes(`layer '${layer}'`), key);
+    }
+    const {a} = variant({use_causal_mask: false, return_attention_scores: false, attention_mask: null, training: false});
+    const m = await karat.loadKerasViT(a);
+    m.dispose();
+    tf.dispose([...weights.values()]);
+  });
+
+  it('Keras: adaptForFinetune moves the converted model to another size (the Reshape target follows) and class count', async () => {
+    const e = kerasOf('keras_gap_m');  // 24x24, patch 8: 9 tokens, 7 classes
+    const {weights} = await converterWeights(join(e.dir, 'model.json'));
+    const a = await karat.adaptForFinetune(`file://${join(e.dir, 'model.json')}`,
+                                           {attention: {type: 'fourier', grid: 2, rank: 3}, imageSize: [32, 16], numClasses: 4});
+    assert.deepEqual(a.model.inputs[0].shape, [null, 32, 16, 3]);
+    assert.deepEqual(a.model.getLayer('tokens').outputShape, [null, 8, 48]);
+    assert.deepEqual([a.from.tokens, a.to.tokens], [9, 8]);
+    for (const [n, t] of weights) {
+      if (n.startsWith('head/') || n.startsWith('pos_embed/')) continue;  // new head; resampled position embedding
+      const w = a.model.weights.find(v => v.originalName === n.replace('/attention_output/', '/attentionOutput/'));
+      assert.ok(w != null && bitIdentical(w.read(), t), `${n} changed`);
+    }
+    const y = a.model.predict(tf.ones([1, 32, 16, 3])) as tf.Tensor;
+    assert.deepEqual(y.shape, [1, 4]);
+    tf.dispose([y, ...weights.values()]);
+    a.model.dispose();
   });
 
   it('Keras: karat finetune --model <converted model.json> trains and evaluates', async () => {
@@ -221,8 +292,17 @@ describe('interop with real producers: tensorflowjs_converter (tf_keras) and tim
       '--mixup', '0', '--cutmix', '0', '--progress', 'none', '--seed', '3', '--epochs', '1', '--steps-per-epoch', '1',
       '--out-dir', tmp, '--run-name', 'keras-ft']);
     assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /attention layers: mha_0, mha_1/);
-    assert.match(r.out, /top-1 \d+\.\d\d%/);
+    assert.match(r.out, /\(softmax attention, 16x16x3, 5 classes, 17 tokens\) -> fourier KArAt \(grid 3, rank 4, blockwise\), 32x32x3, 10 classes, 65 tokens; attention layers: mha_0, mha_1/);
+    // every converter weight but the head and the resampled position embedding is kept bit for bit
+    const {weights} = await converterWeights(join(e.dir, 'model.json'));
+    assert.match(r.out, new RegExp(`kept \\(bit-identical\\): ${weights.size - 3} weights`));
+    assert.match(r.out, /replaced: 3 weights: head\/kernel \(new head: 5 -> 10 classes, initialised\), head\/bias .*pos_embed\/embedding \(resampled bicubic 4x4 -> 8x8/);
+    assert.match(r.out, /epoch 1\/1: train loss \d+\.\d+ .* top-1 \d+\.\d\d%/);
+    tf.dispose([...weights.values()]);
+    // the fine-tuned model loads with plain tf.loadLayersModel (the package imported)
+    const m = await tfl.loadLayersModel(`file://${join(tmp, 'keras-ft', 'model', 'model.json')}`);
+    assert.deepEqual(m.outputs[0].shape, [null, 10]);
+    m.dispose();
   });
 
   const REFUSED_KERAS: Array<[string, RegExp]> = [
