@@ -341,7 +341,7 @@ def infer_config(tensors, heads=None, arch=None, num_classes=None):
     if side * side != patches:
         raise ModelConfigError(f"cannot infer the image size: {patches} patches is not a square number")
     if heads is None and arch is not None:
-        m = re.search(r"vit_(tiny|small|base|large|huge)", arch)
+        m = re.search(r"(?:vit|deit)_(tiny|small|base|large|huge)", arch)
         heads = TIMM_HEADS.get(m.group(1)) if m else None
     if heads is None:
         raise ModelConfigError("the file has no tfjs-karat metadata: give the number of heads or a timm arch name "
