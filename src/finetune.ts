@@ -16,6 +16,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 import {AttentionActivation, resolveAttention} from './layers/attention_config';
 import {KArAtArgumentError} from './ops/validate';
+import {checkKerasViTTopology} from './keras';
 import {modelConfigOf, readModelSource, swapAttentionWithReport, SwapSource} from './swap';
 
 export type PosEmbedInterpolation = 'bicubic' | 'bilinear';
@@ -260,6 +261,8 @@ export async function adaptForFinetune(source: SwapSource, options: FinetuneAdap
   const {topology, weights, owned} = await readModelSource(source, 'finetune');
   const created: tf.Tensor[] = [];
   try {
+    // A converted Keras file: what cannot be mapped is named before anything is built.
+    if (topology?.model_config != null) checkKerasViTTopology(topology, 'finetune');
     const newTopology = JSON.parse(JSON.stringify(topology));
     const L = layout(newTopology);
     const [ih, iw] = L.imageSize;

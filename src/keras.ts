@@ -50,11 +50,11 @@ function allLayers(modelConfig: Json, out: Json[] = []): Json[] {
   return out;
 }
 
-/** Throws a KerasViTError for the first layer that cannot be mapped. */
-export function checkKerasViTTopology(topology: Json): void {
+/** Throws a KerasViTError for the first layer that cannot be mapped (`fn` names the caller in the message). */
+export function checkKerasViTTopology(topology: Json, fn = 'loadKerasViT'): void {
   const mc = modelConfigOf(topology);
   const layers = allLayers(mc);
-  if (layers.length === 0) throw new KerasViTError(`loadKerasViT: the model has no layers (not a Keras model.json?)`);
+  if (layers.length === 0) throw new KerasViTError(`${fn}: the model has no layers (not a Keras model.json?)`);
   const known = tf.serialization.SerializationMap.getMap().classNameMap;
   let attention = 0;
   for (const l of layers) {
@@ -66,7 +66,7 @@ export function checkKerasViTTopology(topology: Json): void {
       const axes = c.attention_axes;
       if (axes != null && !(Array.isArray(axes) && axes.length === 1 && (axes[0] === 1 || axes[0] === -2))) {
         throw new KerasViTError(
-            `loadKerasViT: layer '${name}' (MultiHeadAttention) attends over axes ${JSON.stringify(axes)}; ` +
+            `${fn}: layer '${name}' (MultiHeadAttention) attends over axes ${JSON.stringify(axes)}; ` +
             `only attention over the token axis of [batch, tokens, features] inputs can be mapped`);
       }
       for (const node of l.inbound_nodes ?? []) {
@@ -77,7 +77,7 @@ export function checkKerasViTTopology(topology: Json): void {
             if ((k === 'use_causal_mask' || k === 'return_attention_scores') && (v === false || v == null)) continue;
             if (k === 'attention_mask' && v == null) continue;
             throw new KerasViTError(
-                `loadKerasViT: layer '${name}' (MultiHeadAttention) is called with ${k}=${JSON.stringify(v)}; ` +
+                `${fn}: layer '${name}' (MultiHeadAttention) is called with ${k}=${JSON.stringify(v)}; ` +
                 `attention masks, causal masking and returned attention scores cannot be mapped (a ViT attends ` +
                 `over all tokens)`);
           }
@@ -87,18 +87,18 @@ export function checkKerasViTTopology(topology: Json): void {
     }
     if (OTHER_ATTENTION.has(cls)) {
       throw new KerasViTError(
-          `loadKerasViT: layer '${name}' is a Keras ${cls} layer; only MultiHeadAttention can be mapped ` +
+          `${fn}: layer '${name}' is a Keras ${cls} layer; only MultiHeadAttention can be mapped ` +
           `(onto KArAtMultiHeadAttention)`);
     }
     if (cls === 'Functional' || cls === 'Model' || cls === 'Sequential') continue;
     if (!(cls in known)) {
       throw new KerasViTError(
-          `loadKerasViT: layer '${name}' has class '${cls}', which neither tfjs-layers nor tfjs-karat implements ` +
+          `${fn}: layer '${name}' has class '${cls}', which neither tfjs-layers nor tfjs-karat implements ` +
           `(a custom Keras layer?); register a tfjs class of that name (tf.serialization.registerClass) before loading`);
     }
   }
   if (attention === 0) {
-    throw new KerasViTError(`loadKerasViT: the model has no MultiHeadAttention layer (layers: ` +
+    throw new KerasViTError(`${fn}: the model has no MultiHeadAttention layer (layers: ` +
         `${layers.map(l => `${l?.config?.name}:${l?.class_name}`).join(', ')})`);
   }
 }

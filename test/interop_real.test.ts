@@ -305,6 +305,15 @@ describe('interop with real producers: tensorflowjs_converter (tf_keras) and tim
     m.dispose();
   });
 
+  it('Keras: karat finetune names an unmappable layer of a converted model in one line, exit code 2', async () => {
+    const e = kerasOf('keras_custom_layer');
+    const r = await runCliInProcess(['finetune', '--model', join(e.dir, 'model.json'), '--grid', '3', '--rank', '4',
+      '--backend', 'cpu', '--progress', 'none', '--out-dir', tmp, '--run-name', 'keras-bad']);
+    assert.equal(r.code, 2, r.out + r.err);
+    assert.match(r.err, /^karat: error: .*finetune: layer 'token_scale' has class 'TokenScale', which neither tfjs-layers nor tfjs-karat implements/);
+    assert.equal(r.err.trim().split('\n').length, 1, r.err);
+  });
+
   const REFUSED_KERAS: Array<[string, RegExp]> = [
     ['keras_causal_mask', /layer 'mha_0' \(MultiHeadAttention\) is called with use_causal_mask=true; attention masks/],
     ['keras_dot_attention', /layer 'dot_attn_0' is a Keras Attention layer; only MultiHeadAttention can be mapped/],

@@ -179,7 +179,8 @@ async function dispatch(cmd: string | undefined, rest: string[]): Promise<number
   } catch (e) {
     const err = e as Error;
     if (e instanceof UsageError || e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError ||
-        e instanceof TrainingDivergedError || err?.name === 'KArAtArgumentError' || err?.name === 'SafetensorsError') {
+        e instanceof TrainingDivergedError || err?.name === 'KArAtArgumentError' || err?.name === 'KerasViTError' ||
+        err?.name === 'SafetensorsError') {
       console.error(`karat: error: ${err.message}`);
       return 2;
     }
