@@ -27,7 +27,7 @@ export const DEFAULT_MAX_BYTES = 4 * 2 ** 30;
 export const CONVERT_HELP = `usage: karat convert --from FILE.safetensors --out DIR [options]
 
 Converts a PyTorch ViT (timm's VisionTransformer names: patch_embed.proj, cls_token, pos_embed,
-blocks.{i}.norm1/attn.qkv/attn.proj/norm2/mlp.fc1/mlp.fc2, norm, head; F32, F16 or BF16) into
+blocks.{i}.norm1/attn.qkv/attn.proj/norm2/mlp.fc1/mlp.fc2, norm or fc_norm, head; F32, F16 or BF16) into
 the equivalent models.vit, written as DIR/model.json + DIR/weights.bin (tf.loadLayersModel,
 karat finetune --model) and DIR/model.ckpt (karat eval --checkpoint). The model outputs logits.
 
