@@ -23,7 +23,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 import {KArAtArgumentError} from './ops/validate';
-import {modelConfigOf, swapAttentionWithReport, SwapSource} from './swap';
+import {modelConfigOf, swapAttentionWithReport} from './swap';
 
 type Json = any;  // tslint:disable-line:no-any
 
@@ -114,7 +114,7 @@ export function checkKerasViTTopology(topology: Json, fn = 'loadKerasViT'): void
  * const karatModel = await karat.swapAttention(model, {type: 'fourier', grid: 3, rank: 12});
  * ```
  */
-export async function loadKerasViT(source: SwapSource): Promise<tfl.LayersModel> {
+export async function loadKerasViT(source: string | tf.io.IOHandler | tf.io.ModelArtifacts): Promise<tfl.LayersModel> {
   if (source != null && typeof source === 'object' && Array.isArray((source as tfl.LayersModel).layers)) {
     throw new KerasViTError(`loadKerasViT: argument 'source' is already a tf.LayersModel; give the converted model.json`);
   }
