@@ -195,10 +195,12 @@ describe('browser demo (Playwright, headless Chromium)', function() {
     assert.match(await page.textContent('#ft-message') ?? '', /class 'class B' has no images/);
     // A file that is not an image: its message, the images already added kept.
     await page.setInputFiles('#ft-files-1', [...Array.from({length: 8}, (_, i) => file(1, i)),
-      {name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image')}]);
+      {name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image')},
+      {name: 'huge.png', mimeType: 'image/png', buffer: Buffer.alloc(21e6)}]);
     await page.waitForSelector('#ft-class-1[data-count="8"]');
     await page.waitForFunction(() => /notes\.txt/.test(document.querySelector('#ft-message')?.textContent ?? ''));
     assert.match(await page.textContent('#ft-message') ?? '', /notes\.txt is not an image/);
+    assert.match(await page.textContent('#ft-message') ?? '', /huge\.png is 21\.0 MB; images up to 20 MB are accepted/);
     assert.equal(await page.getAttribute('#ft-class-0', 'data-count'), '8', 'nothing lost');
     await page.screenshot({path: join(ARTIFACTS, '1-classes-and-bad-file.png'), fullPage: true});
     // Fine-tune: 12 training images, 4 held out, batch 8: 2 steps per epoch.

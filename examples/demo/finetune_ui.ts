@@ -14,7 +14,7 @@ const an = karat.analysis;
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
 /** Largest file read (bytes) and decoded image (pixels) accepted. */
-const MAX_FILE_BYTES = 20 * 1024 * 1024;
+const MAX_FILE_BYTES = 20e6;
 const MAX_PIXELS = 4096 * 4096;
 const MAX_CLASSES = 10, MAX_IMAGES_PER_CLASS = 200;
 const IDB_URL = 'indexeddb://karat-demo-finetuned';
@@ -54,7 +54,7 @@ function message(text: string) {
 }
 
 function describeError(e: unknown): string {
-  if (e instanceof karat.ImageListError) return e.message;
+  if (e instanceof karat.ImageListError || (e instanceof Error && e.name === 'Error')) return e.message;
   return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }
 
