@@ -4,7 +4,8 @@
  * labels, renders attention maps (not blank) and activation curves, accepts an uploaded
  * image, and logs no console error; the fine-tuning panel learns two generated classes in the
  * page (progress, held-out accuracy above chance, bad input reported, the saved model reloaded
- * with the same predictions), with screenshots kept under test-artifacts/demo/. Skips, saying
+ * with the same predictions) on WebGPU, and Stop ends a run on WebGL and on wasm; screenshots
+ * of the WebGPU run are kept under test-artifacts/demo/. Skips, saying
  * why, without /usr/bin/chromium.
  */
 import * as assert from 'node:assert/strict';
@@ -241,10 +242,10 @@ describe('browser demo (Playwright, headless Chromium)', function() {
     await page.close();
   });
 
-  it('fine-tunes on WebGL when asked, and the Stop button ends the run early', async function() {
+  for (const backend of ['webgl', 'wasm']) it(`fine-tunes on ${backend} when asked, and the Stop button ends the run early`, async function() {
     this.timeout(300000);
-    const {page, errors} = await openPage('?backend=webgl');
-    assert.equal(await page.textContent('#ft-backend'), 'webgl');
+    const {page, errors} = await openPage(`?backend=${backend}`);
+    assert.equal(await page.textContent('#ft-backend'), backend);
     const file = (label: number, i: number) => ({name: `c${label}_${i}.png`, mimeType: 'image/png', buffer: classPng(label, 300 + 100 * label + i)});
     await page.setInputFiles('#ft-files-0', Array.from({length: 4}, (_, i) => file(0, i)));
     await page.setInputFiles('#ft-files-1', Array.from({length: 4}, (_, i) => file(1, i)));
@@ -259,8 +260,8 @@ describe('browser demo (Playwright, headless Chromium)', function() {
     assert.equal(await page.getAttribute('body', 'data-ft-stopped'), 'true');
     const steps = Number(await page.getAttribute('body', 'data-ft-steps'));
     assert.ok(steps >= 2 && steps < 100, `stopped after ${steps} of 100 steps`);
-    assert.match(await page.textContent('#ft-status') ?? '', /^stopped after \d+ steps on webgl/);
-    console.log(`    webgl: ${await page.textContent('#ft-status')}`);
+    assert.match(await page.textContent('#ft-status') ?? '', new RegExp(`^stopped after \\d+ steps on ${backend}`));
+    console.log(`    ${backend}: ${await page.textContent('#ft-status')}`);
     assert.deepEqual(errors, [], 'no console errors');
     await page.close();
   });
