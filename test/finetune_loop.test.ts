@@ -204,6 +204,10 @@ for (const backend of ['cpu', 'wasm']) {
       await assert.rejects(karat.fineTune(model, list, null, {mean: MEAN, std: STD, freeze: 'all-but-bogus'}),
                            (e: Error) => e.name === 'KArAtArgumentError' && /unknown selection 'bogus'/.test(e.message));
       await assert.rejects(karat.fineTune(model, list, null, {mean: [0.5], std: STD}), /'mean' and 'std' must be 3 numbers/);
+      await assert.rejects(karat.fineTune(model, list, null, {mean: MEAN, std: STD, freeze: 'block9_*'}), /freeze 'block9_\*' matches no weight/);
+      const soft = karat.models.vit({dim: 16, depth: 1, heads: 2, mlpRatio: 2, imageSize: 16, patchSize: 4, numClasses: 2, attention: 'softmax'});
+      await assert.rejects(karat.fineTune(soft, list, null, {mean: MEAN, std: STD}), /the selection 'karat' in freeze 'all-but-karat-and-head' matches no trainable weight/);
+      soft.dispose();
       base.dispose();
       model.dispose();
     });

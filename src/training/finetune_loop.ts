@@ -17,7 +17,7 @@ import {adaptForFinetune, describeViT} from '../finetune';
 import {leanVariableGrads} from '../ops/lean_grads';
 import {KArAtArgumentError} from '../ops/validate';
 import {AdamW, clipByGlobalNorm, Param} from './adamw';
-import {decayApplies, freezeItems, isKArAtWeight, layerOfWeight, modelFacts} from './select';
+import {decayApplies, freezeItems, isKArAtWeight, layerOfWeight, modelFacts, selects} from './select';
 
 /** The loss or a logit became NaN or infinite: the run diverged (never reported as an accuracy). */
 export class FineTuneDivergedError extends Error {
@@ -127,7 +127,15 @@ export function trainableUnder(model: tfl.LayersModel, freeze: string | null): A
   }
   const keep = ws.filter((w, i) => !items.some((it) => it.test(facts.weights[i], false, facts)));
   for (const it of items) {
-    if (!facts.weights.some((w) => it.test(w, false, facts))) throw new KArAtArgumentError(`fineTune: freeze '${it.item}' matches no weight of the model`);
+    if (it.sels) {
+      for (const sel of it.sels) {
+        if (!facts.weights.some((w) => selects(sel, w, false, facts))) {
+          throw new KArAtArgumentError(`fineTune: the selection '${sel}' in freeze '${it.item}' matches no trainable weight of the model`);
+        }
+      }
+    } else if (!facts.weights.some((w) => it.test(w, false, facts))) {
+      throw new KArAtArgumentError(`fineTune: freeze '${it.item}' matches no weight of the model`);
+    }
   }
   if (keep.length === 0) throw new KArAtArgumentError(`fineTune: freeze ${JSON.stringify(freeze)} freezes every weight; nothing would train`);
   return keep;

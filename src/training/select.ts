@@ -54,13 +54,14 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${esc}$`);
 }
 
-/** Parses a freeze spec into predicates over weights; throws `error(message)` on a malformed item. */
+/** One item of a freeze spec: a weight it tests true for is frozen. */
 export interface FreezeItem {
   item: string;
   sels?: Selection[];
   test: (w: {name: string, layer: string, layerClass: string}, isNew: boolean, facts: ModelFacts) => boolean;
 }
 
+/** Parses a freeze spec into predicates over weights; throws `error(message)` on a malformed item. */
 export function freezeItems(spec: string, error: (message: string) => Error): FreezeItem[] {
   const s = spec.trim();
   const raw = s.startsWith('/') && s.endsWith('/') && s.length > 1 ? [s] : s.split(',').map((x) => x.trim()).filter((x) => x);
