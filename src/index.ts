@@ -39,3 +39,8 @@ import '../kernels-webgpu/register_layers';
 // Fine-tuning a pretrained ViT with KArAt: attention swap, new head, position-embedding resampling.
 export {adaptForFinetune, describeViT, resamplePositionEmbedding, resizeGrid, resizeTaps} from './finetune';
 export type {FinetuneAdaptation, FinetuneAdaptOptions, PosEmbedInterpolation, ViTDescription} from './finetune';
+// Fine-tuning on the user's own images (browser-safe): image-list dataset and the training loop.
+export {DEFAULT_MAX_PIXELS, imageList, ImageListError, resizeToSquareRGB, splitHeldOut} from './data/image_list';
+export type {ImageInput, ImageList, ImageListErrorCode, ImageListOptions, PixelArray} from './data/image_list';
+export {evaluateImageList, fineTune, FineTuneDivergedError, trainableUnder, withNewHead} from './training/finetune_loop';
+export type {BatchProgress, EpochResult, FineTuneOptions, FineTuneResult} from './training/finetune_loop';

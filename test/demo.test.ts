@@ -2,10 +2,14 @@
  * The browser demo (examples/demo) in headless Chromium via playwright-core: the page loads
  * the committed KArAt ViT on WebGPU or WebGL, classifies bundled samples with their expected
  * labels, renders attention maps (not blank) and activation curves, accepts an uploaded
- * image, and logs no console error. Skips, saying why, without /usr/bin/chromium.
+ * image, and logs no console error; the fine-tuning panel learns two generated classes in the
+ * page (progress, held-out accuracy above chance, bad input reported, the saved model reloaded
+ * with the same predictions) on WebGPU, and Stop ends a run on WebGL and on wasm; screenshots
+ * of the WebGPU run are kept under test-artifacts/demo/. Skips, saying
+ * why, without /usr/bin/chromium.
  */
 import * as assert from 'node:assert/strict';
-import {existsSync, mkdtempSync, readFileSync, rmSync, statSync} from 'node:fs';
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync} from 'node:fs';
 import {createServer, Server} from 'node:http';
 import {AddressInfo} from 'node:net';
 import {tmpdir} from 'node:os';
@@ -24,8 +28,31 @@ const FLAGS = [
 ];
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.json': 'application/json',
-  '.bin': 'application/octet-stream', '.png': 'image/png', '.map': 'application/json',
+  '.bin': 'application/octet-stream', '.png': 'image/png', '.map': 'application/json', '.wasm': 'application/wasm',
 };
+/** Screenshots of the fine-tuning test (git-ignored). */
+const ARTIFACTS = join(ROOT, 'test-artifacts/demo');
+
+/**
+ * A 32 x 32 PNG of one of two visually distinct classes: 0 = warm red/orange with horizontal
+ * stripes, 1 = cool blue/green with vertical stripes; phase, colours and noise vary with `seed`.
+ */
+function classPng(label: number, seed: number): Buffer {
+  let a = (seed * 2654435761) >>> 0;
+  const rnd = () => ((a = (Math.imul(a, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const png = new PNG({width: 32, height: 32});
+  const phase = Math.floor(rnd() * 8), tint = rnd() * 60;
+  for (let y = 0; y < 32; y++) {
+    for (let x = 0; x < 32; x++) {
+      const on = (((label === 0 ? y : x) + phase) >> 2) % 2 === 0;
+      const c = label === 0 ? [220, 60 + tint, 30] : [30, 90 + tint, 220];
+      const k = (y * 32 + x) * 4, f = on ? 1 : 0.45;
+      for (let ch = 0; ch < 3; ch++) png.data[k + ch] = Math.max(0, Math.min(255, Math.round(c[ch] * f + 30 * (rnd() - 0.5))));
+      png.data[k + 3] = 255;
+    }
+  }
+  return PNG.sync.write(png);
+}
 
 function serve(dir: string): Promise<Server> {
   const server = createServer((req, res) => {
@@ -150,6 +177,91 @@ describe('browser demo (Playwright, headless Chromium)', function() {
     assert.equal(await page.getAttribute('#prediction', 'data-label'), samples[0].className);
     const st = pngStats(await page.locator('#maps').screenshot());
     assert.ok(st.colors > 20 && st.std > 5, `maps not blank on webgl: ${st.colors} colours`);
+    assert.deepEqual(errors, [], 'no console errors');
+    await page.close();
+  });
+
+  it('fine-tunes on two generated classes: progress, held-out accuracy above chance, bad input reported, saved model reloads', async function() {
+    this.timeout(600000);
+    mkdirSync(ARTIFACTS, {recursive: true});
+    const {page, errors} = await openPage();
+    const backend = await page.textContent('#ft-backend');
+    console.log(`    fine-tuning backend: ${backend}; screenshots in ${ARTIFACTS}`);
+    const file = (label: number, i: number) => ({name: `${label ? 'blue' : 'red'}_${i}.png`, mimeType: 'image/png', buffer: classPng(label, 100 * label + i)});
+    // An empty class: a message, nothing starts.
+    await page.setInputFiles('#ft-files-0', Array.from({length: 8}, (_, i) => file(0, i)));
+    await page.waitForSelector('#ft-class-0[data-count="8"]');
+    await page.click('#ft-start');
+    await page.waitForFunction(() => /has no images/.test(document.querySelector('#ft-message')?.textContent ?? ''));
+    assert.match(await page.textContent('#ft-message') ?? '', /class 'class B' has no images/);
+    // A file that is not an image: its message, the images already added kept.
+    await page.setInputFiles('#ft-files-1', [...Array.from({length: 8}, (_, i) => file(1, i)),
+      {name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image')},
+      {name: 'huge.png', mimeType: 'image/png', buffer: Buffer.alloc(21e6)}]);
+    await page.waitForSelector('#ft-class-1[data-count="8"]');
+    await page.waitForFunction(() => /notes\.txt/.test(document.querySelector('#ft-message')?.textContent ?? ''));
+    assert.match(await page.textContent('#ft-message') ?? '', /notes\.txt is not an image/);
+    assert.match(await page.textContent('#ft-message') ?? '', /huge\.png is 21\.0 MB; images up to 20 MB are accepted/);
+    assert.equal(await page.getAttribute('#ft-class-0', 'data-count'), '8', 'nothing lost');
+    await page.screenshot({path: join(ARTIFACTS, '1-classes-and-bad-file.png'), fullPage: true});
+    // Fine-tune: 12 training images, 4 held out, batch 8: 2 steps per epoch.
+    const epochs = 4;
+    await page.fill('#ft-epochs', String(epochs));
+    const t0 = Date.now();
+    await page.click('#ft-start');
+    await page.waitForFunction(() => Number(document.body.dataset.ftSteps ?? 0) >= 1, undefined, {timeout: 300000});
+    // The page answers while it trains (training yields after every step).
+    const during = await page.evaluate(() => ({finished: document.body.dataset.finetuned ?? null, status: document.querySelector('#ft-status')!.textContent}));
+    console.log(`    while training: ${during.status}`);
+    await page.screenshot({path: join(ARTIFACTS, '2-training.png'), fullPage: true});
+    await page.waitForSelector('body[data-finetuned="1"], #ft-message:not(:empty)', {timeout: 540000});
+    assert.equal(await page.textContent('#ft-message'), '', 'fine-tuning reports no error');
+    console.log(`    fine-tuned ${epochs} epochs on ${backend} in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${await page.textContent('#ft-status')}`);
+    const prog = await page.$eval('#ft-progress', (p) => [(p as HTMLProgressElement).value, (p as HTMLProgressElement).max]);
+    assert.deepEqual(prog, [2 * epochs, 2 * epochs], 'the progress bar reached the end');
+    const rows = await page.$$eval('#ft-log tbody tr', (r) => r.map((x) => [(x as HTMLElement).dataset.accuracy, x.textContent]));
+    assert.equal(rows.length, epochs, 'one log row per epoch');
+    const acc = Number(rows[rows.length - 1][0]);
+    assert.ok(acc > 0.5, `held-out accuracy ${acc} beats chance (0.5); log: ${JSON.stringify(rows)}`);
+    // A new image: prediction, maps and curves before and after.
+    await page.setInputFiles('#ft-try', file(1, 50));
+    await page.waitForSelector('body[data-ft-tried="1"]', {timeout: 120000});
+    assert.ok(['class A', 'class B'].includes(await page.getAttribute('#ft-prediction', 'data-label') ?? ''));
+    for (const sel of ['#ft-maps-before canvas', '#ft-maps-after canvas', '#ft-curves-before svg polyline', '#ft-curves-after svg polyline']) {
+      assert.ok(await page.$$eval(sel, (e) => e.length) > 0, `${sel} drawn`);
+    }
+    await page.screenshot({path: join(ARTIFACTS, '3-after.png'), fullPage: true});
+    // Saved to IndexedDB and reloaded with tf.loadLayersModel: the same predictions.
+    await page.click('#ft-save');
+    await page.waitForSelector('body[data-ft-saved="1"]', {timeout: 60000});
+    await page.click('#ft-load');
+    await page.waitForSelector('body[data-ft-reload-diff]', {timeout: 60000});
+    const diff = Number(await page.getAttribute('body', 'data-ft-reload-diff'));
+    assert.ok(diff <= 1e-6, `reloaded model gives the same probabilities (largest difference ${diff})`);
+    assert.deepEqual(errors, [], 'no console errors');
+    await page.close();
+  });
+
+  for (const backend of ['webgl', 'wasm']) it(`fine-tunes on ${backend} when asked, and the Stop button ends the run early`, async function() {
+    this.timeout(300000);
+    const {page, errors} = await openPage(`?backend=${backend}`);
+    assert.equal(await page.textContent('#ft-backend'), backend);
+    const file = (label: number, i: number) => ({name: `c${label}_${i}.png`, mimeType: 'image/png', buffer: classPng(label, 300 + 100 * label + i)});
+    await page.setInputFiles('#ft-files-0', Array.from({length: 4}, (_, i) => file(0, i)));
+    await page.setInputFiles('#ft-files-1', Array.from({length: 4}, (_, i) => file(1, i)));
+    await page.waitForSelector('#ft-class-1[data-count="4"]');
+    await page.check('input[name="ft-train"][value="all"]');
+    await page.fill('#ft-epochs', '100');
+    await page.click('#ft-start');
+    await page.waitForFunction(() => Number(document.body.dataset.ftSteps ?? 0) >= 2, undefined, {timeout: 240000});
+    await page.click('#ft-stop');
+    await page.waitForSelector('body[data-finetuned="1"], #ft-message:not(:empty)', {timeout: 240000});
+    assert.equal(await page.textContent('#ft-message'), '', 'fine-tuning reports no error');
+    assert.equal(await page.getAttribute('body', 'data-ft-stopped'), 'true');
+    const steps = Number(await page.getAttribute('body', 'data-ft-steps'));
+    assert.ok(steps >= 2 && steps < 100, `stopped after ${steps} of 100 steps`);
+    assert.match(await page.textContent('#ft-status') ?? '', new RegExp(`^stopped after \\d+ steps on ${backend}`));
+    console.log(`    ${backend}: ${await page.textContent('#ft-status')}`);
     assert.deepEqual(errors, [], 'no console errors');
     await page.close();
   });

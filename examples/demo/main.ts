@@ -1,16 +1,19 @@
 /**
  * The browser demo (bundled by scripts/build-demo.mjs into examples/demo/dist/demo.js):
- * loads model/model.json (a Fourier-KArAt ViT saved by train_demo_model.ts), picks WebGPU or
- * WebGL (or ?backend=NAME), classifies a bundled CIFAR-10 sample or a user image, and shows
- * the class-token attention maps, their rollout and the learned activation curves.
+ * loads model/model.json (a Fourier-KArAt ViT saved by train_demo_model.ts), picks WebGPU,
+ * WebGL or wasm (or ?backend=NAME), classifies a bundled CIFAR-10 sample or a user image, and
+ * shows the class-token attention maps, their rollout and the learned activation curves; the
+ * fine-tuning panel (finetune_ui.ts) teaches the model the user's own classes.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgl';
 import '@tensorflow/tfjs-backend-webgpu';
+import {setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import * as karat from '../../src/index';
+import {setupFineTune} from './finetune_ui';
 
 const an = karat.analysis;
 
@@ -39,7 +42,8 @@ function fail(e: unknown) {
 
 async function pickBackend(): Promise<string> {
   const forced = new URLSearchParams(location.search).get('backend');
-  const order = forced ? [forced] : ['webgpu', 'webgl'];
+  const order = forced ? [forced] : ['webgpu', 'webgl', 'wasm'];
+  setWasmPaths(new URL('dist/', location.href).href);  // the .wasm binaries copied next to demo.js
   for (const name of order) {
     if (name === 'webgpu' && !('gpu' in navigator)) continue;
     try {
@@ -230,6 +234,7 @@ async function main() {
     const f = (e.target as HTMLInputElement).files?.[0];
     if (f) queue(() => loadFile(f));
   });
+  setupFineTune({model, mean: meta.mean, std: meta.std, imageSize: model.inputs[0].shape[1] as number, backend});
   $('status').textContent = 'ready';
   document.body.dataset.ready = '1';
 }

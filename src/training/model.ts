@@ -8,6 +8,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {vit, ViTArgs} from '../models/index';
 import {Rng} from '../data/rng';
 import {ConfigError, MAX_PATCHES, TrainConfig} from './config';
+import {decayApplies, isKArAtWeight} from './select';
 
 /**
  * A model given by its tfjs layers topology (model.toJSON()), e.g. a fine-tuned model whose
@@ -98,10 +99,9 @@ export function countParams(model: tfl.LayersModel): number {
 
 /** Grouping rule of one weight: no decay on biases, norms, embeddings, KArAt coefficients. */
 export function paramRule(name: string, rank: number, cfg: TrainConfig): {decay: boolean, lrScale: number, group: string} {
-  const karat = /(^|\/)karat\//.test(name);
-  if (karat) {
+  if (isKArAtWeight(name)) {
     return {decay: cfg.karatDecay, lrScale: cfg.karatLr > 0 ? cfg.karatLr / cfg.lr : 1, group: 'karat'};
   }
-  const noDecay = rank <= 1 || /(bias|gamma|beta|norm|token|pos_embed|embedding)/i.test(name);
-  return {decay: !noDecay, lrScale: 1, group: noDecay ? 'no_decay' : 'decay'};
+  const decay = decayApplies(name, rank);
+  return {decay, lrScale: 1, group: decay ? 'decay' : 'no_decay'};
 }

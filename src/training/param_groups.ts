@@ -22,11 +22,13 @@
  *   head) train at exactly this learning rate (schedule-scaled like every rate; no layer
  *   decay, no karatLr). Otherwise they follow the same rules as every other weight.
  */
-import type * as tfl from '@tensorflow/tfjs-layers';
-
 import {ParamGroupRule} from './adamw';
 import {ConfigError, TrainConfig} from './config';
 import {paramRule} from './model';
+import {blockIndexOf, freezeItems, ModelFacts, selects} from './select';
+
+export {blockIndexOf, layerOfWeight, modelFacts} from './select';
+export type {ModelFacts} from './select';
 
 export interface ParamPlanEntry {
   name: string;
@@ -40,87 +42,6 @@ export interface ParamPlanEntry {
   rule: ParamGroupRule;
 }
 
-const SELECTIONS = ['karat', 'head', 'new', 'norm', 'attention'] as const;
-type Selection = typeof SELECTIONS[number];
-
-/** Facts about the model that the selections need. */
-export interface ModelFacts {
-  /** Weight name -> owning layer name and layer class. */
-  weights: Array<{name: string, layer: string, layerClass: string}>;
-  /** Layer names in topological order. */
-  layerOrder: string[];
-  /** The output layer(s). */
-  outputLayers: string[];
-}
-
-export function modelFacts(model: tfl.LayersModel, names: string[]): ModelFacts {
-  const classOf = new Map(model.layers.map((l) => [l.name, l.getClassName()]));
-  return {
-    weights: names.map((n) => {
-      const layer = layerOfWeight(n);
-      return {name: n, layer, layerClass: classOf.get(layer) ?? ''};
-    }),
-    layerOrder: model.layers.map((l) => l.name),
-    outputLayers: model.outputLayers.map((l) => l.name),
-  };
-}
-
-export function layerOfWeight(name: string): string {
-  const i = name.indexOf('/');
-  return i < 0 ? name : name.slice(0, i);
-}
-
-/** Encoder block index of a layer from its name, or null. */
-export function blockIndexOf(layer: string): number | null {
-  const m = /(?:^|_)block(\d+)(?:_|$)/.exec(layer) ?? /^blocks\.(\d+)(?:\.|$)/.exec(layer) ?? /_(\d+)$/.exec(layer);
-  return m ? Number(m[1]) : null;
-}
-
-function globToRegExp(glob: string): RegExp {
-  const esc = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${esc}$`);
-}
-
-/** Parses --freeze into predicates over weights; throws ConfigError on a malformed item. */
-function freezeItems(spec: string): Array<{item: string, sels?: Selection[], test: (w: {name: string, layer: string, layerClass: string}, isNew: boolean, facts: ModelFacts) => boolean}> {
-  const s = spec.trim();
-  const raw = s.startsWith('/') && s.endsWith('/') && s.length > 1 ? [s] : s.split(',').map((x) => x.trim()).filter((x) => x);
-  if (raw.length === 0) throw new ConfigError(`'freeze' is empty`);
-  return raw.map((item) => {
-    if (item.startsWith('all-but-')) {
-      const sels = item.slice('all-but-'.length).split('-and-');
-      for (const sel of sels) {
-        if (!(SELECTIONS as readonly string[]).includes(sel)) {
-          throw new ConfigError(`'freeze': unknown selection '${sel}' in '${item}'; expected all-but-<${SELECTIONS.join('|')}>[-and-...]`);
-        }
-      }
-      return {item, sels: sels as Selection[], test: (w, isNew, facts) => !sels.some((sel) => selects(sel as Selection, w, isNew, facts))};
-    }
-    if (item.startsWith('/')) {
-      if (!item.endsWith('/') || item.length < 3) throw new ConfigError(`'freeze': '${item}' is not a /regex/`);
-      let re: RegExp;
-      try {
-        re = new RegExp(item.slice(1, -1));
-      } catch (e) {
-        throw new ConfigError(`'freeze': '${item}' is not a valid regular expression (${(e as Error).message})`);
-      }
-      return {item, test: (w) => re.test(w.name)};
-    }
-    const re = globToRegExp(item);
-    return {item, test: (w) => re.test(w.name)};
-  });
-}
-
-function selects(sel: Selection, w: {name: string, layer: string, layerClass: string}, isNew: boolean, facts: ModelFacts): boolean {
-  switch (sel) {
-    case 'karat': return /(^|\/)karat\//.test(w.name);
-    case 'head': return facts.outputLayers.includes(w.layer);
-    case 'new': return isNew;
-    case 'norm': return /Normalization$/.test(w.layerClass);
-    case 'attention': return /MultiHeadAttention$/.test(w.layerClass);
-  }
-}
-
 /**
  * The optimiser's view of the trainable weights `names` (with ranks) of a model: frozen or
  * not, learning-rate multiplier and decay. `newParams` names the weights created for
@@ -132,7 +53,7 @@ export function parameterPlan(facts: ModelFacts, ranks: Map<string, number>, cfg
     throw new ConfigError(`'new-param-lr' applies to fine-tuning (karat finetune), where some weights are new; in karat train every weight is`);
   }
   if (!(cfg.layerDecay > 0 && cfg.layerDecay <= 1)) throw new ConfigError(`'layer-decay' must be in (0, 1], got ${cfg.layerDecay}`);
-  const items = cfg.freeze ? freezeItems(cfg.freeze) : [];
+  const items = cfg.freeze ? freezeItems(cfg.freeze, (m) => new ConfigError(m)) : [];
   if (newParams == null && items.some((it) => /^all-but-.*\bnew\b/.test(it.item))) {
     throw new ConfigError(`'freeze': the selection 'new' applies to fine-tuning (karat finetune) only`);
   }
