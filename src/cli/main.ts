@@ -133,6 +133,13 @@ async function cmdInfo(argv: string[]): Promise<number> {
  * Backends stay as they are, so it can be called in-process (tests, programs); the `karat`
  * process itself uses runCli.
  */
+const FILE_SYSTEM_CODES = new Set(['ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'ENOSPC', 'EROFS', 'ENAMETOOLONG', 'ELOOP', 'EMFILE']);
+
+function isFileSystemError(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && FILE_SYSTEM_CODES.has(code) && typeof (e as NodeJS.ErrnoException).syscall === 'string';
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   return dispatch(cmd, rest);
@@ -180,6 +187,12 @@ async function dispatch(cmd: string | undefined, rest: string[]): Promise<number
     const err = e as Error;
     if (e instanceof UsageError || e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError ||
         e instanceof TrainingDivergedError || err?.name === 'KArAtArgumentError' || err?.name === 'SafetensorsError') {
+      console.error(`karat: error: ${err.message}`);
+      return 2;
+    }
+    if (isFileSystemError(e)) {
+      // a path the user gave cannot be read or written (a folder where a file belongs, a file
+      // in the way, no permission, a full disk): one line, not a stack trace
       console.error(`karat: error: ${err.message}`);
       return 2;
     }
