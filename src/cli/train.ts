@@ -98,12 +98,14 @@ export async function runTraining(cfg: TrainConfig, opts: {factory?: ModelFactor
   let runDir = '';
   let lastCk = '';
   let interrupted = false;
-  const onSigint = () => {
+  // SIGINT (Ctrl-C) and SIGTERM stop the run at once: checkpoints are written atomically at the
+  // end of each epoch, so the last complete one is intact and resumable (exit 130 / 143).
+  const onSigint = (signal: NodeJS.Signals) => {
     if (interrupted) return;
     interrupted = true;
     progress.clear();
-    process.stderr.write(`\ninterrupted. ${lastCk ? `Last complete checkpoint: ${lastCk} (resume with --resume ${runDir})` : 'No checkpoint was written yet.'}\n`);
-    process.exit(130);
+    process.stderr.write(`\n${signal === 'SIGTERM' ? 'terminated' : 'interrupted'}. ${lastCk ? `Last complete checkpoint: ${lastCk} (resume with --resume ${runDir})` : 'No checkpoint was written yet.'}\n`);
+    process.exit(signal === 'SIGTERM' ? 143 : 130);
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
