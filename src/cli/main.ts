@@ -13,7 +13,7 @@ import {BatchLoader} from '../data/loader';
 import {NO_AUGMENT} from '../data/augment';
 import {loadDatasetPair} from '../data/registry';
 import {AUTO_ORDER, activateBackend, releaseBackends, selectBackend} from '../training/backend';
-import {CheckpointError, modelFromCheckpoint, readCheckpoint} from '../training/checkpoint';
+import {CheckpointError, checkSpecFitsWeights, modelFromCheckpoint, readCheckpoint} from '../training/checkpoint';
 import {BACKENDS, ConfigError, DATASETS, kebab, PRESETS, TrainConfig} from '../training/config';
 import {epochTable, table} from '../training/logging';
 import {formatConfusion} from '../training/metrics';
@@ -96,6 +96,7 @@ async function cmdInfo(argv: string[]): Promise<number> {
   console.log(`tfjs-karat ${version}, tfjs-core ${tf.version_core}, node ${process.version}, ${process.platform}-${process.arch}`);
   if (flags.checkpoint) {
     const ck = readCheckpoint(String(flags.checkpoint));
+    checkSpecFitsWeights(ck, `checkpoint '${flags.checkpoint}'`);
     const t = ck.header.trainer;
     console.log(`checkpoint ${flags.checkpoint}: epoch ${t.epoch}, step ${t.step}, seed ${t.seed}, saved ${ck.header.createdAt}, backend ${t.backend}`);
     const spec = ck.header.modelSpec as ModelSpec;
