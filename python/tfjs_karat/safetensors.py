@@ -14,7 +14,7 @@ import struct
 import numpy as np
 import torch
 
-MAX_HEADER_BYTES = 100 * 1024 * 1024
+MAX_HEADER_BYTES = 100_000_000  # as the TypeScript reader (and the reference implementation)
 _ITEMSIZE = {"F32": 4, "F16": 2, "BF16": 2}
 _KNOWN_DTYPES = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "U16", "U32", "U64", "BOOL",
                  "F8_E4M3", "F8_E5M2"}
