@@ -535,12 +535,13 @@ def _run(cfg, dd, resume_from):
                                   f"{'softmax' if cfg['attention'] == 'softmax' else 'G%d%s' % (cfg['grid'], cfg['mode'][0].upper())}-torch")
     run_dir = os.path.join(cfg["outDir"], run_name)
     created = False
+    # every process makes the same decision (before any of them writes), so all refuse together
+    held = [f for f in ("last.safetensors", "best.safetensors", "model.safetensors", "log.csv", "log.jsonl")
+            if os.path.exists(os.path.join(run_dir, f))]
+    if held and not resume_from and not cfg["overwrite"]:
+        raise ConfigError(f"run folder '{run_dir}' already holds a run ({', '.join(held)}); continue it with "
+                          f"--resume {run_dir}, replace it with --overwrite true, or choose another --run-name")
     if dd.main:
-        held = [f for f in ("last.safetensors", "best.safetensors", "model.safetensors", "log.csv", "log.jsonl")
-                if os.path.exists(os.path.join(run_dir, f))]
-        if held and not resume_from and not cfg["overwrite"]:
-            raise ConfigError(f"run folder '{run_dir}' already holds a run ({', '.join(held)}); continue it with "
-                              f"--resume {run_dir}, replace it with --overwrite true, or choose another --run-name")
         if cfg["overwrite"] and not resume_from:
             for f in held:
                 os.remove(os.path.join(run_dir, f))
