@@ -488,3 +488,28 @@ describe('security: CLI refusals of bad paths are one line and exit 2', function
     assert.deepEqual(fs.readdirSync(d), ['target']);
   });
 });
+
+describe('security: models are built from checkpoints only through the checking loader', function() {
+  it('every source file that builds a model from a stored specification checks it against the weights', () => {
+    const files: string[] = [];
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, {withFileTypes: true})) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (p.endsWith('.ts')) files.push(p);
+      }
+    };
+    walk(path.join(__dirname, '..', 'src'));
+    const offenders = files.filter((f) => {
+      const text = fs.readFileSync(f, 'utf8');
+      const buildsFromStoredSpec = /header\.modelSpec/.test(text) && /\b(modelFromSpec|buildModel)\(/.test(text);
+      return buildsFromStoredSpec && !/checkSpecFitsWeights\(|modelFromCheckpoint\(/.test(text) && !f.endsWith(path.join('training', 'model.ts'));
+    });
+    assert.deepEqual(offenders, []);
+    // the CLI commands that read checkpoints use the loader rather than building themselves
+    for (const f of ['cli/convert.ts', 'cli/finetune.ts']) {
+      const text = fs.readFileSync(path.join(__dirname, '..', 'src', f), 'utf8');
+      assert.ok(/loadCheckpointModel\(/.test(text) && !/modelFromSpec\(/.test(text), f);
+    }
+  });
+});
