@@ -20,6 +20,7 @@ import {confusionMatrix, formatConfusion, topKCorrect} from '../src/training/met
 import {buildModel, ModelSpec} from '../src/training/model';
 import {evaluate, isBetterEpoch} from '../src/training/trainer';
 import {runCliInProcess} from './support/cli';
+import {parseLogCsv, readRuns} from '../scripts/study/report';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'karat-metrics-'));
 after(() => fs.rmSync(tmp, {recursive: true, force: true}));
@@ -93,5 +94,40 @@ describe('metrics: non-finite logits are wrong answers', function() {
     const rows = r.out.split('\n').filter((l) => /%$/.test(l) && !/top-1/.test(l));
     assert.equal(rows.length, 10);
     for (const l of rows) assert.match(l, /(0\.0|-)%$/, l);
+  });
+});
+
+describe('metrics: the study report refuses malformed logs, naming the file and the row', () => {
+  const HEAD = 'epoch,step,lr,trainLoss,trainAcc,valLoss,valTop1,testLoss,testTop1,testTop5,epochSeconds,imagesPerSec,cpuSeconds,best';
+  const row = (e: number, t: string) => `${e},${e * 10},0.001,1.5,0.4,1.4,0.3,1.3,${t},0.9,10,50,8,false`;
+
+  it('a missing column, a junk cell, an out-of-range top-1, a repeated epoch', () => {
+    const cases: Array<[string, RegExp]> = [
+      [[HEAD.replace(',testTop1', ''), '1,10,0.001,1.5,0.4,1.4,0.3,1.3,0.9,10,50,8,false'].join('\n'), /log\.csv: row 1 \(header\) has no column 'testTop1'$/],
+      [[HEAD, row(1, '0.3'), row(2, 'abc')].join('\n'), /log\.csv: row 3, column 'testTop1': "abc" is not a number$/],
+      [[HEAD, row(1, '0.3'), row(2, '')].join('\n'), /log\.csv: row 3, column 'testTop1': "" is not a number$/],
+      [[HEAD, row(1, '45.0')].join('\n'), /log\.csv: row 2, column 'testTop1': 45\.0 is not an accuracy in \[0, 1\]$/],
+      [[HEAD, row(1, '-3')].join('\n'), /log\.csv: row 2, column 'testTop1': -3 is not an accuracy in \[0, 1\]$/],
+      [[HEAD, row(1, '0.3'), row(2, '0.4'), row(2, '0.5')].join('\n'), /log\.csv: row 4 repeats epoch 2 \(first at row 3\)$/],
+      [[HEAD, row(1, '0.3').replace(/^1,/, '1.5,')].join('\n'), /log\.csv: row 2: epoch 1\.5 is not a positive integer$/],
+    ];
+    for (const [text, re] of cases) assert.throws(() => parseLogCsv(text, 'log.csv'), re);
+    // a diverged epoch (NaN, as karat train writes it) is still a row, not an error
+    assert.ok(Number.isNaN(parseLogCsv([HEAD, row(1, 'NaN')].join('\n'), 'log.csv')[0].testTop1 as number));
+  });
+
+  it('a run folder that is a symbolic link out of --runs is refused', () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'karat-report-'));
+    try {
+      const runs = path.join(base, 'runs'), outside = path.join(base, 'elsewhere', 'softmax-s1');
+      fs.mkdirSync(runs, {recursive: true});
+      fs.mkdirSync(outside, {recursive: true});
+      fs.writeFileSync(path.join(outside, 'log.csv'), [HEAD, row(1, '0.3')].join('\n'));
+      fs.writeFileSync(path.join(outside, 'summary.json'), '{"params": 1}');
+      fs.symlinkSync(outside, path.join(runs, 'softmax-s1'));
+      assert.throws(() => readRuns(runs), /softmax-s1: a symbolic link leading out of .*runs .*refused/);
+    } finally {
+      fs.rmSync(base, {recursive: true, force: true});
+    }
   });
 });

@@ -20,7 +20,7 @@ import {join, resolve} from 'node:path';
 
 import '../src/index';
 import {loadSubset} from '../src/data/subset';
-import {fileSystem, vitFromSafetensors, vitToSafetensors, vitToTorchTensors, writeSafetensors} from '../src/io/node';
+import {fileSystem, readSafetensors, vitFromSafetensors, vitToSafetensors, vitToTorchTensors, writeSafetensors} from '../src/io/node';
 import {AttentionActivation} from '../src/layers/attention_config';
 import {vit} from '../src/models/vit';
 import {resolveConfig} from '../src/training/config';
@@ -123,6 +123,55 @@ describe('PyTorch twin: Python unit checks (python/tests/unit.py)', function() {
     assert.equal(r.status, 0, r.stderr);
     const m = /Ran (\d+) tests?[\s\S]*\nOK\b/.exec(r.stderr);
     assert.ok(m != null && Number(m[1]) >= 13, r.stderr);
+  });
+});
+
+describe('PyTorch twin: the Python and TypeScript safetensors readers enforce the same rules', function() {
+  this.timeout(120000);
+  before(function() {
+    requireTorch(this);
+  });
+
+  it('both refuse every hostile file (duplicate keys, hidden trailing bytes, holes, overlaps, NaN, bad spans) and accept the valid one', () => {
+    const e = (a: number, b: number, shape = [1]) => ({dtype: 'F32', shape, data_offsets: [a, b]});
+    const file = (name: string, header: string, data: number) => {
+      const h = Buffer.from(header);
+      const b = Buffer.alloc(8 + h.length + data);
+      b.writeBigUInt64LE(BigInt(h.length), 0);
+      h.copy(b, 8);
+      const p = join(tmp, `hostile-${name}.safetensors`);
+      writeFileSync(p, b);
+      return p;
+    };
+    const hostile: Record<string, string> = {
+      'duplicate-key': file('dup', `{"cls_token":${JSON.stringify(e(0, 4))},"cls_token":${JSON.stringify(e(4, 8))}}`, 8),
+      'trailing-bytes': file('trailing', JSON.stringify({cls_token: e(0, 4)}), 8),
+      'hole': file('hole', JSON.stringify({a: e(0, 4), b: e(8, 12)}), 12),
+      'overlap': file('overlap', JSON.stringify({a: e(0, 8, [2]), b: e(4, 12, [2])}), 12),
+      'nan': file('nan', '{"__metadata__":{"a":"b"},"x":NaN}', 0),
+      'duplicate-metadata-key': file('dupmeta', '{"__metadata__":{"a":"b","a":"c"}}', 0),
+      'span': file('span', JSON.stringify({a: e(0, 8, [3])}), 8),
+      'outside': file('outside', JSON.stringify({a: e(0, 8, [2])}), 4),
+      'negative-shape': file('negshape', JSON.stringify({a: e(0, 4, [-1])}), 4),
+      'dtype': file('dtype', JSON.stringify({a: {...e(0, 8), dtype: 'I64'}}), 8),
+    };
+    const valid = file('valid', JSON.stringify({a: e(0, 4), b: e(4, 12, [2])}), 12);
+    const pyResults = new Map(py([join(TESTS, 'read_safetensors.py'), valid, ...Object.values(hostile)]).stdout.trim().split('\n')
+        .map((l) => JSON.parse(l) as {file: string, error: string | null}).map((r) => [r.file, r.error]));
+    const tsError = (p: string) => {
+      try {
+        readSafetensors(new Uint8Array(readFileSync(p)));
+        return null;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    assert.equal(tsError(valid), null);
+    assert.equal(pyResults.get(valid), null);
+    for (const [name, p] of Object.entries(hostile)) {
+      assert.notEqual(tsError(p), null, `TypeScript reader accepted ${name}`);
+      assert.notEqual(pyResults.get(p) ?? null, null, `Python reader accepted ${name}`);
+    }
   });
 });
 

@@ -20,7 +20,7 @@ import * as karat from '../src/node';
 import {DataError} from '../src/data/dataset';
 import {decodeImage, MAX_IMAGE_PIXELS} from '../src/data/image_folder';
 import {activateBackend} from '../src/training/backend';
-import {readWeights, writeCheckpoint} from '../src/training/checkpoint';
+import {readCheckpoint, readWeights, writeCheckpoint} from '../src/training/checkpoint';
 import {crc32 as karatCrc} from '../src/training/crc32';
 import {ConfigError, resolveConfig, TrainConfig} from '../src/training/config';
 import {buildModel, ModelSpec} from '../src/training/model';
@@ -286,3 +286,34 @@ describe('bounded resources', function() {
   });
 });
 
+
+describe('run safety: SIGTERM stops a karat train run, leaving a resumable checkpoint', function() {
+  this.timeout(300000);
+
+  it('a child process sent SIGTERM after its first epoch exits 143; --resume continues from its last.ckpt', async () => {
+    const out = path.join(tmp, 'sigterm');
+    const flags = ['--train-limit', '32', '--test-limit', '16', '--dim', '8', '--depth', '1', '--heads', '2', '--mlp-ratio', '1',
+      '--patch-size', '8', '--grid', '1', '--rank', '2', '--batch-size', '16', '--eval-batch-size', '16', '--backend', 'cpu',
+      '--mixup', '0', '--cutmix', '0', '--steps-per-epoch', '2', '--progress', 'none', '--out-dir', out, '--run-name', 'r'];
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'train', ...flags, '--epochs', '1000'], {stdio: ['ignore', 'pipe', 'pipe']});
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d) => stdout += d);
+    child.stderr.on('data', (d) => stderr += d);
+    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    // safety timeout only: the run is stopped by the signal, not by the clock
+    const deadline = Date.now() + 200000;
+    while (!/epoch 1\/1000:/.test(stdout) && Date.now() < deadline && child.exitCode == null) await new Promise((r) => setTimeout(r, 100));
+    assert.match(stdout, /epoch 1\/1000:/, `no first epoch: ${stdout}\n${stderr}`);
+    child.kill('SIGTERM');
+    const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 60000))]);
+    if (code === 'hung') child.kill('SIGKILL');
+    assert.equal(code, 143, stderr);
+    assert.match(stderr, /terminated\. Last complete checkpoint: .*last\.ckpt \(resume with --resume/);
+    const epoch = Number(readCheckpoint(path.join(out, 'r', 'last.ckpt')).header.trainer.epoch);
+    assert.ok(epoch >= 1 && epoch < 1000);
+    const r = await runCliInProcess(['train', '--resume', path.join(out, 'r'), '--epochs', String(epoch + 1), '--progress', 'none']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, new RegExp(`resumed from .*last\\.ckpt at epoch ${epoch}`));
+    assert.match(r.out, new RegExp(`epoch ${epoch + 1}/${epoch + 1}:`));
+  });
+});

@@ -212,6 +212,101 @@ class Data(unittest.TestCase):
             self.assertTrue(torch.isfinite(x).all())
 
 
+class SafetensorsSameRulesAsTypeScript(unittest.TestCase):
+    """The rules the TypeScript reader enforces; test/pytorch_twin.test.ts also runs both readers on one set of files."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+
+    def write(self, name, header_text, data):
+        p = os.path.join(self.dir, name)
+        h = header_text.encode()
+        with open(p, "wb") as f:
+            f.write(struct.pack("<Q", len(h)) + h + data)
+        return p
+
+    def test_duplicate_keys_trailing_bytes_holes_and_nan_are_refused(self):
+        e = '{"dtype":"F32","shape":[1],"data_offsets":[%d,%d]}'
+        cases = {
+            "duplicate": ('{"cls_token":%s,"cls_token":%s}' % (e % (0, 4), e % (4, 8)), b"\0" * 8, "more than once"),
+            "trailing": ('{"cls_token":%s}' % (e % (0, 4)), b"\0" * 8, "trailing bytes"),
+            "hole": ('{"a":%s,"b":%s}' % (e % (0, 4), e % (8, 12)), b"\0" * 12, "no holes"),
+            "nan": ('{"__metadata__":{"a":"b"},"x":NaN}', b"", "not valid JSON"),
+            "dup-meta": ('{"__metadata__":{"a":"b","a":"c"}}', b"", "more than once"),
+        }
+        for name, (text, data, msg) in cases.items():
+            with self.assertRaisesRegex(st.SafetensorsError, msg, msg=name):
+                st.load(self.write(name, text, data))
+
+
+TINY = ["--dim", "8", "--depth", "1", "--heads", "2", "--mlp-ratio", "1", "--patch-size", "8", "--grid", "1",
+        "--rank", "2", "--epochs", "1", "--batch-size", "16", "--eval-batch-size", "16", "--train-limit", "32",
+        "--test-limit", "16", "--steps-per-epoch", "1", "--mixup", "0", "--cutmix", "0", "--device", "cpu",
+        "--progress", "none"]
+
+
+class RunSafety(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+
+    def run_tiny(self, name, *extra):
+        return T.train(TINY + ["--out-dir", self.dir, "--run-name", name, *extra])
+
+    def forge(self, src, dst, edit):
+        tensors, meta = st.load(src)
+        trainer = json.loads(meta["trainer"])
+        edit(trainer)
+        meta = {**meta, "trainer": json.dumps(trainer)}
+        st.save(dst, tensors, meta)
+
+    def test_sizes_are_bounded_before_building(self):
+        for flags, msg in [(["--depth", "1000000000"], "'depth' must be <= 128"), (["--dim", "100000"], "'dim' must be <= 4096"),
+                           (["--grid", "200000"], "'grid' must be <= 64"), (["--mlp-ratio", "1000"], "'mlp-ratio' must be <= 16")]:
+            with self.assertRaisesRegex(T.ConfigError, msg):
+                T.train(flags)
+
+    def test_an_existing_run_is_refused_without_resume_or_overwrite_and_failed_runs_leave_no_folder(self):
+        self.assertEqual(self.run_tiny("r"), 0)
+        with open(os.path.join(self.dir, "r", "log.csv")) as f:
+            log = f.read()
+        with self.assertRaisesRegex(T.ConfigError, "already holds a run"):
+            self.run_tiny("r")
+        with open(os.path.join(self.dir, "r", "log.csv")) as f:
+            self.assertEqual(f.read(), log)
+        self.assertEqual(self.run_tiny("r", "--overwrite", "true"), 0)
+        with self.assertRaisesRegex(T.ConfigError, "larger than the training set"):
+            self.run_tiny("bad", "--batch-size", "64")
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "bad")))
+
+    def test_resume_validates_the_trainer_state(self):
+        self.assertEqual(self.run_tiny("r"), 0)
+        last = os.path.join(self.dir, "r", "last.safetensors")
+        cases = [
+            (lambda t: t.pop("seed"), "'trainer.seed' must be an integer"),
+            (lambda t: t.clear() or t.update({"x": 1}), "'trainer.seed'"),
+            (lambda t: t.update(epoch="x"), "'trainer.epoch' must be a non-negative integer"),
+            (lambda t: t.update(best={"epoch": 1, "top1": "high"}), "'trainer.best' must be null or"),
+            (lambda t: t.update(best={"epoch": 1, "top1": float("nan")}), "NaN is not a JSON value|'trainer.best'"),
+            (lambda t: t["config"].update(dim=2048, depth=8), "the configuration says depth 8|'patch_embed.proj.weight' is stored as \\[8, 3, 8, 8\\], the configuration needs \\[2048"),
+        ]
+        for i, (edit, msg) in enumerate(cases):
+            forged = os.path.join(self.dir, f"forged{i}.safetensors")
+            self.forge(last, forged, edit)
+            with self.assertRaisesRegex(T.CheckpointError, msg, msg=msg):
+                T.train(["--resume", forged, "--epochs", "2", "--out-dir", self.dir, "--run-name", f"res{i}", "--progress", "none"])
+            self.assertFalse(os.path.exists(os.path.join(self.dir, f"res{i}")), f"case {i} left a run folder")
+        # a trainer state that is a JSON array
+        tensors, meta = st.load(last)
+        st.save(os.path.join(self.dir, "arr.safetensors"), tensors, {**meta, "trainer": "[]"})
+        with self.assertRaisesRegex(T.CheckpointError, "'trainer' must be an object"):
+            T.train(["--resume", os.path.join(self.dir, "arr.safetensors"), "--out-dir", self.dir, "--run-name", "arr"])
+
+    def test_a_non_finite_top1_is_never_a_best(self):
+        self.assertFalse(T.trainer_problems({"seed": 1, "epoch": 1, "step": 1, "best": {"epoch": 1, "top1": 0.5}}))
+        self.assertTrue(T.trainer_problems({"seed": 1, "epoch": 1, "step": 1, "best": {"epoch": 1, "top1": float("nan")}}))
+        self.assertTrue(T.trainer_problems({"seed": 1, "epoch": 1, "step": 1, "best": {"epoch": 1, "top1": 45.0}}))
+
+
 class Logging(unittest.TestCase):
     def test_csv_numbers_as_javascript_toPrecision(self):
         cases = {0.00181857: "0.00181857", 2.996744: "2.99674", 0.2: "0.200000", 1e-7: "1.00000e-7",

@@ -14,7 +14,7 @@ import struct
 import numpy as np
 import torch
 
-MAX_HEADER_BYTES = 100 * 1024 * 1024
+MAX_HEADER_BYTES = 100_000_000  # as the TypeScript reader (and the reference implementation)
 _ITEMSIZE = {"F32": 4, "F16": 2, "BF16": 2}
 _KNOWN_DTYPES = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "U16", "U32", "U64", "BOOL",
                  "F8_E4M3", "F8_E5M2"}
@@ -22,6 +22,38 @@ _KNOWN_DTYPES = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "
 
 class SafetensorsError(ValueError):
     """A file that is not valid safetensors, or holds something this reader does not accept."""
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+class _BadConstant(Exception):
+    pass
+
+
+def _unique_keys(pairs):
+    """json object hook: a key given twice is an error (json.loads would keep the last one)."""
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def _no_constant(name):
+    raise _BadConstant(name)
+
+
+def loads_strict(text):
+    """json.loads refusing duplicate keys and NaN/Infinity (as the TypeScript strict reader); ValueError."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _DuplicateKey as e:
+        raise ValueError(f"the key {json.dumps(e.args[0])} is given more than once") from None
+    except _BadConstant as e:
+        raise ValueError(f"{e.args[0]} is not a JSON value") from None
 
 
 def read_header(path):
@@ -37,9 +69,13 @@ def read_header(path):
                                    f"or exceeds {MAX_HEADER_BYTES} bytes; not a safetensors file or truncated")
         raw = f.read(n)
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SafetensorsError(f"{path}: the header is not valid JSON ({e})") from None
+    except _DuplicateKey as e:
+        raise SafetensorsError(f"{path}: the header has the key {json.dumps(e.args[0])} more than once") from None
+    except _BadConstant as e:
+        raise SafetensorsError(f"{path}: the header is not valid JSON ({e.args[0]} is not a JSON value)") from None
     if not isinstance(header, dict):
         raise SafetensorsError(f"{path}: the header must be a JSON object")
     meta = header.pop("__metadata__", None) or {}
@@ -71,6 +107,17 @@ def read_header(path):
     for (b0, e0, n0), (b1, _, n1) in zip(spans, spans[1:]):
         if b1 < e0:
             raise SafetensorsError(f"{path}: tensors '{n0}' and '{n1}' overlap")
+    # as the TypeScript reader: the tensors cover the data section exactly, with no hole and
+    # no trailing bytes (hidden bytes could otherwise ride along unread)
+    covered = 0
+    for b, e, name in spans:
+        if b > covered:
+            raise SafetensorsError(f"{path}: {b - covered} unused bytes before tensor '{name}' at offset {covered} "
+                                   f"(the format allows no holes)")
+        covered = max(covered, e)
+    if covered != data_len:
+        raise SafetensorsError(f"{path}: {data_len - covered} bytes after the last tensor's data "
+                               f"(trailing bytes; the format allows no holes)")
     return header, meta, 8 + n, size
 
 

@@ -45,8 +45,14 @@ DEFAULTS = {
     "runName": None, "resume": None, "stepsPerEpoch": 0,
     # PyTorch-side options
     "init": None, "export": None, "stopAfterEpochs": 0, "device": "auto", "cudaLib": None, "threads": 0,
-    "progress": "lines",
+    "progress": "lines", "overwrite": False,
 }
+
+# Bounds of every size a configuration sets (as the TypeScript trainer's), checked before building,
+# whatever the source: flags, preset, or a resumed checkpoint's stored configuration.
+SIZE_BOUNDS = {"dim": 4096, "depth": 128, "heads": 256, "mlpRatio": 16, "patchSize": 1024, "grid": 64, "rank": 4096,
+               "epochs": 1_000_000, "batchSize": 65536, "evalBatchSize": 65536}
+MAX_MODEL_PARAMS = 2 ** 31
 PRESETS = {
     "quick": {"dataset": "cifar10-subset", "model": "custom", "dim": 48, "depth": 2, "heads": 4, "mlpRatio": 2,
               "patchSize": 8, "attention": "fourier", "grid": 3, "rank": 12, "mode": "blockwise", "epochs": 2,
@@ -182,6 +188,15 @@ def validate(c):
         raise ConfigError("'beta1' and 'beta2' must be in [0, 1)")
     if not c["lr"] > 0:
         raise ConfigError(f"'lr' must be > 0, got {c['lr']}")
+    for k, bound in SIZE_BOUNDS.items():
+        if c[k] > bound:
+            raise ConfigError(f"'{kebab(k)}' must be <= {bound}, got {c[k]}")
+    if not c["mlpRatio"] > 0:
+        raise ConfigError(f"'mlp-ratio' must be > 0, got {c['mlpRatio']}")
+    params = c["depth"] * (4 + 2 * c["mlpRatio"]) * c["dim"] ** 2
+    if params > MAX_MODEL_PARAMS:
+        raise ConfigError(f"'dim' {c['dim']} x 'depth' {c['depth']} x 'mlp-ratio' {c['mlpRatio']} makes about "
+                          f"{params:.2e} parameters, more than {MAX_MODEL_PARAMS:.2e}")
     if c["dim"] % c["heads"]:
         raise ConfigError(f"'dim' ({c['dim']}) must be divisible by 'heads' ({c['heads']})")
     if not 0 <= c["seed"] < 2 ** 32:
@@ -230,6 +245,58 @@ def save_checkpoint(path, model, opt, names, trainer, with_optimizer=True):
     st.save(path, tensors, meta)
 
 
+def _is_int(v, lo, hi):
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def trainer_problems(t):
+    """Problems of a checkpoint's trainer state (types and ranges of every field read on --resume)."""
+    if not isinstance(t, dict):
+        return [f"'trainer' must be an object, got {json.dumps(t)[:80]}"]
+    p = []
+    if not _is_int(t.get("seed"), 0, 2 ** 32 - 1):
+        p.append(f"'trainer.seed' must be an integer in [0, 2^32), got {t.get('seed')!r}")
+    for k in ("epoch", "step"):
+        if not _is_int(t.get(k), 0, 2 ** 53):
+            p.append(f"'trainer.{k}' must be a non-negative integer, got {t.get(k)!r}")
+    if not isinstance(t.get("config", {}), dict):
+        p.append(f"'trainer.config' must be an object, got {t.get('config')!r}")
+    if not isinstance(t.get("history", []), list) or not all(isinstance(h, dict) for h in t.get("history", []) or []):
+        p.append("'trainer.history' must be a list of epoch records")
+    b = t.get("best")
+    if b is not None and not (isinstance(b, dict) and _is_int(b.get("epoch"), 1, 2 ** 53) and _is_num(b.get("top1"))
+                              and 0 <= b["top1"] <= 1):
+        p.append(f"'trainer.best' must be null or {{epoch: integer >= 1, top1: a number in [0, 1]}}, got {b!r}")
+    if "hasOptimizer" in t and not isinstance(t["hasOptimizer"], bool):
+        p.append(f"'trainer.hasOptimizer' must be true or false, got {t['hasOptimizer']!r}")
+    if "worldSize" in t and not _is_int(t["worldSize"], 1, 1 << 20):
+        p.append(f"'trainer.worldSize' must be a positive integer, got {t['worldSize']!r}")
+    return p
+
+
+def weights_fit_config(cfg, weights, channels, what):
+    """Checks a checkpoint's stored weights against the configuration before the model is built, so
+    a forged stored configuration cannot allocate a model larger than the file."""
+    pe = weights.get("patch_embed.proj.weight")
+    want = [cfg["dim"], channels, cfg["patchSize"], cfg["patchSize"]]
+    if pe is None or list(pe.shape) != want:
+        raise CheckpointError(f"{what}: 'patch_embed.proj.weight' is stored as "
+                              f"{None if pe is None else list(pe.shape)}, the configuration needs {want}")
+    blocks = {int(k.split(".")[1]) for k in weights if k.startswith("blocks.") and k.split(".")[1].isdigit()}
+    if blocks != set(range(cfg["depth"])):
+        raise CheckpointError(f"{what}: the configuration says depth {cfg['depth']}, the stored weights hold "
+                              f"{len(blocks)} blocks")
+    fc1 = weights.get("blocks.0.mlp.fc1.weight")
+    want = [round(cfg["dim"] * cfg["mlpRatio"]), cfg["dim"]]
+    if fc1 is None or list(fc1.shape) != want:
+        raise CheckpointError(f"{what}: 'blocks.0.mlp.fc1.weight' is stored as "
+                              f"{None if fc1 is None else list(fc1.shape)}, the configuration needs {want}")
+
+
 def read_checkpoint(path):
     """(weights, optimizer tensors, trainer dict, metadata) of a checkpoint written by save_checkpoint."""
     if not os.path.exists(path):
@@ -242,9 +309,12 @@ def read_checkpoint(path):
         raise CheckpointError(f"'{path}' is not a tfjs-karat PyTorch training checkpoint "
                               f"(metadata format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
     try:
-        trainer = json.loads(meta["trainer"])
-    except (KeyError, json.JSONDecodeError) as e:
+        trainer = st.loads_strict(meta["trainer"])
+    except (KeyError, ValueError) as e:
         raise CheckpointError(f"{path}: corrupt trainer state ({e})") from None
+    problems = trainer_problems(trainer)
+    if problems:
+        raise CheckpointError(f"{path}: invalid trainer state: {'; '.join(problems[:3])}")
     weights = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
     optim = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}
     return weights, optim, trainer, meta
@@ -424,7 +494,7 @@ def train(argv):
         if resume_from:
             _, _, saved_trainer, _ = read_checkpoint(resume_from)
             saved = dict(saved_trainer.get("config", {}))
-            for k in ("resume", "stopAfterEpochs", "init"):
+            for k in ("resume", "stopAfterEpochs", "init", "overwrite"):
                 saved.pop(k, None)
             layers.append({"from": f"checkpoint {resume_from}", "values": saved})
     if flags.get("init"):
@@ -464,8 +534,29 @@ def _run(cfg, dd, resume_from):
                                   f"{cfg['preset'] or os.path.basename(cfg['dataset'])}-{cfg['model']}-"
                                   f"{'softmax' if cfg['attention'] == 'softmax' else 'G%d%s' % (cfg['grid'], cfg['mode'][0].upper())}-torch")
     run_dir = os.path.join(cfg["outDir"], run_name)
+    created = False
+    # every process makes the same decision (before any of them writes), so all refuse together
+    held = [f for f in ("last.safetensors", "best.safetensors", "model.safetensors", "log.csv", "log.jsonl")
+            if os.path.exists(os.path.join(run_dir, f))]
+    if held and not resume_from and not cfg["overwrite"]:
+        raise ConfigError(f"run folder '{run_dir}' already holds a run ({', '.join(held)}); continue it with "
+                          f"--resume {run_dir}, replace it with --overwrite true, or choose another --run-name")
     if dd.main:
+        if cfg["overwrite"] and not resume_from:
+            for f in held:
+                os.remove(os.path.join(run_dir, f))
+        created = not os.path.exists(run_dir)
         os.makedirs(run_dir, exist_ok=True)
+    try:
+        return _run_in(cfg, dd, resume_from, run_dir, t0)
+    except BaseException:
+        # a run that fails before writing anything leaves no empty run folder behind
+        if created and os.path.isdir(run_dir) and not os.listdir(run_dir):
+            os.rmdir(run_dir)
+        raise
+
+
+def _run_in(cfg, dd, resume_from, run_dir, t0):
 
     train_ds, test_ds = D.load_dataset(cfg["dataset"], cfg["dataDir"])
     train_ds, test_ds = train_ds.limit(cfg["trainLimit"]), test_ds.limit(cfg["testLimit"])
@@ -481,9 +572,11 @@ def _run(cfg, dd, resume_from):
 
     trainer_state = None
     seed = cfg["seed"]
-    model = build(cfg, (C, H, W), k, seed)
     if resume_from:
         weights, optim, trainer_state, meta = read_checkpoint(resume_from)
+        weights_fit_config(cfg, weights, C, f"--resume: checkpoint '{resume_from}'")
+    model = build(cfg, (C, H, W), k, seed)
+    if resume_from:
         seed = int(trainer_state["seed"])
         try:
             V.load_weights(model, weights, f"checkpoint '{resume_from}'")
@@ -593,7 +686,8 @@ def _run(cfg, dd, resume_from):
         train_s = time.time() - te
         cpu_s = time.process_time() - cpu0
         ev = evaluate(model, test_ds, mean, std, eval_local, dd)
-        is_best = best is None or ev["top1"] > best["top1"]
+        # a non-finite top-1 is never a best (it is a divergence, not a result)
+        is_best = math.isfinite(ev["top1"]) and (best is None or ev["top1"] > best["top1"])
         if is_best:
             best = {"epoch": epoch + 1, "top1": ev["top1"]}
         rec = {"epoch": epoch + 1, "step": step, "lr": lr, "trainLoss": loss_sum / seen, "trainAcc": acc_sum / seen,
@@ -622,7 +716,7 @@ def _run(cfg, dd, resume_from):
         with open(os.path.join(run_dir, "summary.json"), "w") as f:
             json.dump({"config": cfg, "backend": f"torch-{dd.device.type}", "worldSize": dd.world, "params": params,
                        "seconds": time.time() - t0, "best": best, "last": last, "history": history}, f, indent=2)
-        print(f"best test top-1 {100 * best['top1']:.2f}% at epoch {best['epoch']}; last top-1 "
+        print(f"best test top-1 {'none' if best is None else '%.2f%% at epoch %d' % (100 * best['top1'], best['epoch'])}; last top-1 "
               f"{100 * last['testTop1']:.2f}%, top-5 {100 * last['testTop5']:.2f}%")
         print(f"files: {last_path}, {os.path.join(run_dir, 'log.jsonl')}, {os.path.join(run_dir, 'log.csv')}, "
               f"{export} (tfjs-compatible safetensors: karat convert --from {export} --out DIR)", flush=True)

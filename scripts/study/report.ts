@@ -10,8 +10,8 @@
  * from there. The model-selection epoch is the one with the best validation top-1 (column
  * valTop1; earliest on ties); test accuracy is reported at that epoch and at the last epoch.
  */
-import {copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs';
-import {basename, dirname, join, relative, resolve} from 'node:path';
+import {copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync} from 'node:fs';
+import {basename, dirname, join, relative, resolve, sep} from 'node:path';
 import {fileURLToPath} from 'node:url';
 
 import {linePlot, LineSeries, PALETTE} from '../../src/analysis/svg';
@@ -37,20 +37,63 @@ export interface RunResult {
   diverged: boolean;
 }
 
-/** Parses karat train's log.csv (header row, then numbers and true/false). */
+/** Columns the report reads; a log without any of them is refused. */
+export const REQUIRED_COLUMNS = ['epoch', 'testLoss', 'testTop1', 'epochSeconds', 'cpuSeconds'];
+/** Columns holding an accuracy: a finite value outside [0, 1] is refused (NaN marks a divergence). */
+const FRACTION_COLUMNS = ['trainAcc', 'valTop1', 'testTop1', 'testTop5'];
+const NUMBER = /^-?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * Parses karat train's log.csv (header row, then numbers and true/false). Refuses, naming the
+ * file and the row: a missing column, a cell that is not a number (NaN and ±Infinity, as karat
+ * writes a diverged epoch, are numbers), an accuracy outside [0, 1], an epoch that is not a
+ * positive integer or that repeats.
+ */
 export function parseLogCsv(text: string, from: string): Row[] {
   const lines = text.split('\n').filter((l) => l.trim() !== '');
   if (lines.length < 1) throw new Error(`${from}: empty log`);
   const cols = lines[0].split(',');
+  for (const c of REQUIRED_COLUMNS) if (!cols.includes(c)) throw new Error(`${from}: row 1 (header) has no column '${c}'`);
+  const dup = cols.find((c, i) => cols.indexOf(c) !== i);
+  if (dup != null) throw new Error(`${from}: row 1 (header) names column '${dup}' twice`);
+  const seen = new Map<number, number>();
   return lines.slice(1).map((l, i) => {
+    const row = i + 2;
     const cells = l.split(',');
-    if (cells.length !== cols.length) throw new Error(`${from}: row ${i + 2} has ${cells.length} cells, header has ${cols.length}`);
+    if (cells.length !== cols.length) throw new Error(`${from}: row ${row} has ${cells.length} cells, header has ${cols.length}`);
     const r: Row = {};
     cols.forEach((c, j) => {
-      const v = cells[j];
-      r[c] = v === 'true' ? true : v === 'false' ? false : Number(v);
+      const v = cells[j].trim();
+      if (v === 'true' || v === 'false') {
+        r[c] = v === 'true';
+        return;
+      }
+      if (!NUMBER.test(v) && v !== 'NaN' && v !== 'Infinity' && v !== '-Infinity') {
+        throw new Error(`${from}: row ${row}, column '${c}': ${JSON.stringify(cells[j])} is not a number`);
+      }
+      const n = Number(v);
+      if (FRACTION_COLUMNS.includes(c) && Number.isFinite(n) && (n < 0 || n > 1)) {
+        throw new Error(`${from}: row ${row}, column '${c}': ${v} is not an accuracy in [0, 1]`);
+      }
+      r[c] = n;
     });
+    const e = r.epoch as number;
+    if (typeof e !== 'number' || !Number.isInteger(e) || e < 1) throw new Error(`${from}: row ${row}: epoch ${String(r.epoch)} is not a positive integer`);
+    if (seen.has(e)) throw new Error(`${from}: row ${row} repeats epoch ${e} (first at row ${seen.get(e)})`);
+    seen.set(e, row);
     return r;
+  });
+}
+
+/** The run folders of `runsDir`; a folder that is a symbolic link leading out of it is refused. */
+function runFolders(runsDir: string): string[] {
+  const root = realpathSync(runsDir);
+  return readdirSync(runsDir).sort().map((d) => join(runsDir, d)).filter((p) => {
+    if (lstatSync(p).isSymbolicLink()) {
+      const real = realpathSync(p);
+      if (real !== root && !real.startsWith(root + sep)) throw new Error(`${p}: a symbolic link leading out of ${runsDir} (to ${real}); refused`);
+    }
+    return true;
   });
 }
 
@@ -63,7 +106,7 @@ export function readRun(dir: string): RunResult {
   if (!m) throw new Error(`${dir}: run folders are named <arm>-s<seed>`);
   const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
   const byEpoch = new Map<number, Row>();
-  for (const r of parseLogCsv(readFileSync(join(dir, 'log.csv'), 'utf8'), join(dir, 'log.csv'))) byEpoch.set(r.epoch as number, r);
+  for (const r of parseLogCsv(readFileSync(join(dir, 'log.csv'), 'utf8'), join(dir, 'log.csv'))) byEpoch.set(r.epoch as number, r);  // epochs are unique
   const rows = [...byEpoch.values()].sort((a, b) => (a.epoch as number) - (b.epoch as number));
   if (rows.length === 0) throw new Error(`${dir}: log.csv has no epochs`);
   const diverged = rows.some((r) => !Number.isFinite(r.testLoss as number) || !Number.isFinite(r.testTop1 as number));
@@ -213,8 +256,8 @@ export function curvesSvg(runs: RunResult[], arms: ArmSummary[], title: string):
 /** Copies each finished run's raw logs to `dest/<run>/`. */
 export function collect(runsDir: string, dest: string): string[] {
   const names: string[] = [];
-  for (const d of readdirSync(runsDir).sort()) {
-    const src = join(runsDir, d);
+  for (const src of runFolders(runsDir)) {
+    const d = basename(src);
     if (!existsSync(join(src, 'summary.json')) || !existsSync(join(src, 'log.csv'))) continue;
     mkdirSync(join(dest, d), {recursive: true});
     copyFileSync(join(src, 'summary.json'), join(dest, d, 'summary.json'));
@@ -225,7 +268,7 @@ export function collect(runsDir: string, dest: string): string[] {
 }
 
 export function readRuns(dir: string): RunResult[] {
-  return readdirSync(dir).sort().map((d) => join(dir, d))
+  return runFolders(dir)
       .filter((p) => existsSync(join(p, 'summary.json')) && existsSync(join(p, 'log.csv'))).map(readRun);
 }
 

@@ -8,7 +8,7 @@
  * Files are read only after a size check against --max-bytes, and only regular files; the
  * weight files named by a model.json must lie in the model's own directory.
  */
-import {readFileSync, realpathSync, statSync} from 'node:fs';
+import {existsSync, readFileSync, realpathSync, statSync} from 'node:fs';
 import {basename, dirname, isAbsolute, join, normalize, resolve, sep} from 'node:path';
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -16,9 +16,9 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 import {TIMM_VIT_ARCHS, vitFromSafetensorsWithReport, vitToSafetensors, VitFromSafetensorsOptions} from '../io/torch_vit';
 import {activateBackend} from '../training/backend';
-import {assignWeights, exportModel, readCheckpoint, readWeights, writeCheckpoint, writeFileAtomic} from '../training/checkpoint';
+import {exportModel, loadCheckpointModel, readWeights, writeCheckpoint, writeFileAtomic} from '../training/checkpoint';
 import {kebab} from '../training/config';
-import {countParams, ModelSpec, modelFromSpec} from '../training/model';
+import {countParams, ModelSpec} from '../training/model';
 import {parseFlags, UsageError} from './flags';
 
 /** Default cap on files read by convert/export: 4 GiB (ViT-Huge in float32 is ~2.5 GB). */
@@ -32,7 +32,8 @@ the equivalent models.vit, written as DIR/model.json + DIR/weights.bin (tf.loadL
 karat finetune --model) and DIR/model.ckpt (karat eval --checkpoint). The model outputs logits.
 
   --from FILE           the .safetensors file (a timm checkpoint, or one written by karat export)
-  --out DIR             output directory (created)
+  --out DIR             output directory (created; a folder already holding a model needs --overwrite)
+  --overwrite           replace the model in an existing --out folder
   --heads N             attention heads (a timm checkpoint does not store them)
   --arch NAME           ${Object.keys(TIMM_VIT_ARCHS).join(' | ')} (gives the heads)
   --image-size S|HxW    image size, for a non-square patch grid (default: from the file)
@@ -87,14 +88,47 @@ function imageSizeFlag(v: unknown): number | [number, number] {
   return m[2] == null ? Number(m[1]) : [Number(m[1]), Number(m[2])];
 }
 
+/**
+ * Checks an output folder before anything is read or built: it must be a folder (or not exist,
+ * with no file in the way), and a folder already holding a model is replaced only with --overwrite.
+ */
+export function checkOutFolder(out: string, overwrite: boolean, what: string): void {
+  let st;
+  try {
+    st = statSync(out);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new UsageError(`${what} '${out}': a part of the path is a file, not a folder`);
+    if (code !== 'ENOENT') throw new UsageError(`${what} '${out}': ${(e as Error).message}`);
+    return;
+  }
+  if (!st.isDirectory()) throw new UsageError(`${what} '${out}' exists and is not a folder`);
+  const held = ['model.json', 'weights.bin', 'model.ckpt'].filter((f) => existsSync(join(out, f)));
+  if (held.length && !overwrite) {
+    throw new UsageError(`${what} '${out}' already holds a model (${held.join(', ')}); give --overwrite to replace it`);
+  }
+}
+
+/** Checks an output file path before anything is written: not a folder, no file in the way. */
+export function checkOutFile(to: string, what: string): void {
+  try {
+    if (statSync(to).isDirectory()) throw new UsageError(`${what} '${to}' is a folder; give a file name`);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new UsageError(`${what} '${to}': a part of the path is a file, not a folder`);
+    if (code !== 'ENOENT') throw new UsageError(`${what} '${to}': ${(e as Error).message}`);
+  }
+}
+
 export async function cmdConvert(argv: string[]): Promise<number> {
-  const {flags, positional} = parseFlags(argv, new Set(['help']));
+  const {flags, positional} = parseFlags(argv, new Set(['help', 'overwrite']));
   if (flags.help) {
     console.log(CONVERT_HELP);
     return 0;
   }
   if (positional.length) throw new UsageError(`karat convert: unexpected argument '${positional[0]}' (flags start with --)`);
-  checkFlags('convert', flags, ['from', 'out', 'heads', 'arch', 'imageSize', 'mean', 'std', 'maxBytes', 'help']);
+  checkFlags('convert', flags, ['from', 'out', 'heads', 'arch', 'imageSize', 'mean', 'std', 'maxBytes', 'overwrite', 'help']);
   if (flags.from == null) throw new UsageError('karat convert: --from FILE.safetensors is required');
   if (flags.out == null) throw new UsageError('karat convert: --out DIR is required');
   const opts: VitFromSafetensorsOptions = {classifierActivation: 'linear'};
@@ -108,6 +142,7 @@ export async function cmdConvert(argv: string[]): Promise<number> {
   if ((flags.mean == null) !== (flags.std == null)) throw new UsageError('karat convert: give both --mean and --std, or neither');
   const norm = flags.mean != null ? {mean: numList('mean', flags.mean), std: numList('std', flags.std)} : null;
   const from = String(flags.from), out = String(flags.out);
+  checkOutFolder(out, flags.overwrite === true, 'karat convert: --out');
   const bytes = readFileChecked(from, maxBytesFlag('convert', flags.maxBytes), 'karat convert: --from');
   await activateBackend('cpu');  // a weight copy: the cpu backend is exact and always there
   const r = vitFromSafetensorsWithReport(bytes, opts);
@@ -240,6 +275,7 @@ export async function cmdExport(argv: string[]): Promise<number> {
   const maxBytes = maxBytesFlag('export', flags.maxBytes);
   await activateBackend('cpu');
   const src = String(flags.model), to = String(flags.to);
+  checkOutFile(to, 'karat export: --to');
   let model: tfl.LayersModel;
   if (src.endsWith('.ckpt')) {
     const size = (() => {
@@ -250,9 +286,7 @@ export async function cmdExport(argv: string[]): Promise<number> {
       }
     })();
     if (size > maxBytes) throw new UsageError(`karat export: --model '${src}' is ${size} bytes, more than --max-bytes ${maxBytes}`);
-    const ck = readCheckpoint(src);
-    model = await modelFromSpec(ck.header.modelSpec as ModelSpec, 0);
-    assignWeights(model, ck, `checkpoint '${src}'`);
+    model = (await loadCheckpointModel(src)).model;
   } else {
     model = await loadModelConfined(src, maxBytes, 'karat export: --model');
   }

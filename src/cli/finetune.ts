@@ -16,9 +16,8 @@ import {adaptForFinetune, describeViT, FinetuneAdaptation, PosEmbedInterpolation
 import {fileSystem} from '../io/node';
 import {vitFromSafetensors} from '../io/torch_vit';
 import {selectBackend} from '../training/backend';
-import {assignWeights, readCheckpoint} from '../training/checkpoint';
+import {loadCheckpointModel, readCheckpoint} from '../training/checkpoint';
 import {FIELD_KINDS, kebab, resolveConfig, TrainConfig} from '../training/config';
-import {modelFromSpec, ModelSpec} from '../training/model';
 import {ModelFactory, StartInfo} from '../training/trainer';
 import type {SwapSource} from '../swap';
 import {DEFAULT_MAX_BYTES, readFileChecked} from './convert';
@@ -85,9 +84,7 @@ export async function loadFinetuneSource(path: string, torch: {heads?: number, a
     file = found;
   }
   if (file.endsWith('.ckpt')) {
-    const ck = readCheckpoint(file);
-    const model = await modelFromSpec(ck.header.modelSpec as ModelSpec, 0);
-    assignWeights(model, ck, `checkpoint '${file}'`);
+    const {model} = await loadCheckpointModel(file);
     let disposed = false;
     return {source: model, file, dispose: () => {
       if (!disposed) model.dispose();
@@ -95,7 +92,13 @@ export async function loadFinetuneSource(path: string, torch: {heads?: number, a
     }};
   }
   if (file.endsWith('.json')) {
-    const artifacts = await fileSystem(file).load();
+    let artifacts;
+    try {
+      artifacts = await fileSystem(file).load();
+    } catch (e) {
+      // the handler's refusals (confinement, sizes, JSON) are about the user's file: one line
+      throw new UsageError(`--model: ${(e as Error).message}`);
+    }
     return {source: artifacts, file, dispose: () => undefined};
   }
   throw new UsageError(`--model: '${path}' is not a model.json, a run folder, a .ckpt checkpoint or a .safetensors file`);

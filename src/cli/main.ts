@@ -13,7 +13,7 @@ import {BatchLoader} from '../data/loader';
 import {NO_AUGMENT} from '../data/augment';
 import {loadDatasetPair} from '../data/registry';
 import {AUTO_ORDER, activateBackend, releaseBackends, selectBackend} from '../training/backend';
-import {CheckpointError, modelFromCheckpoint, readCheckpoint} from '../training/checkpoint';
+import {CheckpointError, checkSpecFitsWeights, modelFromCheckpoint, readCheckpoint} from '../training/checkpoint';
 import {BACKENDS, ConfigError, DATASETS, kebab, PRESETS, TrainConfig} from '../training/config';
 import {epochTable, table} from '../training/logging';
 import {formatConfusion} from '../training/metrics';
@@ -96,6 +96,7 @@ async function cmdInfo(argv: string[]): Promise<number> {
   console.log(`tfjs-karat ${version}, tfjs-core ${tf.version_core}, node ${process.version}, ${process.platform}-${process.arch}`);
   if (flags.checkpoint) {
     const ck = readCheckpoint(String(flags.checkpoint));
+    checkSpecFitsWeights(ck, `checkpoint '${flags.checkpoint}'`);
     const t = ck.header.trainer;
     console.log(`checkpoint ${flags.checkpoint}: epoch ${t.epoch}, step ${t.step}, seed ${t.seed}, saved ${ck.header.createdAt}, backend ${t.backend}`);
     const spec = ck.header.modelSpec as ModelSpec;
@@ -133,6 +134,13 @@ async function cmdInfo(argv: string[]): Promise<number> {
  * Backends stay as they are, so it can be called in-process (tests, programs); the `karat`
  * process itself uses runCli.
  */
+const FILE_SYSTEM_CODES = new Set(['ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'ENOSPC', 'EROFS', 'ENAMETOOLONG', 'ELOOP', 'EMFILE']);
+
+function isFileSystemError(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && FILE_SYSTEM_CODES.has(code) && typeof (e as NodeJS.ErrnoException).syscall === 'string';
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   return dispatch(cmd, rest);
@@ -181,6 +189,12 @@ async function dispatch(cmd: string | undefined, rest: string[]): Promise<number
     if (e instanceof UsageError || e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError ||
         e instanceof TrainingDivergedError || err?.name === 'KArAtArgumentError' || err?.name === 'KerasViTError' ||
         err?.name === 'SafetensorsError') {
+      console.error(`karat: error: ${err.message}`);
+      return 2;
+    }
+    if (isFileSystemError(e)) {
+      // a path the user gave cannot be read or written (a folder where a file belongs, a file
+      // in the way, no permission, a full disk): one line, not a stack trace
       console.error(`karat: error: ${err.message}`);
       return 2;
     }

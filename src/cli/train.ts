@@ -9,7 +9,8 @@ import {join} from 'node:path';
 import {DownloadProgress} from '../data/download';
 import {AUTO_ORDER} from '../training/backend';
 import {exportModel, readCheckpoint} from '../training/checkpoint';
-import {ConfigError, DEFAULTS, FIELD_HELP, FIELD_KINDS, kebab, PRESETS, resolveConfig, TrainConfig} from '../training/config';
+import {parseStrictJson} from '../io/safetensors';
+import {ConfigError, DEFAULTS, FIELD_HELP, FIELD_KINDS, hasOwn, kebab, PRESETS, resolveConfig, TrainConfig} from '../training/config';
 import {appendEpochLogs, appendEvent, epochTable, formatDuration, Progress} from '../training/logging';
 import {plotRuns} from '../training/plot';
 import {ModelFactory, StartInfo, train} from '../training/trainer';
@@ -40,13 +41,16 @@ export function readConfigFile(path: string): Record<string, unknown> {
   if (!existsSync(path)) throw new ConfigError(`--config: file '${path}' does not exist`);
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw = parseStrictJson(readFileSync(path, 'utf8'), `--config: '${path}'`);
   } catch (e) {
-    throw new ConfigError(`--config: '${path}' is not valid JSON (${(e as Error).message})`);
+    throw new ConfigError((e as Error).message);
   }
   if (raw == null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`--config: '${path}' must hold a JSON object`);
   const out: Record<string, unknown> = Object.create(null);
-  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) out[camel(k)] = v;
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (hasOwn(out, camel(k))) throw new ConfigError(`--config: '${path}' sets '${camel(k)}' more than once (as '${k}' and another spelling)`);
+    out[camel(k)] = v;
+  }
   return out;
 }
 
@@ -94,12 +98,14 @@ export async function runTraining(cfg: TrainConfig, opts: {factory?: ModelFactor
   let runDir = '';
   let lastCk = '';
   let interrupted = false;
-  const onSigint = () => {
+  // SIGINT (Ctrl-C) and SIGTERM stop the run at once: checkpoints are written atomically at the
+  // end of each epoch, so the last complete one is intact and resumable (exit 130 / 143).
+  const onSigint = (signal: NodeJS.Signals) => {
     if (interrupted) return;
     interrupted = true;
     progress.clear();
-    process.stderr.write(`\ninterrupted. ${lastCk ? `Last complete checkpoint: ${lastCk} (resume with --resume ${runDir})` : 'No checkpoint was written yet.'}\n`);
-    process.exit(130);
+    process.stderr.write(`\n${signal === 'SIGTERM' ? 'terminated' : 'interrupted'}. ${lastCk ? `Last complete checkpoint: ${lastCk} (resume with --resume ${runDir})` : 'No checkpoint was written yet.'}\n`);
+    process.exit(signal === 'SIGTERM' ? 143 : 130);
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);

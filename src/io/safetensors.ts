@@ -81,7 +81,7 @@ export interface SafetensorsTensor {
  */
 class StrictJson {
   private i = 0;
-  constructor(private readonly s: string) {}
+  constructor(private readonly s: string, private readonly what = 'safetensors: header') {}
 
   parse(): unknown {
     this.ws();
@@ -92,7 +92,7 @@ class StrictJson {
   }
 
   private fail(what: string): never {
-    throw new SafetensorsError(`safetensors: header is not valid JSON: ${what} at character ${this.i}`);
+    throw new SafetensorsError(`${this.what} is not valid JSON: ${what} at character ${this.i}`);
   }
 
   private ws(): void {
@@ -134,7 +134,7 @@ class StrictJson {
       if (this.s[this.i] !== '"') this.fail('expected a string key');
       const k = this.string();
       if (seen.has(k)) {
-        throw new SafetensorsError(`safetensors: header has the key ${JSON.stringify(k)} more than once`);
+        throw new SafetensorsError(`${this.what} has the key ${JSON.stringify(k)} more than once`);
       }
       seen.add(k);
       this.ws();
@@ -194,6 +194,15 @@ class StrictJson {
     this.i += m[0].length;
     return Number(m[0]);
   }
+}
+
+/**
+ * Parses JSON strictly (RFC 8259): a duplicate object key, which JSON.parse silently resolves
+ * to the last value, is an error, as is nesting deeper than 16 levels. Objects have no
+ * prototype. `what` names the text in error messages (a SafetensorsError).
+ */
+export function parseStrictJson(text: string, what: string): unknown {
+  return new StrictJson(text, what).parse();
 }
 
 // ------------------------------------------------------------------ reader

@@ -34,6 +34,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import {KArAtArgumentError} from '../ops/validate';
 import {AttentionActivation, KArAtAttentionConfig, resolveAttention, serializeAttention} from '../layers/attention_config';
+import {operatorParamSpecs} from '../bases/operator';
 import type {KArAtMultiHeadAttention} from '../layers/multihead_attention';
 import type {PatchEmbedding} from '../layers/vit_blocks';
 import {vit} from '../models/vit';
@@ -406,6 +407,25 @@ function karatParamsOf(model: tfl.LayersModel, depth: number): Array<{name: stri
   return [];
 }
 
+/** The KArAt operator tensors (names and shapes) a configuration has, computed without building anything. */
+function karatParamShapes(c: TorchViTConfig): Array<{name: string, shape: number[]}> {
+  const r = resolveAttention(c.attention, 'attention');
+  if (r.kind !== 'karat') return [];
+  const tokens = (c.imageSize[0] / c.patchSize) * (c.imageSize[1] / c.patchSize) + (c.pool === 'token' ? 1 : 0);
+  return operatorParamSpecs(r.operator, c.heads, tokens).map(p => ({name: p.name, shape: [...p.shape]}));
+}
+
+/** Most KArAt operator parameters a conversion may initialise (the file holds none): 2^27 (512 MiB). */
+export const MAX_INITIALISED_KARAT_PARAMS = 2 ** 27;
+
+function checkInitialisedKArAtSize(c: TorchViTConfig, params: Array<{shape: number[]}>): void {
+  const per = params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+  const total = per * (isUniversal(c.attention) ? 1 : c.depth);
+  if (total > MAX_INITIALISED_KARAT_PARAMS) {
+    fail(`the KArAt operators of ${describe(c)} would have ${total} parameters, more than ${MAX_INITIALISED_KARAT_PARAMS}`);
+  }
+}
+
 /** Owner layer index of the universal operator (the first attention layer that owns it). */
 function universalOwner(model: tfl.LayersModel, depth: number): number {
   for (let i = 0; i < depth; i++) {
@@ -473,6 +493,35 @@ export function vitFromSafetensorsWithReport(bytes: Uint8Array, opts: VitFromSaf
   const {config, source} = vitConfigFromSafetensors(f, options);
   const cls = options.classifierActivation ?? 'linear';
   if (cls !== 'linear' && cls !== 'softmax') fail(`argument 'classifierActivation' must be 'linear' or 'softmax', got ${JSON.stringify(cls)}`);
+  // Every tensor's shape is checked against the configuration before anything is built: the
+  // safetensors reader has matched each entry's byte length to its shape, so the model built
+  // below holds no more than the bytes the file carries (plus KArAt operators it lacks, bounded).
+  const karatParams = karatParamShapes(config);
+  // KArAt tensors are expected when the file holds any, or when its metadata declares KArAt.
+  const declared = source === 'metadata' &&
+      resolveAttention((JSON.parse(f.metadata.config) as {attention: AttentionActivation}).attention).kind === 'karat';
+  const fileHasKArAt = declared || f.entries.some(e => /^(blocks\.\d+\.attn\.)?karat\./.test(e.name));
+  const expected = torchViTTensorShapes(config, fileHasKArAt ? karatParams : []);
+  const expectedNames = new Set(expected.map(e => e.torch));
+  const optionalBias = (n: string) => /^blocks\.\d+\.attn\.qkv\.bias$/.test(n);
+  const unexpected = f.entries.map(e => e.name).filter(n => !expectedNames.has(n));
+  if (unexpected.length) {
+    fail(`the file has tensors that models.vit (${describe(config)}) has no place for: ` +
+         `${unexpected.slice(0, 6).join(', ')}${unexpected.length > 6 ? ` and ${unexpected.length - 6} more` : ''}`);
+  }
+  const zeroFilled: string[] = [];
+  for (const e of expected) {
+    if (!f.has(e.torch)) {
+      if (optionalBias(e.torch)) continue;
+      fail(`the file has no tensor '${e.torch}' (expected ${fmt(e.shape)} for ${describe(config)})`);
+    }
+    const s = f.entry(e.torch).shape;
+    if (!sameShape(s, e.shape)) fail(`tensor '${e.torch}' has shape ${fmt(s)}, expected ${fmt(e.shape)} for ${describe(config)}`);
+  }
+  const qkvBiases = expected.filter(e => optionalBias(e.torch)).map(e => f.has(e.torch));
+  if (qkvBiases.some(b => b) && !qkvBiases.every(b => b)) fail(`some blocks have 'attn.qkv.bias' and others do not`);
+
+  if (!fileHasKArAt) checkInitialisedKArAtSize(config, karatParams);
   const model = vit({
     dim: config.dim, depth: config.depth, heads: config.heads, mlpRatio: config.mlpRatio,
     imageSize: config.imageSize, patchSize: config.patchSize, channels: config.channels,
@@ -481,31 +530,6 @@ export function vitFromSafetensorsWithReport(bytes: Uint8Array, opts: VitFromSaf
   });
   try {
     const universal = isUniversal(config.attention);
-    const karatParams = karatParamsOf(model, config.depth);
-    // KArAt tensors are expected when the file holds any, or when its metadata declares KArAt.
-    const declared = source === 'metadata' &&
-        resolveAttention((JSON.parse(f.metadata.config) as {attention: AttentionActivation}).attention).kind === 'karat';
-    const fileHasKArAt = declared || f.entries.some(e => /^(blocks\.\d+\.attn\.)?karat\./.test(e.name));
-    const expected = torchViTTensorShapes(config, fileHasKArAt ? karatParams : []);
-    const expectedNames = new Set(expected.map(e => e.torch));
-    const optionalBias = (n: string) => /^blocks\.\d+\.attn\.qkv\.bias$/.test(n);
-    const unexpected = f.entries.map(e => e.name).filter(n => !expectedNames.has(n));
-    if (unexpected.length) {
-      fail(`the file has tensors that models.vit (${describe(config)}) has no place for: ` +
-           `${unexpected.slice(0, 6).join(', ')}${unexpected.length > 6 ? ` and ${unexpected.length - 6} more` : ''}`);
-    }
-    const zeroFilled: string[] = [];
-    for (const e of expected) {
-      if (!f.has(e.torch)) {
-        if (optionalBias(e.torch)) continue;
-        fail(`the file has no tensor '${e.torch}' (expected ${fmt(e.shape)} for ${describe(config)})`);
-      }
-      const s = f.entry(e.torch).shape;
-      if (!sameShape(s, e.shape)) fail(`tensor '${e.torch}' has shape ${fmt(s)}, expected ${fmt(e.shape)} for ${describe(config)}`);
-    }
-    const qkvBiases = expected.filter(e => optionalBias(e.torch)).map(e => f.has(e.torch));
-    if (qkvBiases.some(b => b) && !qkvBiases.every(b => b)) fail(`some blocks have 'attn.qkv.bias' and others do not`);
-
     // Decoded once each; only qkv (read for q, k and v) is kept for reuse.
     const cache = new Map<string, Float32Array>();
     const get: Getter = (n) => {

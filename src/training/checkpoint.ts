@@ -96,7 +96,17 @@ export function writeFileAtomic(path: string, chunks: Uint8Array[]): void {
     throw e;
   }
   nodeFs.closeSync(fd);
-  nodeFs.renameSync(tmp, path);
+  try {
+    nodeFs.renameSync(tmp, path);
+  } catch (e) {
+    // e.g. `path` is a folder (EISDIR): no temporary file is left behind
+    try {
+      nodeFs.unlinkSync(tmp);
+    } catch {
+      // already gone
+    }
+    throw e;
+  }
   try {
     const dfd = nodeFs.openSync(nodePath.dirname(path), 'r');
     nodeFs.fsyncSync(dfd);
@@ -271,6 +281,15 @@ export async function modelFromCheckpoint(ck: Checkpoint, what: string): Promise
     throw e;
   }
   return model;
+}
+
+/**
+ * The one way to get a model from a checkpoint file: reads and verifies it (readCheckpoint,
+ * which checks the specification against the weights), builds the model and loads the weights.
+ */
+export async function loadCheckpointModel(path: string, what = `checkpoint '${path}'`): Promise<{ck: Checkpoint, model: tfl.LayersModel}> {
+  const ck = readCheckpoint(path);
+  return {ck, model: await modelFromCheckpoint(ck, what)};
 }
 
 /** Unique trainable + non-trainable weights of a model, in a stable order, with names. */

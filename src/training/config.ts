@@ -207,6 +207,18 @@ export function hasOwn(o: object, k: string): boolean {
 export const MAX_IMAGE_SIZE = 4096;
 export const MAX_PATCHES = 4096;
 
+/**
+ * Bounds of every size a configuration sets, checked before anything is built, whatever the
+ * source of the value (defaults, preset, config file, flags, a resumed checkpoint). The
+ * largest paper model (ViT-Base: dim 768, depth 12, heads 12, MLP ratio 4) is well inside.
+ */
+export const SIZE_BOUNDS = {
+  dim: 4096, depth: 128, heads: 256, mlpRatio: 16, patchSize: 1024, grid: 64, rank: 4096,
+  epochs: 1_000_000, batchSize: 65536, evalBatchSize: 65536, prefetch: 64,
+} as const;
+/** Most parameters (before KArAt operators) a configured ViT may have: 2^31, 8 GiB of float32. */
+export const MAX_MODEL_PARAMS = 2 ** 31;
+
 export function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
@@ -291,6 +303,16 @@ export function validate(c: TrainConfig): void {
   if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) err(`'beta1' and 'beta2' must be in [0, 1)`);
   if (c.lr <= 0) err(`'lr' must be > 0, got ${c.lr}`);
   if (!(c.layerDecay > 0 && c.layerDecay <= 1)) err(`'layer-decay' must be in (0, 1], got ${c.layerDecay}`);
+  for (const k of Object.keys(SIZE_BOUNDS) as Array<keyof typeof SIZE_BOUNDS>) {
+    if (c[k] > SIZE_BOUNDS[k]) err(`'${kebab(k)}' must be <= ${SIZE_BOUNDS[k]}, got ${c[k]}`);
+  }
+  if (!(c.mlpRatio > 0)) err(`'mlp-ratio' must be > 0, got ${c.mlpRatio}`);
+  if (c.heads > c.dim) err(`'heads' (${c.heads}) must not exceed 'dim' (${c.dim})`);
+  const params = c.depth * (4 + 2 * c.mlpRatio) * c.dim * c.dim;
+  if (params > MAX_MODEL_PARAMS) {
+    err(`'dim' ${c.dim} x 'depth' ${c.depth} x 'mlp-ratio' ${c.mlpRatio} makes about ${params.toExponential(2)} parameters, ` +
+        `more than ${MAX_MODEL_PARAMS.toExponential(2)} (8 GiB of float32)`);
+  }
   if (c.imageSize > MAX_IMAGE_SIZE) err(`'image-size' must be <= ${MAX_IMAGE_SIZE}, got ${c.imageSize}`);
   if (c.patchSize > c.imageSize && c.dataset === 'folder') err(`'patch-size' (${c.patchSize}) must not exceed 'image-size' (${c.imageSize})`);
   if (c.dim % c.heads !== 0) err(`'dim' (${c.dim}) must be divisible by 'heads' (${c.heads})`);
