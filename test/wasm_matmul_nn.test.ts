@@ -55,7 +55,12 @@ describe('wasm BatchMatMul through XNNPACK for transposed products (opt-in)', fu
     {a: [13, 37], b: [29, 13], ta: true, tb: true},
     {a: [1, 61, 8], b: [1, 61, 24], ta: true, tb: false},
     {a: [1, 61, 24], b: [1, 17, 24], ta: false, tb: true},
-    {a: [3, 5, 7], b: [3, 6, 7], ta: false, tb: true},  // batch > 1: the stock kernel
+    {a: [3, 5, 7], b: [3, 6, 7], ta: false, tb: true},
+    {a: [2, 3, 6, 4], b: [2, 3, 4, 7], ta: false, tb: false},
+    {a: [2, 3, 9, 5], b: [2, 3, 9, 6], ta: true, tb: false},
+    {a: [2, 3, 5, 9], b: [2, 3, 6, 5], ta: true, tb: true},
+    {a: [1, 4, 9, 5], b: [2, 4, 9, 6], ta: true, tb: false},   // batch broadcast (attention's projection)
+    {a: [2, 4, 7, 5], b: [1, 4, 6, 5], ta: false, tb: true},
   ];
   for (const c of cases) {
     it(`a ${c.a} b ${c.b} transposeA ${c.ta} transposeB ${c.tb}: equals float64 to 1e-5 and leaks nothing`, async () => {
@@ -68,11 +73,26 @@ describe('wasm BatchMatMul through XNNPACK for transposed products (opt-in)', fu
         const out = tf.matMul(at, bt, c.ta, c.tb);
         assert.equal(tf.memory().numTensors, before + 1);
         const got = await out.data();
-        const batch = c.a.slice(0, -2).reduce((x, y) => x * y, 1);
-        const sa = an / batch, sb = bn / batch;
+        const outer = tf.broadcast_util.assertAndGetBroadcastShape(c.a.slice(0, -2), c.b.slice(0, -2));
+        const batch = outer.reduce((x, y) => x * y, 1);
+        const sa = c.a.slice(-2).reduce((x, y) => x * y), sb = c.b.slice(-2).reduce((x, y) => x * y);
+        // index of the a / b matrix for output batch i (numpy broadcasting over the outer axes)
+        const source = (shape: number[], i: number) => {
+          const dims = shape.slice(0, -2);
+          let idx = 0, rest = i;
+          const coords = outer.map((_, ax) => 0);
+          for (let ax = outer.length - 1; ax >= 0; ax--) {
+            coords[ax] = rest % outer[ax];
+            rest = Math.floor(rest / outer[ax]);
+          }
+          const off = outer.length - dims.length;
+          for (let ax = 0; ax < dims.length; ax++) idx = idx * dims[ax] + (dims[ax] === 1 ? 0 : coords[ax + off]);
+          return idx;
+        };
         let o = 0, worst = 0;
         for (let i = 0; i < batch; i++) {
-          const ref = refMatMul(a.subarray(i * sa, (i + 1) * sa), c.a, b.subarray(i * sb, (i + 1) * sb), c.b, c.ta, c.tb);
+          const ia = source(c.a, i), ib = source(c.b, i);
+          const ref = refMatMul(a.subarray(ia * sa, (ia + 1) * sa), c.a, b.subarray(ib * sb, (ib + 1) * sb), c.b, c.ta, c.tb);
           for (let j = 0; j < ref.length; j++, o++) worst = Math.max(worst, Math.abs(got[o] - ref[j]) / (1 + Math.abs(ref[j])));
         }
         assert.equal(o, got.length);
