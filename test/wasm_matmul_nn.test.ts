@@ -7,6 +7,7 @@
 import * as assert from 'node:assert/strict';
 
 import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 
 import '../src/index';
@@ -32,6 +33,9 @@ describe('wasm BatchMatMul through XNNPACK for transposed products (opt-in)', fu
   this.timeout(60000);
   before(async function() {
     if (!(await tf.setBackend('wasm'))) this.skip();
+  });
+  after(async () => {
+    await tf.setBackend('cpu');
   });
 
   it('is not active on import, and restore puts the stock kernel back', () => {
