@@ -34,6 +34,7 @@ import {softCrossEntropy} from '../src/training/metrics';
 import {buildModel, modelSpecFor, paramRule} from '../src/training/model';
 import {parseFlags} from '../src/cli/flags';
 import {median} from './common';
+import {enableWasmMatMulNN} from '../kernels-wasm/matmul_nn';
 import {gpuPeakBytes} from './webgpu';
 import {programsOf} from './webgpu_profile';
 
@@ -90,6 +91,7 @@ async function timed(step: () => tf.Scalar) {
 
 async function child(backend: string): Promise<Record<string, unknown>> {
   const info = await activateBackend(backend as never);
+  enableWasmMatMulNN();  // as the trainer's steps run on wasm (no-op elsewhere)
   const webgpu = backend === 'webgpu';
   if (webgpu && typeof args.steps === 'string' && /(^|,)webgpu=/.test(args.steps)) {
     throw new Error('--steps: webgpu measures one untimed step (dispatches, buffer bytes); give steps for cpu/wasm');

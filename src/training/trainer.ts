@@ -18,6 +18,7 @@ import {checkCompositeMemory} from '../ops/composite_limits';
 import {hasFusedKernel} from '../ops/fourier_karat';
 import {FourierKArAt, FourierKArAtGrad} from '../ops/kernel_names';
 import {BackendInfo, selectBackend} from './backend';
+import {enableWasmMatMulNN} from '../../kernels-wasm/matmul_nn';
 import {assignWeights, Checkpoint, CheckpointError, checkSpecFitsWeights, modelWeights, readCheckpoint, readWeights, writeCheckpoint} from './checkpoint';
 import {ConfigError, TrainConfig} from './config';
 import {prepareRunDir, removeIfEmpty} from './run_dir';
@@ -443,7 +444,14 @@ async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, 
   const lastPath = nodePath.join(runDir, 'last.ckpt'), bestPath = nodePath.join(runDir, 'best.ckpt');
 
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
-    const t = await trainEpoch(model, opt, vars, data, cfg, sched, batches, epoch, step, seed, events);
+    // on wasm the backward pass's transposed matrix products run through XNNPACK during the steps only
+    const restoreMatMul = enableWasmMatMulNN();
+    let t: EpochTotals;
+    try {
+      t = await trainEpoch(model, opt, vars, data, cfg, sched, batches, epoch, step, seed, events);
+    } finally {
+      restoreMatMul();
+    }
     step = t.step;
     const ev = await evaluate(model, data.evalLoader, K);
     // model selection on the validation split when there is one, else on the test set
