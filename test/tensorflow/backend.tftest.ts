@@ -1,0 +1,118 @@
+/**
+ * The `tensorflow` backend (tfjs-node, the TensorFlow C library) running the Fourier-KArAt ops
+ * through their composite path: the shared OP_CASES against the cpu kernel, tf.grads, and a
+ * few training steps of a tiny G3B ViT against cpu; backend selection picks it.
+ *
+ * These files are not in mocha's default spec: importing tfjs-node registers its backend at a
+ * higher priority and its file:// IO handlers, which must not reach the other suites. `npm test`
+ * runs them in a mocha process of their own (scripts/test.mjs). tfjs-node is an optional peer:
+ * scripts/tfjs-node-from-wheel.sh builds it here from the tensorflow-cpu wheel; without it the
+ * suites skip with the reason.
+ */
+import {strict as assert} from 'node:assert';
+
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+
+import {FourierKArAt} from '../../src/ops/kernel_names';
+import {selectBackend} from '../../src/training/backend';
+import {describeOpCases, expectOpRunsLeakNothing, OpCase, opInputs, squaredHiddenGrads} from '../support/op_cases';
+import {maxErrorOverUnit as relErr, randomArray} from '../support/reference';
+import {expectFollowsCpu, trainTinyViT} from '../support/vit_steps';
+
+let unavailable: string | null | undefined;
+
+/** Loads tfjs-node once; null when its backend runs, else why not. */
+async function startTensorFlow(): Promise<string | null> {
+  if (unavailable !== undefined) return unavailable;
+  try {
+    // a variable specifier: the typecheck must pass on a clone without the optional peer
+    const pkg = '@tensorflow/tfjs-node';
+    await import(pkg);
+    const ok = tf.findBackendFactory('tensorflow') != null && await tf.setBackend('tensorflow');
+    unavailable = ok ? null : 'tfjs-node loaded but its backend did not initialise';
+  } catch (e) {
+    unavailable = `@tensorflow/tfjs-node is not installed or its binding did not load ` +
+        `(scripts/tfjs-node-from-wheel.sh builds it): ${(e as Error).message.split('\n')[0]}`;
+  }
+  await tf.setBackend('cpu');
+  return unavailable;
+}
+
+async function skipWithout(ctx: Mocha.Context): Promise<void> {
+  const why = await startTensorFlow();
+  if (why != null) {
+    console.warn(`!!! SKIPPED: backend tensorflow is not available here: ${why}`);
+    ctx.skip();
+  }
+}
+
+describeOpCases('tensorflow', {start: startTensorFlow});
+
+describe('tensorflow backend: composite path', () => {
+  const c: OpCase = {B: 2, h: 2, N: 13, r: 5, G: 3};
+
+  before(async function() {
+    await skipWithout(this);
+  });
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('runs the composite path (no fused FourierKArAt kernel is registered for tensorflow)', async () => {
+    await tf.setBackend('tensorflow');
+    assert.equal(tf.getKernel(FourierKArAt, 'tensorflow'), undefined);
+  });
+
+  it('tf.grads of a non-linear loss through fourierKArAtHidden equals cpu', async () => {
+    await tf.setBackend('cpu');
+    const ref = await squaredHiddenGrads(c, opInputs(c, 7));
+    await tf.setBackend('tensorflow');
+    const got = await squaredHiddenGrads(c, opInputs(c, 7));
+    for (let i = 0; i < 2; i++) {
+      const e = relErr(got[i], ref[i]);
+      assert.ok(e < 2e-5, `grad ${i}: relative error ${e.toExponential(2)}`);
+    }
+  });
+
+  it('leaks no tensors and no TensorFlow handles', async () => {
+    await tf.setBackend('tensorflow');
+    await expectOpRunsLeakNothing(c, opInputs(c, 9), 2);
+  });
+});
+
+describe('tensorflow backend: KArAt ViT training steps match cpu', function() {
+  this.timeout(120000);
+  const imgs = randomArray(4 * 8 * 8 * 3, 21);
+  const labels = [0, 2, 1, 2];
+
+  before(async function() {
+    await skipWithout(this);
+  });
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('3 SGD steps of a G3B ViT give the same losses and weights as cpu', async () => {
+    const o = {imgs, labels, steps: 3, lr: 0.02};
+    const cpu = await trainTinyViT('cpu', null, o);
+    const got = await trainTinyViT('tensorflow', cpu.initial, o);
+    expectFollowsCpu('tensorflow', got, cpu);
+  });
+});
+
+describe('tensorflow backend: selection', () => {
+  before(async function() {
+    await skipWithout(this);
+  });
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it("'auto' picks tensorflow when tfjs-node is installed, and says so", async () => {
+    const info = await selectBackend('auto');
+    assert.equal(info.name, 'tensorflow');
+    assert.equal(tf.getBackend(), 'tensorflow');
+    assert.match(info.detail, /tfjs-node/);
+  });
+});
