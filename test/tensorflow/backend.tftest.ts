@@ -10,6 +10,10 @@
  * suites skip with the reason.
  */
 import {strict as assert} from 'node:assert';
+import {spawnSync} from 'node:child_process';
+import {mkdtempSync, rmSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
 
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -114,5 +118,26 @@ describe('tensorflow backend: selection', () => {
     assert.equal(info.name, 'tensorflow');
     assert.equal(tf.getBackend(), 'tensorflow');
     assert.match(info.detail, /tfjs-node/);
+  });
+});
+
+describe('karat CLI on tensorflow (child process)', function() {
+  this.timeout(240000);
+  before(async function() {
+    await skipWithout(this);
+  });
+
+  it('karat info --probe reports tensorflow working; karat train --backend tensorflow trains', () => {
+    const cli = (args: string[]) => spawnSync(process.execPath, ['bin/karat.cjs', ...args], {encoding: 'utf8'});
+    const out = mkdtempSync(join(tmpdir(), 'karat-tf-'));
+    const probe = cli(['info', '--probe']);
+    assert.equal(probe.status, 0, probe.stderr);
+    assert.match(probe.stdout, /tensorflow\s*\|?\s*available[^\n]*tfjs-node/, probe.stdout);
+    const run = cli(['train', '--backend', 'tensorflow', '--train-limit', '32', '--test-limit', '16', '--epochs', '1',
+      '--dim', '16', '--depth', '1', '--heads', '2', '--mlp-ratio', '1', '--patch-size', '8', '--grid', '1', '--rank', '4',
+      '--batch-size', '16', '--eval-batch-size', '16', '--mixup', '0', '--cutmix', '0', '--out-dir', out]);
+    rmSync(out, {recursive: true, force: true});
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout + run.stderr, /tensorflow/);
   });
 });
