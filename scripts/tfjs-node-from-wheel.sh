@@ -36,9 +36,17 @@ STAMP="$PKG/deps/.karat-from-wheel"
 
 log() { echo "[tfjs-node-from-wheel] $*" >&2; }
 
+# 5. (also on a rerun) the fused op library's CPU kernels and its TF_LoadLibrary addon, linked
+# against this libtensorflow (g++ only; make skips what is up to date).
+build_op_library() {
+  log "make -C kernels-cuda tfops-cpu (the fused Fourier-KArAt op for TensorFlow, CPU kernels)"
+  make -s -C kernels-cuda tfops-cpu >&2
+}
+
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$TFJS_NODE_VERSION tensorflow-cpu==$TF_WHEEL_VERSION" ] \
    && [ -f "$PKG/lib/napi-v8/tfjs_binding.node" ]; then
   log "already built ($(cat "$STAMP"))"
+  build_op_library
   exit 0
 fi
 
@@ -92,4 +100,6 @@ log "building tfjs_binding.node (--build-from-source, --nodedir=$nodedir)"
 (cd "$PKG" && npx --no-install node-pre-gyp install --build-from-source --nodedir="$nodedir" >&2)
 echo "$TFJS_NODE_VERSION tensorflow-cpu==$TF_WHEEL_VERSION" > "$STAMP"
 node -e 'const tf = require("@tensorflow/tfjs-node"); tf.add(tf.scalar(1), tf.scalar(2)).dataSync(); console.error("[tfjs-node-from-wheel] ok: backend", tf.getBackend())' 2>&1 | grep -v -E "^(WARNING|I0000|To enable)" >&2
+rm -f kernels-cuda/build/libkarat_tf_ops_cpu.so  # relink against the new libtensorflow
+build_op_library
 log "done: $PKG (tensorflow-cpu==$TF_WHEEL_VERSION)"
