@@ -94,7 +94,9 @@ export async function activateBackend(name: Exclude<BackendChoice, 'auto'>): Pro
           await quietly(() => import(p));
           if (tf.findBackendFactory('tensorflow') != null && await quietly(() => tf.setBackend('tensorflow'))) {
             // the fused Fourier-KArAt op inside TensorFlow when its library is built; else the composite path
-            const fused = loadTensorFlowKernels();
+            // KARAT_TF_KERNELS=0 keeps the composite path (as for the tfjs-karat/node entry)
+            const fused = process.env.KARAT_TF_KERNELS === '0'
+              ? {loaded: false, reason: 'KARAT_TF_KERNELS=0'} : loadTensorFlowKernels();
             if (!fused.loaded && !tensorFlowNoteShown) {
               tensorFlowNoteShown = true;
               console.warn(`note: tensorflow backend: Fourier-KArAt runs its composite path (${fused.reason})`);
