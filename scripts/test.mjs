@@ -47,6 +47,14 @@ if (tsc.status === 0) {
 run('mocha (Node)', 'npx', ['mocha', '--reporter', './test/support/count-reporter.cjs', ...mochaArgs],
     join(dir, 'mocha.json'));
 
+// The tensorflow-backend suites (test/tensorflow/*.tftest.ts) run in a mocha process of their own:
+// importing tfjs-node registers its backend at a higher priority and its file:// IO handlers,
+// which must not reach the other suites. Without tfjs-node they skip with the reason.
+run('mocha (tensorflow backend, own process)', 'npx',
+    ['mocha', '--no-config', '--node-option', 'import=tsx', '--extension', 'ts', '--timeout', '120000',
+     '--reporter', './test/support/count-reporter.cjs', 'test/tensorflow/*.tftest.ts'],
+    join(dir, 'mocha-tensorflow.json'));
+
 if (!nodeOnly && existsSync('karma.conf.cjs')) {
   run('karma (headless Chromium)', 'node', ['scripts/karma-run.mjs'], join(dir, 'karma.json'));
 } else if (!nodeOnly) {

@@ -20,7 +20,10 @@
 #define KARAT_CUDA_H_
 
 #include <stddef.h>
-#ifndef KARAT_EMULATE
+#if defined(KARAT_TF_CPU_ONLY)
+/* the TensorFlow op library's CPU-only build (no CUDA headers): the stream type as CUDA declares it */
+typedef struct CUstream_st* cudaStream_t;
+#elif !defined(KARAT_EMULATE)
 #include <cuda_runtime_api.h>
 #endif
 

@@ -16,7 +16,9 @@
 // and synchronise their own stream after (outputs complete before TensorFlow reads them). This
 // is correct whatever stream flags TensorFlow uses, at the cost of two host synchronisations
 // per op. Registration runs from a static initialiser when TF_LoadLibrary dlopens the library.
-#ifndef KARAT_EMULATE
+// KARAT_TF_CPU_ONLY (make -C kernels-cuda tfops-cpu): the CPU kernels alone, built with g++ only,
+// for the CPU-only @tensorflow/tfjs-node on machines without nvcc.
+#if !defined(KARAT_EMULATE) && !defined(KARAT_TF_CPU_ONLY)
 #include <cuda_runtime_api.h>
 #endif
 
@@ -48,6 +50,22 @@ bool fail(TF_OpKernelContext* ctx, TF_Status* st, TF_Code code, const char* msg)
   return false;
 }
 
+#ifdef KARAT_TF_CPU_ONLY
+// karat_check_dims of src/karat_fourier.cu (compiled by nvcc) without the CUDA kernels' limits
+// (G <= KARAT_MAX_GRID, h <= 65535): the CPU kernels take any G, as the op contract does.
+const int kMaxGrid = 1 << 20;
+int checkDims(const karat_dims* d) {
+  if (d->batch < 1 || d->heads < 1 || d->tokens < 1 || d->rank < 1) return KARAT_ERR_INVALID_ARGUMENT;
+  if (d->grid < 1 || d->grid > kMaxGrid) return KARAT_ERR_INVALID_ARGUMENT;
+  const double elems = (double)d->batch * d->heads * (double)d->tokens * d->tokens;
+  if (elems >= 4.0e18) return KARAT_ERR_INVALID_ARGUMENT;
+  return KARAT_OK;
+}
+#else
+const int kMaxGrid = KARAT_MAX_GRID;
+int checkDims(const karat_dims* d) { return karat_check_dims(d); }
+#endif
+
 // Reads `count` inputs and checks the shapes of the op contract; fills dims.
 bool readInputs(TF_OpKernelContext* ctx, TF_Status* st, bool grad, Inputs& in, karat_dims& d) {
   const char* op = grad ? kGradOp : kFwdOp;
@@ -71,9 +89,9 @@ bool readInputs(TF_OpKernelContext* ctx, TF_Status* st, bool grad, Inputs& in, k
     return fail(ctx, st, TF_INVALID_ARGUMENT, msg);
   }
   d.rank = (int)TF_Dim(C, 2); d.grid = (int)TF_Dim(C, 4);
-  if (karat_check_dims(&d) != KARAT_OK) {
+  if (checkDims(&d) != KARAT_OK) {
     std::snprintf(msg, sizeof msg, "%s: sizes B=%d h=%d N=%d r=%d G=%d out of range (>= 1, G <= %d)",
-                  op, d.batch, d.heads, d.tokens, d.rank, d.grid, KARAT_MAX_GRID);
+                  op, d.batch, d.heads, d.tokens, d.rank, d.grid, kMaxGrid);
     return fail(ctx, st, TF_INVALID_ARGUMENT, msg);
   }
   if (grad) {
@@ -104,6 +122,8 @@ bool allocOut(TF_OpKernelContext* ctx, TF_Status* st, int index, const int64_t* 
   return true;
 }
 
+#ifndef KARAT_TF_CPU_ONLY
+
 bool cudaCheck(TF_OpKernelContext* ctx, TF_Status* st, cudaError_t e, const char* what) {
   if (e == cudaSuccess) return true;
   char msg[512];
@@ -118,6 +138,7 @@ bool karatCheck(TF_OpKernelContext* ctx, TF_Status* st, int s, const char* what)
                 karat_last_cuda_error());
   return fail(ctx, st, TF_INTERNAL, msg);
 }
+#endif
 
 // ---- CPU implementation (float64 accumulation, features by the angle-addition recurrence) ----
 
@@ -201,10 +222,13 @@ void computeForward(void*, TF_OpKernelContext* ctx) {
         float* Hd = static_cast<float*>(TF_TensorData(out.t[0]));
         if (!kGpu) {
           cpuForward(S, C, Hd, d);
-        } else if (cudaCheck(ctx, st, cudaDeviceSynchronize(), "waiting for inputs") &&
+        }
+#ifndef KARAT_TF_CPU_ONLY
+        else if (cudaCheck(ctx, st, cudaDeviceSynchronize(), "waiting for inputs") &&
                    karatCheck(ctx, st, karat_fourier_fwd(S, C, Hd, &d, 0), "karat_fourier_fwd")) {
           cudaCheck(ctx, st, cudaStreamSynchronize(0), "karat_fourier_fwd");
         }
+#endif
       }
     }
   }
@@ -229,7 +253,9 @@ void computeGrad(void*, TF_OpKernelContext* ctx) {
         float* dC = static_cast<float*>(TF_TensorData(out.t[1]));
         if (!kGpu) {
           cpuBackward(Y, S, C, dS, dC, d);
-        } else {
+        }
+#ifndef KARAT_TF_CPU_ONLY
+        else {
           const size_t wsBytes = karat_fourier_bwd_workspace_bytes(&d);
           const int64_t wd[1] = {(int64_t)((wsBytes + 3) / 4)};
           TF_AllocatorAttributes attrs;
@@ -247,6 +273,7 @@ void computeGrad(void*, TF_OpKernelContext* ctx) {
             TF_DeleteTensor(ws);
           }
         }
+#endif
       }
     }
   }
@@ -283,10 +310,12 @@ bool registerAll() {
   report(st, "KaratFourierKArAt CPU kernel");
   TF_RegisterKernelBuilder("KaratFourierKArAtGradCpu", TF_NewKernelBuilder(kGradOp, "CPU", nullptr, &computeGrad<false>, nullptr), st);
   report(st, "KaratFourierKArAtGrad CPU kernel");
+#ifndef KARAT_TF_CPU_ONLY
   TF_RegisterKernelBuilder("KaratFourierKArAtGpu", TF_NewKernelBuilder(kFwdOp, "GPU", nullptr, &computeForward<true>, nullptr), st);
   report(st, "KaratFourierKArAt GPU kernel");
   TF_RegisterKernelBuilder("KaratFourierKArAtGradGpu", TF_NewKernelBuilder(kGradOp, "GPU", nullptr, &computeGrad<true>, nullptr), st);
   report(st, "KaratFourierKArAtGrad GPU kernel");
+#endif
   TF_DeleteStatus(st);
   return true;
 }

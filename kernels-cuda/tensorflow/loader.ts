@@ -26,6 +26,16 @@ export const TF_FWD_OP = 'KaratFourierKArAt';
 export const TF_GRAD_OP = 'KaratFourierKArAtGrad';
 export const DEFAULT_TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
 export const OP_LIBRARY_RELATIVE_PATH = 'kernels-cuda/build/libkarat_tf_ops.so';
+/** The CPU-only build (`make -C kernels-cuda tfops-cpu`, g++ only) for @tensorflow/tfjs-node. */
+export const CPU_OP_LIBRARY_RELATIVE_PATH = 'kernels-cuda/build/libkarat_tf_ops_cpu.so';
+/** Its loader addon (TF_LoadLibrary only, no CUDA runtime). */
+export const CPU_LOADER_ADDON_RELATIVE_PATH = 'kernels-cuda/build/karat_tf_load.node';
+/**
+ * Sonames under which tfjs-node may have mapped libtensorflow: its own download ships
+ * libtensorflow.so.2; built from a tensorflow-cpu wheel (scripts/tfjs-node-from-wheel.sh) the
+ * binding needs libtensorflow_cc.so.2.
+ */
+const LIBTENSORFLOW_SONAMES = ['libtensorflow.so.2', 'libtensorflow_cc.so.2'];
 
 export interface TensorFlowKernelOptions {
   /** Packages to look for, in order (default: tfjs-node-gpu, then tfjs-node). */
@@ -92,18 +102,41 @@ function registered(): string[] {
   return tensorFlowKernelConfigs.map((c) => c.kernelName).filter((n) => tf.getKernel(n, TF_BACKEND) != null);
 }
 
-function opLibraryCandidates(explicit?: string): string[] {
+/** `relative` in the working directory, then in an installed tfjs-karat package. */
+function packagePaths(relative: string): string[] {
+  const out = [path.resolve(relative)];
+  try {
+    out.push(path.join(path.dirname(requireFromCwd().resolve('tfjs-karat/package.json')), relative));
+  } catch {
+    // not installed as a package
+  }
+  return out;
+}
+
+function opLibraryCandidates(explicit: string | undefined, cpuOnly: boolean): string[] {
   const out: string[] = [];
   if (explicit) out.push(explicit);
   const env = process.env.KARAT_TF_OP_LIBRARY;
   if (env) out.push(env);
-  out.push(path.resolve(OP_LIBRARY_RELATIVE_PATH));
-  try {
-    out.push(path.join(path.dirname(requireFromCwd().resolve('tfjs-karat/package.json')), OP_LIBRARY_RELATIVE_PATH));
-  } catch {
-    // not installed as a package
-  }
+  // the CUDA build holds CPU kernels too, but needs the CUDA addon to be loaded
+  if (!cpuOnly) out.push(...packagePaths(OP_LIBRARY_RELATIVE_PATH));
+  out.push(...packagePaths(CPU_OP_LIBRARY_RELATIVE_PATH));
   return [...new Set(out)];
+}
+
+interface TensorFlowLibraryLoader {
+  loadTensorFlowLibrary(libtensorflow: string, opLibrary: string): {ok: boolean, message: string};
+}
+
+/** karat_tf_load.node (CPU-only route), or why it is not there. */
+function loadCpuLoaderAddon(): {addon?: TensorFlowLibraryLoader, path?: string, reason: string} {
+  const found = packagePaths(CPU_LOADER_ADDON_RELATIVE_PATH).find((p) => fs.existsSync(p));
+  if (found == null) return {reason: `${CPU_LOADER_ADDON_RELATIVE_PATH} not built (make -C kernels-cuda tfops-cpu)`};
+  try {
+    return {addon: requireFromCwd()(found) as TensorFlowLibraryLoader, path: found, reason: 'loaded'};
+  } catch (e) {
+    return {reason: `${found} failed to load: ${(e as Error).message}`};
+  }
 }
 
 /** Runs FourierKArAt once on the 'tensorflow' backend: scores 0, A = 1, B = 2 -> ĥ = 1. */
@@ -165,18 +198,36 @@ function attempt(options: TensorFlowKernelOptions): TensorFlowKernelStatus {
                 `import '${pkg}' before calling loadTensorFlowKernels()`, {package: pkg});
   }
 
-  const addon = loadCudaAddon({path: options.addonPath});
-  if (!addon.available || addon.addon == null) return fail('addon', addon.reason, {package: pkg});
+  // The CUDA addon (tfjs-node-gpu route), else the CPU-only loader addon (tfjs-node route).
+  const cuda = loadCudaAddon({path: options.addonPath});
+  let loader: TensorFlowLibraryLoader;
+  let addonPath: string | undefined;
+  let cpuOnly = false;
+  if (cuda.available && cuda.addon != null) {
+    loader = cuda.addon;
+    addonPath = cuda.path;
+  } else {
+    const cpu = loadCpuLoaderAddon();
+    if (cpu.addon == null) return fail('addon', `${cuda.reason}; ${cpu.reason}`, {package: pkg});
+    loader = cpu.addon;
+    addonPath = cpu.path;
+    cpuOnly = true;
+  }
+  const addon = {path: addonPath};
 
-  const libs = opLibraryCandidates(options.opLibraryPath);
+  const libs = opLibraryCandidates(options.opLibraryPath, cpuOnly);
   const lib = libs.find((p) => fs.existsSync(p));
   if (lib == null) {
     return fail('op-library', `TensorFlow op library not built (looked for ${libs.join(', ')}); ` +
-                'build it with npm run build:cuda', {package: pkg, addonPath: addon.path});
+                'build it with npm run build:cuda (CUDA) or npm run build:tensorflow (CPU)', {package: pkg, addonPath: addon.path});
   }
 
-  // The soname matches the libtensorflow tfjs-node loaded, wherever its package put it.
-  const res = addon.addon.loadTensorFlowLibrary('libtensorflow.so.2', lib);
+  // The soname of the libtensorflow tfjs-node loaded, wherever its package put it.
+  let res = {ok: false, message: ''};
+  for (const soname of LIBTENSORFLOW_SONAMES) {
+    res = loader.loadTensorFlowLibrary(soname, lib);
+    if (res.ok || !/is not loaded in this process/.test(res.message)) break;
+  }
   if (!res.ok) {
     return fail('load', res.message, {package: pkg, addonPath: addon.path, opLibraryPath: lib});
   }

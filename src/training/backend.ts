@@ -9,6 +9,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import {BackendChoice, ConfigError} from './config';
 import {installDawnGpu} from './dawn';
 import * as nodeFs from 'node:fs';
+import {loadTensorFlowKernels} from '../../kernels-cuda/tensorflow/loader';
+
+let tensorFlowNoteShown = false;
 
 /**
  * Order tried by 'auto', fastest first, from the training throughput measured on the
@@ -90,7 +93,15 @@ export async function activateBackend(name: Exclude<BackendChoice, 'auto'>): Pro
         try {
           await quietly(() => import(p));
           if (tf.findBackendFactory('tensorflow') != null && await quietly(() => tf.setBackend('tensorflow'))) {
-            return {name, detail: `${p} (TensorFlow C library)`};
+            // the fused Fourier-KArAt op inside TensorFlow when its library is built; else the composite path
+            // KARAT_TF_KERNELS=0 keeps the composite path (as for the tfjs-karat/node entry)
+            const fused = process.env.KARAT_TF_KERNELS === '0'
+              ? {loaded: false, reason: 'KARAT_TF_KERNELS=0'} : loadTensorFlowKernels();
+            if (!fused.loaded && !tensorFlowNoteShown) {
+              tensorFlowNoteShown = true;
+              console.warn(`note: tensorflow backend: Fourier-KArAt runs its composite path (${fused.reason})`);
+            }
+            return {name, detail: `${p} (TensorFlow C library; Fourier-KArAt ${fused.loaded ? 'fused op' : 'composite path'})`};
           }
         } catch {
           // try the next package
