@@ -23,7 +23,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 import {KArAtArgumentError} from './ops/validate';
-import {modelConfigOf, swapAttentionWithReport} from './swap';
+import {collectLayers, modelConfigOf, swapAttentionWithReport} from './swap';
 
 type Json = any;  // tslint:disable-line:no-any
 
@@ -40,20 +40,10 @@ const OTHER_ATTENTION = new Set([
   'Attention', 'AdditiveAttention', 'GroupQueryAttention', 'GroupedQueryAttention', 'CachedMultiHeadAttention',
 ]);
 
-function allLayers(modelConfig: Json, out: Json[] = []): Json[] {
-  const layers = modelConfig?.config?.layers;
-  if (!Array.isArray(layers)) return out;
-  for (const l of layers) {
-    out.push(l);
-    if (l?.config?.layers != null) allLayers(l, out);
-  }
-  return out;
-}
-
 /** Throws a KerasViTError for the first layer that cannot be mapped (`fn` names the caller in the message). */
 export function checkKerasViTTopology(topology: Json, fn = 'loadKerasViT'): void {
   const mc = modelConfigOf(topology);
-  const layers = allLayers(mc);
+  const layers = collectLayers(mc);
   if (layers.length === 0) throw new KerasViTError(`${fn}: the model has no layers (not a Keras model.json?)`);
   const known = tf.serialization.SerializationMap.getMap().classNameMap;
   let attention = 0;

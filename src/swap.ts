@@ -130,7 +130,7 @@ export function modelConfigOf(topology: Json): Json {
 }
 
 /** All layer configs, recursing into nested models. */
-function collectLayers(modelConfig: Json, out: Json[] = []): Json[] {
+export function collectLayers(modelConfig: Json, out: Json[] = []): Json[] {
   const layers = modelConfig?.config?.layers;
   if (!Array.isArray(layers)) return out;
   for (const l of layers) {

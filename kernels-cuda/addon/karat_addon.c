@@ -25,6 +25,7 @@
 #include <cuda_runtime_api.h>
 
 #include "../include/karat_cuda.h"
+#include "../tensorflow/tf_load_library.h"
 
 #define NAPI_CALL(env, call)                                   \
   do {                                                         \
@@ -277,61 +278,6 @@ static napi_value FourierBackward(napi_env env, napi_callback_info info) {
   napi_set_element(env, arr, 0, outS);
   napi_set_element(env, arr, 1, outC);
   return arr;
-}
-
-/* The few TensorFlow C API entry points used, resolved at run time (no TF headers needed). */
-typedef struct TF_Status TF_Status;
-typedef struct TF_Library TF_Library;
-typedef TF_Status* (*NewStatusFn)(void);
-typedef void (*DeleteStatusFn)(TF_Status*);
-typedef int (*GetCodeFn)(const TF_Status*);
-typedef const char* (*MessageFn)(const TF_Status*);
-typedef TF_Library* (*LoadLibraryFn)(const char*, TF_Status*);
-
-static napi_value result(napi_env env, int ok, const char* message) {
-  napi_value out;
-  napi_create_object(env, &out);
-  napi_set_named_property(env, out, "ok", makeBool(env, ok));
-  napi_set_named_property(env, out, "message", makeString(env, message));
-  return out;
-}
-
-static napi_value LoadTensorFlowLibrary(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) return result(env, 0, "loadTensorFlowLibrary(libtensorflowPath, opLibraryPath) needs 2 arguments");
-  char tfPath[4096], opPath[4096];
-  size_t len;
-  if (napi_get_value_string_utf8(env, argv[0], tfPath, sizeof tfPath, &len) != napi_ok ||
-      napi_get_value_string_utf8(env, argv[1], opPath, sizeof opPath, &len) != napi_ok)
-    return result(env, 0, "both arguments must be strings");
-  /* RTLD_NOLOAD: only succeed if tfjs-node already mapped this libtensorflow. */
-  void* tf = dlopen(tfPath, RTLD_NOW | RTLD_NOLOAD);
-  if (!tf) {
-    char msg[4600];
-    snprintf(msg, sizeof msg, "libtensorflow is not loaded in this process (%s): load "
-             "@tensorflow/tfjs-node(-gpu) first; dlerror: %s", tfPath, dlerror());
-    return result(env, 0, msg);
-  }
-  NewStatusFn newStatus = (NewStatusFn)dlsym(tf, "TF_NewStatus");
-  DeleteStatusFn deleteStatus = (DeleteStatusFn)dlsym(tf, "TF_DeleteStatus");
-  GetCodeFn getCode = (GetCodeFn)dlsym(tf, "TF_GetCode");
-  MessageFn message = (MessageFn)dlsym(tf, "TF_Message");
-  LoadLibraryFn loadLibrary = (LoadLibraryFn)dlsym(tf, "TF_LoadLibrary");
-  if (!newStatus || !deleteStatus || !getCode || !message || !loadLibrary) {
-    dlclose(tf);
-    return result(env, 0, "libtensorflow lacks TF_LoadLibrary / TF_Status functions");
-  }
-  TF_Status* status = newStatus();
-  TF_Library* lib = loadLibrary(opPath, status);
-  const int ok = lib != NULL && getCode(status) == 0;
-  char msg[4600];
-  snprintf(msg, sizeof msg, ok ? "loaded %s" : "TF_LoadLibrary(%s) failed: %s", opPath,
-           ok ? "" : message(status));
-  deleteStatus(status);
-  /* Keep libtensorflow referenced: the registered kernels live as long as the process. */
-  return result(env, ok, msg);
 }
 
 static napi_value Init(napi_env env, napi_value exports) {
