@@ -11,13 +11,12 @@
  *   npx tsx bench/cpu_vs_pytorch.ts [--rounds 2] [--models quick,study] [--arms softmax,fourier]
  *       [--threads 1,2] [--python /usr/bin/python3] [--backend auto] [--json runs/bench/cpu_vs_pytorch.json]
  */
-import {spawnSync} from 'node:child_process';
-import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {dirname, join} from 'node:path';
 
 import {parseFlags} from '../src/cli/flags';
-import {STUDY_MODEL} from './cpu_models';
+import {runOne, Side} from './train_runs';
 
 const args = parseFlags(process.argv.slice(2), new Set<string>()).flags;
 const rounds = Number(args.rounds ?? 2);
@@ -26,33 +25,6 @@ const arms = String(args.arms ?? 'softmax,fourier').split(',');
 /** PyTorch's thread counts; the ratio is against the faster of them (what a user would pick). */
 const threadCounts = String(args.threads ?? '1,2').split(',');
 const python = String(args.python ?? '/usr/bin/python3');
-const root = join(__dirname, '..');
-
-/** Flags of one run, the same for both sides. */
-function runFlags(model: string, arm: string): string[] {
-  const f: Record<string, unknown> = model === 'study' ?
-    {...STUDY_MODEL, epochs: 2, stepsPerEpoch: 30, testLimit: 500, evalBatchSize: 250} : {preset: 'quick'};
-  f.attention = arm;
-  f.progress = 'none';
-  const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
-  return Object.entries(f).flatMap(([k, v]) => typeof v === 'boolean' ? [v ? `--${kebab(k)}` : `--no-${kebab(k)}`] : [`--${kebab(k)}`, String(v)]);
-}
-
-interface Side {imagesPerSec: number, imagesPerCpuSec: number, testTop1: number}
-
-function runOne(side: string, model: string, arm: string, out: string): Side {
-  const common = [...runFlags(model, arm), '--out-dir', out, '--run-name', side];
-  const threads = side.startsWith('torch') ? side.slice(5) : '';
-  const cmd = side === 'karat' ?
-    [process.execPath, [join(root, 'bin', 'karat.cjs'), 'train', ...common, '--backend', String(args.backend ?? 'auto')]] as const :
-    [python, [join(root, 'python', 'train.py'), ...common, '--threads', threads]] as const;
-  const r = spawnSync(cmd[0], cmd[1], {cwd: root, encoding: 'utf8', maxBuffer: 1 << 26});
-  if (r.status !== 0) throw new Error(`${side} ${model} ${arm} failed (${r.status}): ${(r.stderr || r.stdout).slice(-2000)}`);
-  const s = JSON.parse(readFileSync(join(out, side, 'summary.json'), 'utf8'));
-  const last = s.history[s.history.length - 1];
-  const images = last.imagesPerSec * last.epochSeconds;
-  return {imagesPerSec: last.imagesPerSec, imagesPerCpuSec: images / last.cpuSeconds, testTop1: last.testTop1};
-}
 
 const results: Array<Record<string, unknown>> = [];
 const tmp = mkdtempSync(join(tmpdir(), 'karat-vs-torch-'));
@@ -66,7 +38,7 @@ try {
         const torch = threadCounts.map((n) => `torch${n}`);
         for (const side of i % 2 === 0 ? ['karat', ...torch] : [...torch, 'karat']) {
           const out = join(tmp, `${model}-${arm}-${i}`);
-          const r = runOne(side, model, arm, out);
+          const r = runOne(side, model, arm, out, {backend: String(args.backend ?? 'auto'), python});
           const key = side === 'karat' ? 'karat' : 'torch';
           const b = best[key];
           best[key] = b == null ? r : {imagesPerSec: Math.max(b.imagesPerSec, r.imagesPerSec), imagesPerCpuSec: Math.max(b.imagesPerCpuSec, r.imagesPerCpuSec), testTop1: r.testTop1};

@@ -10,71 +10,15 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
-import {KARAT_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
+import {biasGeluAll, layerNormAll, lossAndGrads, onCpuAnd, rand, values} from './support/fused_layer_cases';
 import {maxErrorOverUnit} from './support/reference';
 import {releaseWebGPUAfterAllTests, useWebGPUBackend} from './support/webgpu_node';
 import {AdamW, Param} from '../src/training/adamw';
 
 releaseWebGPUAfterAllTests();
 
-function rand(shape: number[], scale = 1, seed = 1): Float32Array {
-  let s = seed * 9301 + 49297;
-  const n = shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s * 9301 + 49297) % 233280;
-    out[i] = scale * (s / 233280 * 2 - 1);
-  }
-  return out;
-}
-
-async function values(ts: tf.Tensor[]): Promise<Float32Array[]> {
-  return Promise.all(ts.map((t) => t.data() as Promise<Float32Array>));
-}
-
-/** LayerNorm forward, and grads of sum(y · w) w.r.t. x, gamma, beta through autodiff. */
-function layerNormAll(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, w: tf.Tensor, eps: number): tf.Tensor[] {
-  return tf.tidy(() => {
-    const y = karat.layerNorm(x, g, b, eps);
-    const grads = tf.grads((xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) =>
-        tf.sum(tf.mul(karat.layerNorm(xx, gg as tf.Tensor1D, bb as tf.Tensor1D, eps), w)))([x, g, b]);
-    return [y, ...grads];
-  });
-}
-
-function biasGeluAll(x: tf.Tensor, b: tf.Tensor1D, w: tf.Tensor): tf.Tensor[] {
-  return tf.tidy(() => {
-    const y = karat.biasGelu(x, b);
-    const grads = tf.grads((xx: tf.Tensor, bb: tf.Tensor) =>
-        tf.sum(tf.mul(karat.biasGelu(xx, bb as tf.Tensor1D), w)))([x, b]);
-    return [y, ...grads];
-  });
-}
-
 function below(x: number, limit: number, what = 'value') {
   assert.ok(x < limit, `${what}: ${x} is not below ${limit}`);
-}
-
-/**
- * Loss and every parameter gradient of one training batch, with flag KARAT_FUSED_LAYERS
- * set to `fused` (restored to its default after), and the kernel names tf.profile saw.
- */
-async function lossAndGrads(model: tfl.LayersModel, x: tf.Tensor, y: tf.Tensor, fused: boolean) {
-  const vars = model.trainableWeights.map((w) => (w as unknown as {val: tf.Variable}).val);
-  tf.env().set(KARAT_FUSED_LAYERS_FLAG, fused);
-  try {
-    const info = await tf.profile(() => {
-      const r = tf.variableGrads(() => tf.mean(tfl.metrics.categoricalCrossentropy(
-          y, model.apply(x, {training: true}) as tf.Tensor)) as tf.Scalar, vars);
-      return [r.value, ...Object.values(r.grads)];
-    });
-    const out = info.result as tf.Tensor[];
-    const vals = await values(out);
-    tf.dispose(out);
-    return {vals, names: info.kernels.map((k) => k.name)};
-  } finally {
-    tf.env().set(KARAT_FUSED_LAYERS_FLAG, true);
-  }
 }
 
 const HYPER = {learningRate: 0.01, beta1: 0.9, beta2: 0.99, epsilon: 1e-6, weightDecay: 0.05, step: 3};
@@ -209,13 +153,7 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     await tf.setBackend('cpu');
   });
 
-  async function onBoth(fn: () => tf.Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
-    await tf.setBackend('cpu');
-    const ref = await values(tf.tidy(fn));
-    await tf.setBackend('webgpu');
-    const got = await values(tf.tidy(fn));
-    return [ref, got];
-  }
+  const onBoth = (fn: () => tf.Tensor[]) => onCpuAnd('webgpu', fn);
 
   for (const [M, C] of [[7, 100], [70, 33], [3, 192]]) {
     it(`LayerNorm forward and backward match cpu, M=${M} C=${C}`, async () => {

@@ -17,11 +17,10 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {strict as assert} from 'assert';
-import {spawnSync} from 'child_process';
-import * as path from 'path';
 
 import * as karat from '../src/index';
 import {KArAtMultiHeadAttention} from '../src/index';
+import {runStock} from './support/stock_mha_run';
 
 type Arr = {shape: number[], data: number[], bool?: boolean};
 type Opts = karat.AttentionCallOptions;
@@ -54,15 +53,6 @@ function randomMask(shape: number[], seed: number, bool = false): tf.Tensor {
     const r = tf.maximum(m, first);
     return bool ? tf.cast(r, 'bool') : r;
   });
-}
-
-/** Runs tfjs-layers' own MultiHeadAttention on each case in one child process. */
-function runStock(cases: unknown[]): Array<{output?: Arr, scores?: Arr, shape?: unknown, error?: string}> {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'support/stock_mha_cases.ts')],
-                      {input: JSON.stringify(cases), encoding: 'utf8', timeout: 120000, cwd: path.resolve(__dirname, '..'),
-                       maxBuffer: 64 << 20});
-  assert.equal(r.status, 0, `stock reference failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
 }
 
 /** Embedding outputs with their kerasMask, as in the upstream causal-mask tests. */

@@ -27,34 +27,8 @@ import {FourierKArAt, FourierKArAtGrad} from '../../src/ops/kernel_names';
 import {selectBackend} from '../../src/training/backend';
 import {describeOpCases, expectOpRunsLeakNothing, OpCase, opInputs, squaredHiddenGrads} from '../support/op_cases';
 import {maxErrorOverUnit as relErr, randomArray} from '../support/reference';
+import {skipWithoutTensorFlow, startTensorFlow} from '../support/tensorflow_node';
 import {expectFollowsCpu, trainTinyViT} from '../support/vit_steps';
-
-let unavailable: string | null | undefined;
-
-/** Loads tfjs-node once; null when its backend runs, else why not. */
-async function startTensorFlow(): Promise<string | null> {
-  if (unavailable !== undefined) return unavailable;
-  try {
-    // a variable specifier: the typecheck must pass on a clone without the optional peer
-    const pkg = '@tensorflow/tfjs-node';
-    await import(pkg);
-    const ok = tf.findBackendFactory('tensorflow') != null && await tf.setBackend('tensorflow');
-    unavailable = ok ? null : 'tfjs-node loaded but its backend did not initialise';
-  } catch (e) {
-    unavailable = `@tensorflow/tfjs-node is not installed or its binding did not load ` +
-        `(scripts/tfjs-node-from-wheel.sh builds it): ${(e as Error).message.split('\n')[0]}`;
-  }
-  await tf.setBackend('cpu');
-  return unavailable;
-}
-
-async function skipWithout(ctx: Mocha.Context): Promise<void> {
-  const why = await startTensorFlow();
-  if (why != null) {
-    console.warn(`!!! SKIPPED: backend tensorflow is not available here: ${why}`);
-    ctx.skip();
-  }
-}
 
 describe('tensorflow backend, composite path (before the op library is loaded)', () => {
   describeOpCases('tensorflow', {start: startTensorFlow});
@@ -64,7 +38,7 @@ describe('tensorflow backend: composite path', () => {
   const c: OpCase = {B: 2, h: 2, N: 13, r: 5, G: 3};
 
   before(async function() {
-    await skipWithout(this);
+    await skipWithoutTensorFlow(this);
   });
   after(async () => {
     await tf.setBackend('cpu');
@@ -98,7 +72,7 @@ describe('tensorflow backend: KArAt ViT training steps match cpu', function() {
   const labels = [0, 2, 1, 2];
 
   before(async function() {
-    await skipWithout(this);
+    await skipWithoutTensorFlow(this);
   });
   after(async () => {
     await tf.setBackend('cpu');
@@ -126,7 +100,7 @@ describe('tensorflow backend, fused op (libkarat_tf_ops_cpu.so loaded with TF_Lo
 
   describe('loading', () => {
     before(async function() {
-      await skipWithout(this);
+      await skipWithoutTensorFlow(this);
     });
     after(async () => {
       await tf.setBackend('cpu');
@@ -204,7 +178,7 @@ describe('tensorflow backend, fused op (libkarat_tf_ops_cpu.so loaded with TF_Lo
 
 describe('tensorflow backend: selection', () => {
   before(async function() {
-    await skipWithout(this);
+    await skipWithoutTensorFlow(this);
   });
   after(async () => {
     await tf.setBackend('cpu');
@@ -222,7 +196,7 @@ describe('tensorflow backend: selection', () => {
 describe('karat CLI on tensorflow (child process)', function() {
   this.timeout(240000);
   before(async function() {
-    await skipWithout(this);
+    await skipWithoutTensorFlow(this);
   });
 
   it('karat info --probe reports tensorflow working; karat train --backend tensorflow trains', () => {
