@@ -205,7 +205,7 @@ describe('browser demo (Playwright, headless Chromium)', function() {
     assert.equal(await page.getAttribute('#ft-class-0', 'data-count'), '8', 'nothing lost');
     await page.screenshot({path: join(ARTIFACTS, '1-classes-and-bad-file.png'), fullPage: true});
     // Fine-tune: 12 training images, 4 held out, batch 8: 2 steps per epoch.
-    const epochs = 4;
+    const epochs = 8;
     await page.fill('#ft-epochs', String(epochs));
     const t0 = Date.now();
     await page.click('#ft-start');
