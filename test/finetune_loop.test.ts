@@ -131,6 +131,20 @@ for (const backend of ['cpu', 'wasm']) {
       await tf.setBackend('cpu');
     });
 
+    it('withNewHead with a seed: the same seed gives the same head, another seed another; a non-integer seed is refused', async () => {
+      const base = tinyViT();
+      const headOf = async (seed: number) => {
+        const m = await karat.withNewHead(base, 3, seed);
+        const w = m.weights.filter((x) => x.originalName.startsWith('head/')).map((x) => Array.from(x.read().dataSync()));
+        assert.ok(w.length > 0 && w.some((a) => a.some((v) => v !== 0)), 'the head has non-zero weights');
+        return JSON.stringify(w);
+      };
+      const a = await headOf(7), b = await headOf(7), c = await headOf(8);
+      assert.equal(a, b);
+      assert.notEqual(a, c);
+      await assert.rejects(karat.withNewHead(base, 3, 1.5), /seed must be an integer/);
+    });
+
     it('learns two distinct classes with a new head, training only KArAt and the head, with progress callbacks', async () => {
       const rnd = mulberry(11);
       const items = Array.from({length: 24}, (_, i) => ({image: classImage(i % 2, 20, 20, rnd), label: i % 2}));

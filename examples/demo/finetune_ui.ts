@@ -229,7 +229,7 @@ async function startFineTune() {
   let model: tfl.LayersModel | null = null;
   try {
     status.textContent = 'new head…';
-    model = await karat.withNewHead(ctx.model, classNames.length, seededRandom(1));
+    model = await karat.withNewHead(ctx.model, classNames.length, 1);  // seeded: the same images give the same run
     const t0 = performance.now();
     const r = await karat.fineTune(model, split.train, split.heldOut, {
       epochs, batchSize: 8, learningRate: trainAll ? 5e-4 : 2e-3, freeze: trainAll ? null : 'all-but-karat-and-head',
@@ -444,14 +444,3 @@ export function setupFineTune(c: DemoContext) {
   $('ft-download').addEventListener('click', () => void download());
 }
 
-/** A small seeded generator (mulberry32) for the new head's initial weights: the same images give the same fine-tuning run. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -96,8 +96,16 @@ const macrotask = () => new Promise<void>((r) => setTimeout(r, 0));
 /**
  * The model with a new, freshly initialised classification head of `numClasses` outputs (logits),
  * every other weight kept bit for bit (adaptForFinetune with the model's own attention).
+ * `random` draws the new weights: a seed (the same seed gives the same head), a function
+ * returning numbers in [0, 1), or omitted for Math.random.
  */
-export async function withNewHead(model: tfl.LayersModel, numClasses: number, random?: () => number): Promise<tfl.LayersModel> {
+export async function withNewHead(model: tfl.LayersModel, numClasses: number,
+                                  random?: number | (() => number)): Promise<tfl.LayersModel> {
+  if (typeof random === 'number') {
+    if (!Number.isInteger(random)) throw new KArAtArgumentError(`withNewHead: a seed must be an integer, got ${random}`);
+    const rng = new Rng(random);
+    random = () => rng.uniform();
+  }
   const d = await describeViT(model);
   const a = d.attention;
   const attention = a === 'softmax' ? 'softmax' as const : {
