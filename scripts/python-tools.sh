@@ -25,6 +25,8 @@ PINS=(
   "timm==1.0.15"
   "safetensors==0.4.5"
   "huggingface-hub==0.26.5"
+  "pandas==2.3.3"
+  "wurlitzer==3.1.1"
 )
 # Installed without their declared dependencies: tensorflowjs declares flax and
 # tensorflow-decision-forests for converters we do not use; its Keras converter imports
@@ -54,7 +56,7 @@ NUMPY="$("$PY" -c 'import numpy; print(numpy.__version__)')"
 CONSTRAINTS="$DIR/constraints.txt"
 printf 'numpy==%s\n' "$NUMPY" > "$CONSTRAINTS"
 PIP=("$DIR/bin/python" -m pip --disable-pip-version-check --no-input -q)
-"${PIP[@]}" install -c "$CONSTRAINTS" "${PINS[@]}" wurlitzer pandas
+"${PIP[@]}" install -c "$CONSTRAINTS" "${PINS[@]}"
 "${PIP[@]}" install --no-deps "${NODEPS[@]}"
 "$DIR/bin/python" - <<'EOF'
 import tensorflowjs, tf_keras, timm, safetensors, torch
