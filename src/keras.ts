@@ -23,7 +23,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 import {KArAtArgumentError} from './ops/validate';
-import {collectLayers, modelConfigOf, swapAttentionWithReport} from './swap';
+import {collectLayers, loadArtifacts, modelConfigOf, swapAttentionWithReport} from './swap';
 
 type Json = any;  // tslint:disable-line:no-any
 
@@ -108,20 +108,8 @@ export async function loadKerasViT(source: string | tf.io.IOHandler | tf.io.Mode
   if (source != null && typeof source === 'object' && Array.isArray((source as tfl.LayersModel).layers)) {
     throw new KerasViTError(`loadKerasViT: argument 'source' is already a tf.LayersModel; give the converted model.json`);
   }
-  let artifacts: tf.io.ModelArtifacts;
-  if (typeof source === 'string') {
-    const handlers = tf.io.getLoadHandlers(source);
-    if (handlers.length !== 1) {
-      throw new KerasViTError(`loadKerasViT: tf.io has ${handlers.length} load handlers for ${source} (expected 1)`);
-    }
-    artifacts = await handlers[0].load!();
-  } else if (source != null && typeof source === 'object' && typeof (source as tf.io.IOHandler).load === 'function') {
-    artifacts = await (source as tf.io.IOHandler).load!();
-  } else if (source != null && typeof source === 'object' && 'modelTopology' in source) {
-    artifacts = source as tf.io.ModelArtifacts;
-  } else {
-    throw new KerasViTError(`loadKerasViT: argument 'source' must be a model.json URL, an IOHandler or tf.io.ModelArtifacts`);
-  }
+  const artifacts = await loadArtifacts(source, 'loadKerasViT', 'source', 'a model.json URL, an IOHandler or tf.io.ModelArtifacts',
+                                        (m) => new KerasViTError(m));
   const topology = artifacts.modelTopology;
   if (topology == null || topology instanceof ArrayBuffer) {
     throw new KerasViTError(`loadKerasViT: the model has no Layers-model topology (a graph model?)`);

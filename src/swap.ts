@@ -82,6 +82,29 @@ function isLayersModel(x: unknown): x is tfl.LayersModel {
 }
 
 /**
+ * The artifacts of a model given as a URL (through tf.io's one load handler for it), an
+ * IOHandler, or tf.io.ModelArtifacts. Errors name the calling function `fn`, its argument `arg`
+ * and what it `accepts`; `makeError` builds them (KArAtArgumentError by default).
+ */
+export async function loadArtifacts(source: unknown, fn: string, arg: string, accepts: string,
+                                    makeError: (message: string) => Error = (m) => new KArAtArgumentError(m)):
+    Promise<tf.io.ModelArtifacts> {
+  if (typeof source === 'string') {
+    const handlers = tf.io.getLoadHandlers(source);
+    if (handlers.length !== 1) {
+      throw makeError(`${fn}: argument '${arg}' is a URL for which tf.io has ${handlers.length} load ` +
+                      `handlers (expected 1): ${source}`);
+    }
+    return handlers[0].load!();
+  }
+  if (source != null && typeof source === 'object' && typeof (source as tf.io.IOHandler).load === 'function') {
+    return (source as tf.io.IOHandler).load!();
+  }
+  if (source != null && typeof source === 'object' && 'modelTopology' in source) return source as tf.io.ModelArtifacts;
+  throw makeError(`${fn}: argument '${arg}' must be ${accepts}, got ${source === null ? 'null' : typeof source}`);
+}
+
+/**
  * The topology and named weights of a model source (a live model, artifacts, an IOHandler or a
  * URL); `owned` when the weights were decoded here (the caller disposes them). `fn` names the
  * calling function in errors.
@@ -94,24 +117,7 @@ export async function readModelSource(source: SwapSource, fn = 'swapAttention'):
     for (const w of source.weights) weights.set(w.originalName, w.read());
     return {topology, weights, owned: false};
   }
-  let artifacts: tf.io.ModelArtifacts;
-  if (typeof source === 'string') {
-    const handlers = tf.io.getLoadHandlers(source);
-    if (handlers.length !== 1) {
-      throw new KArAtArgumentError(
-          `${fn}: argument 'model' is a URL for which tf.io has ${handlers.length} load ` +
-          `handlers (expected 1): ${source}`);
-    }
-    artifacts = await handlers[0].load!();
-  } else if (source != null && typeof source === 'object' && typeof (source as tf.io.IOHandler).load === 'function') {
-    artifacts = await (source as tf.io.IOHandler).load!();
-  } else if (source != null && typeof source === 'object' && 'modelTopology' in source) {
-    artifacts = source as tf.io.ModelArtifacts;
-  } else {
-    throw new KArAtArgumentError(
-        `${fn}: argument 'model' must be a tf.LayersModel, tf.io.ModelArtifacts, an IOHandler ` +
-        `or a URL string, got ${source === null ? 'null' : typeof source}`);
-  }
+  const artifacts = await loadArtifacts(source, fn, 'model', 'a tf.LayersModel, tf.io.ModelArtifacts, an IOHandler or a URL string');
   const topology = artifacts.modelTopology as Json;
   if (topology == null || topology instanceof ArrayBuffer) {
     throw new KArAtArgumentError(`${fn}: argument 'model' has no Layers-model topology`);
