@@ -18,6 +18,7 @@ import * as path from 'path';
 import * as karat from '../src/node';
 import {readWeights, writeCheckpoint} from '../src/training/checkpoint';
 import {buildModel} from '../src/training/model';
+import {editHeader} from './support/checkpoint_header';
 import {runCliInProcess} from './support/cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'karat-sweep-'));
@@ -69,17 +70,8 @@ describe('hostile sweep: every CLI command x every file kind it reads x hostile 
     fs.writeFileSync(p, JSON.stringify(j));
   };
   const ckHeader = (edit: (h: Record<string, unknown>) => void) => {
-    const b = fs.readFileSync(ckpt);
-    const hl = b.readUInt32LE(8);
-    const h = JSON.parse(b.subarray(12, 12 + hl).toString('utf8'));
-    const data = b.subarray(12 + hl + ((4 - ((12 + hl) % 4)) % 4));
-    edit(h);
-    const hb = Buffer.from(JSON.stringify(h));
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(hb.length);
-    const pad = Buffer.alloc((4 - ((12 + hb.length) % 4)) % 4);
     const p = fresh('x.ckpt');
-    fs.writeFileSync(p, Buffer.concat([b.subarray(0, 8), len, hb, pad, data]));
+    editHeader(ckpt, p, edit);
     return p;
   };
   const stHeader = (edit: (h: Record<string, unknown>) => void, text?: (s: string) => string) => {

@@ -20,6 +20,7 @@ import {buildModel} from '../src/training/model';
 import {resolveConfig} from '../src/training/config';
 import {train} from '../src/training/trainer';
 import {crc32, crc32Portable} from '../src/training/crc32';
+import {editHeader} from './support/checkpoint_header';
 import {runCliInProcess} from './support/cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'karat-security-'));
@@ -139,19 +140,6 @@ async function tinyCheckpoint(file: string): Promise<void> {
   });
 }
 
-/** Rewrites a checkpoint file with `edit` applied to its header (data unchanged). */
-function editHeader(src: string, dst: string, edit: (h: Record<string, unknown>) => void): void {
-  const b = fs.readFileSync(src);
-  const hl = b.readUInt32LE(8);
-  const h = JSON.parse(b.subarray(12, 12 + hl).toString('utf8'));
-  const data = b.subarray(12 + hl + ((4 - ((12 + hl) % 4)) % 4));
-  edit(h);
-  const hb = Buffer.from(JSON.stringify(h));
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(hb.length);
-  const pad = Buffer.alloc((4 - ((12 + hb.length) % 4)) % 4);
-  fs.writeFileSync(dst, Buffer.concat([b.subarray(0, 8), len, hb, pad, data]));
-}
 
 describe('security: checkpoints are verified before use', function() {
   const file = path.join(tmp, 'ck', 'good.ckpt');
