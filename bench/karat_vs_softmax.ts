@@ -25,7 +25,7 @@ import {loadavg} from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 
 import '../src/index';
-import {leanVariableGrads} from '../src/ops/lean_grads';
+import {leanVariableGrads} from '../core/lean_grads';
 import {AdamW, clipByGlobalNorm} from '../src/training/adamw';
 import {activateBackend} from '../src/training/backend';
 import {modelWeights} from '../src/training/checkpoint';

@@ -25,7 +25,7 @@ import {loadavg, tmpdir} from 'node:os';
 import {dirname, join} from 'node:path';
 
 import '../src/index';
-import {leanVariableGrads} from '../src/ops/lean_grads';
+import {leanVariableGrads} from '../core/lean_grads';
 import {AdamW, clipByGlobalNorm} from '../src/training/adamw';
 import {activateBackend} from '../src/training/backend';
 import {modelWeights} from '../src/training/checkpoint';

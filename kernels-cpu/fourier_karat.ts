@@ -1,6 +1,6 @@
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {FourierKArAt, fourierKArAtDims, FourierKArAtInputs} from '../src/ops/kernel_names';
+import {FourierKArAt, fourierKArAtDims, FourierKArAtInputs} from '../core/kernel_names';
 import {fourierKArAtImpl} from './fourier_karat_impl';
 import {CpuLikeBackend, readValues} from './util';
 

@@ -1,6 +1,6 @@
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {FourierKArAtGrad, fourierKArAtDims, FourierKArAtGradInputs} from '../src/ops/kernel_names';
+import {FourierKArAtGrad, fourierKArAtDims, FourierKArAtGradInputs} from '../core/kernel_names';
 import {fourierKArAtGradImpl} from './fourier_karat_impl';
 import {CpuLikeBackend, readValues} from './util';
 

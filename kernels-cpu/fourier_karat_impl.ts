@@ -6,7 +6,7 @@
  * angle-addition recurrence, one row of N·G at a time: never a [B,h,N,N,2G] buffer.
  * Accumulation is in float64 (JS numbers).
  */
-import type {FourierKArAtDims} from '../src/ops/kernel_names';
+import type {FourierKArAtDims} from '../core/kernel_names';
 
 type Values = ArrayLike<number>;
 

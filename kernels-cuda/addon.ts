@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import {requireFromCwd} from '../src/node_require';
+import {requireFromCwd} from '../core/node_require';
 
 /** What the addon exports (see addon/karat_addon.c). */
 export interface KaratCudaAddon {

@@ -8,7 +8,7 @@
 import type {BackendWasm} from '@tensorflow/tfjs-backend-wasm';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {FourierKArAt, fourierKArAtDims, FourierKArAtInputs} from '../src/ops/kernel_names';
+import {FourierKArAt, fourierKArAtDims, FourierKArAtInputs} from '../core/kernel_names';
 import {fourierKArAtInto} from '../kernels-cpu/fourier_karat_impl';
 import {fourierKArAtSimd} from './simd';
 import {heapF32} from './util';

@@ -6,7 +6,7 @@
 import type {BackendWasm} from '@tensorflow/tfjs-backend-wasm';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {FourierKArAtGrad, fourierKArAtDims, FourierKArAtGradInputs} from '../src/ops/kernel_names';
+import {FourierKArAtGrad, fourierKArAtDims, FourierKArAtGradInputs} from '../core/kernel_names';
 import {fourierKArAtGradInto} from '../kernels-cpu/fourier_karat_impl';
 import {fourierKArAtGradSimd} from './simd';
 import {heapF32} from './util';

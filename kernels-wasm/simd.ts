@@ -18,7 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import type {FourierKArAtDims} from '../src/ops/kernel_names';
+import type {FourierKArAtDims} from '../core/kernel_names';
 import {FOURIER_KARAT_WASM_BASE64} from './fourier_karat_module';
 
 export const KARAT_WASM_SIMD_FLAG = 'KARAT_WASM_SIMD';

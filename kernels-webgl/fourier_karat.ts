@@ -2,8 +2,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {compositeFourierKArAtHidden} from '../src/ops/composite';
-import {FourierKArAt, fourierKArAtDims, FourierKArAtInputs} from '../src/ops/kernel_names';
+import {compositeFourierKArAtHidden} from '../core/composite';
+import {FourierKArAt, fourierKArAtDims, FourierKArAtInputs} from '../core/kernel_names';
 import {CoeffPackProgram, Dims, ForwardProgram} from './fourier_karat_gpu';
 import {asTensor, fusedUnsupportedReason, noteFallback, WebGLLikeBackend} from './util';
 

@@ -6,8 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {compositeFourierKArAtGrad} from '../src/ops/composite';
-import {FourierKArAtGrad, FourierKArAtGradInputs} from '../src/ops/kernel_names';
+import {compositeFourierKArAtGrad} from '../core/composite';
+import {FourierKArAtGrad, FourierKArAtGradInputs} from '../core/kernel_names';
 import {webglDims} from './fourier_karat';
 import {CoeffPackProgram, coeffChunks, GradCoeffsPartialProgram, GradCoeffsReduceProgram, GradScoresProgram} from './fourier_karat_gpu';
 import {asTensor, fusedUnsupportedReason, noteFallback, WebGLLikeBackend} from './util';

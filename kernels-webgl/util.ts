@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type {GPGPUProgram} from '@tensorflow/tfjs-backend-webgl';
 
-import {MAX_FUSED_GRID} from '../src/ops/kernel_names';
+import {MAX_FUSED_GRID} from '../core/kernel_names';
 
 export interface WebGLLikeBackend {
   runWebGLProgram(

@@ -1,5 +1,5 @@
 /**
- * Kernels of the fused softmax attention (src/ops/attention.ts) for backend 'webgpu', one
+ * Kernels of the fused softmax attention (core/attention.ts) for backend 'webgpu', one
  * dispatch each (program: attention_webgpu.ts):
  *   KArAtSoftmaxAttention            {q, k, v}     -> softmax(q kᵀ) v   [B,h,T,dv]
  *   KArAtSoftmaxAttentionProbs       {q, k}        -> softmax(q kᵀ)     [B,h,T,S]
@@ -8,7 +8,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtSoftmaxAttention, KArAtSoftmaxAttentionGradScores, KArAtSoftmaxAttentionProbs} from '../src/ops/attention';
+import {KArAtSoftmaxAttention, KArAtSoftmaxAttentionGradScores, KArAtSoftmaxAttentionProbs} from '../core/attention';
 import {AttentionMode, AttentionRowProgram} from './attention_webgpu';
 
 type Inputs = {q: TensorInfo, k: TensorInfo, v?: TensorInfo, dy?: TensorInfo};

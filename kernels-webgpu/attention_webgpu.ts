@@ -1,5 +1,5 @@
 /**
- * WebGPU program of the fused softmax-attention kernels (src/ops/attention.ts), flash-style:
+ * WebGPU program of the fused softmax-attention kernels (core/attention.ts), flash-style:
  * one workgroup of ROW_WG threads per query row (b, h, i). The row's T x S scores never reach
  * GPU memory: the workgroup computes s_j = q_i · k_j into workgroup memory, reduces the row
  * maximum and the sum of exponentials, then, by mode,

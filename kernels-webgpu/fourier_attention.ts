@@ -1,5 +1,5 @@
 /**
- * Kernels of flash-style Fourier-KArAt attention (src/ops/attention.ts, fourierAttention) for
+ * Kernels of flash-style Fourier-KArAt attention (core/attention.ts, fourierAttention) for
  * backend 'webgpu', one dispatch each (programs: fourier_attention_webgpu.ts):
  *   KArAtFourierAttention            {q, k, coeffs, u}      -> ĥ(q kᵀ) u          [B,h,N,dv]
  *   KArAtFourierAttentionHidden      {q, k, coeffs}         -> ĥ(q kᵀ)            [B,h,N,r]
@@ -12,7 +12,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtFourierAttention, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradK, KArAtFourierAttentionGradProj, KArAtFourierAttentionGradQ, KArAtFourierAttentionHidden} from '../src/ops/attention';
+import {KArAtFourierAttention, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradK, KArAtFourierAttentionGradProj, KArAtFourierAttentionGradQ, KArAtFourierAttentionHidden} from '../core/attention';
 import {FourierAttentionColumnProgram, FourierAttentionDims, FourierAttentionGradProjProgram, FourierAttentionRowProgram} from './fourier_attention_webgpu';
 
 type Inputs = {q: TensorInfo, k: TensorInfo, coeffs: TensorInfo, u?: TensorInfo, dh?: TensorInfo};

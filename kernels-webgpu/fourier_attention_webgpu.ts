@@ -1,5 +1,5 @@
 /**
- * WebGPU programs of flash-style Fourier-KArAt attention (src/ops/attention.ts,
+ * WebGPU programs of flash-style Fourier-KArAt attention (core/attention.ts,
  * fourierAttention): the scores s_ij = q_i · k_j are formed on the fly, per tile of 64, and
  * never reach GPU memory; neither does any other N x N tensor.
  *

@@ -2,7 +2,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {FourierKArAt, fourierKArAtDims, FourierKArAtInputs} from '../src/ops/kernel_names';
+import {FourierKArAt, fourierKArAtDims, FourierKArAtInputs} from '../core/kernel_names';
 import {dimsUniformData, FourierKArAtProgram} from './fourier_karat_webgpu';
 import {coeffsView} from './util';
 

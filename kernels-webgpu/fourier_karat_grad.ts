@@ -6,7 +6,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {FourierKArAtGrad, fourierKArAtDims, FourierKArAtGradInputs} from '../src/ops/kernel_names';
+import {FourierKArAtGrad, fourierKArAtDims, FourierKArAtGradInputs} from '../core/kernel_names';
 import {FourierKArAtGradCoeffsPartialProgram, SumChunksProgram} from './fourier_karat_grad_coeffs_webgpu';
 import {FourierKArAtGradScoresProgram} from './fourier_karat_grad_scores_webgpu';
 import {dimsUniformData} from './fourier_karat_webgpu';

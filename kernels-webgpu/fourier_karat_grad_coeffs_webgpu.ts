@@ -16,7 +16,7 @@
  */
 import type {WebGPUProgram} from '@tensorflow/tfjs-backend-webgpu';
 
-import type {FourierKArAtDims} from '../src/ops/kernel_names';
+import type {FourierKArAtDims} from '../core/kernel_names';
 import {DIMS_UNIFORMS} from './fourier_karat_webgpu';
 import {GradCoeffsPlan, gradCoeffsPlan, unroll, SINCOS_WGSL} from './plan';
 

@@ -13,7 +13,7 @@
  */
 import type {WebGPUProgram} from '@tensorflow/tfjs-backend-webgpu';
 
-import type {FourierKArAtDims} from '../src/ops/kernel_names';
+import type {FourierKArAtDims} from '../core/kernel_names';
 import {ForwardPlan, forwardPlan, unroll, SINCOS_WGSL} from './plan';
 
 /** The program-defined uniforms every Fourier-KArAt program declares first. */

@@ -1,5 +1,5 @@
 /**
- * Kernels of the fused layer ops (src/ops/fused_layers.ts) for backend 'webgpu':
+ * Kernels of the fused layer ops (core/fused_layers.ts) for backend 'webgpu':
  *   KArAtLayerNorm      1 dispatch
  *   KArAtLayerNormGrad  4 dispatches (row stats, dx, dgamma, dbeta)
  *   KArAtBiasGelu       1 dispatch
@@ -12,7 +12,7 @@ import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import {env} from '@tensorflow/tfjs-core';
 import type {KernelConfig, KernelFunc, NamedAttrMap, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {AdamWUpdateAttrs, adamWScalars, KArAtAdamW, KArAtAdamWInPlace, KArAtSoftmax, KArAtSoftmaxGrad, KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad} from '../src/ops/fused_layers';
+import {AdamWUpdateAttrs, adamWScalars, KArAtAdamW, KArAtAdamWInPlace, KArAtSoftmax, KArAtSoftmaxGrad, KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad} from '../core/fused_layers';
 import {adamWInPlace} from './adamw_inplace';
 import {AdamWProgram, BiasGeluProgram, ColumnSumProgram, LayerNormGradDxProgram, LayerNormProgram, LayerNormStatsProgram, SoftmaxGradRowProgram, SoftmaxRowProgram} from './layer_ops_webgpu';
 

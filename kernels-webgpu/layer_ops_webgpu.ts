@@ -1,5 +1,5 @@
 /**
- * WebGPU programs of the fused layer ops (src/ops/fused_layers.ts): LayerNorm forward and
+ * WebGPU programs of the fused layer ops (core/fused_layers.ts): LayerNorm forward and
  * backward, bias + GELU forward and backward, AdamW update.
  *
  * Row programs (LayerNorm, statistics) use one workgroup of ROW_WG threads per row [M, C]:

@@ -7,7 +7,7 @@
  * register and workgroup-memory use stay bounded for any grid size G; for G <= 8 (every
  * configuration of the paper) there is exactly one block.
  */
-import {FourierKArAtDims, MAX_FUSED_GRID} from '../src/ops/kernel_names';
+import {FourierKArAtDims, MAX_FUSED_GRID} from '../core/kernel_names';
 
 /** Harmonics handled per block (m-block). */
 export const HARMONIC_BLOCK = MAX_FUSED_GRID;

@@ -1,6 +1,6 @@
 import type {TensorInfo} from '@tensorflow/tfjs-core';
 
-import type {FourierKArAtDims} from '../src/ops/kernel_names';
+import type {FourierKArAtDims} from '../core/kernel_names';
 
 /**
  * coeffs [h,2,r,N,G] seen as [h*2*r, N*G]: the same GPU buffer under a rank-2 shape

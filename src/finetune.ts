@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import {AttentionActivation, resolveAttention} from './layers/attention_config';
-import {KArAtArgumentError} from './ops/validate';
+import {KArAtArgumentError} from '../core/validate';
 import {checkKerasViTTopology} from './keras';
 import {modelConfigOf, readModelSource, swapAttentionWithReport, SwapSource} from './swap';
 

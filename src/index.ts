@@ -4,14 +4,14 @@
  * bundles for browsers as is. The Node-only parts (datasets on disk, training, file IO, the CUDA
  * kernels through tfjs-node-gpu, the CLI's building blocks) are in `tfjs-karat/node` (src/node.ts).
  *
- * The only place that wires the op contract (src/ops) to the backend kernel folders; each
+ * The only place that wires the op contract (core/) to the backend kernel folders; each
  * kernels-* folder registers itself on import.
  */
 // tfjs-layers registers every stock gradient (tfjs-core alone does not), which the
 // composite paths rely on.
 import '@tensorflow/tfjs-layers';
 
-export * from './ops/index';
+export * from '../core/index';
 export * from './bases/index';
 export {version} from './version';
 
@@ -33,7 +33,7 @@ export * as io from './io/index';
 // Analyses: attention maps, spectra, activation curves, loss landscape.
 export * as analysis from './analysis/index';
 // Fused LayerNorm, bias+GELU and AdamW ops with their webgpu kernels (fast WebGPU training).
-export * from './ops/fused_layers';
+export * from '../core/fused_layers';
 export {fusedDense, fusedLayerNormalization, FUSED_DENSE_CLASS, FUSED_LAYER_NORMALIZATION_CLASS} from './layers/fused_layers';
 import '../kernels-webgpu/register_layers';
 // Fine-tuning a pretrained ViT with KArAt: attention swap, new head, position-embedding resampling.

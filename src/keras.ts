@@ -22,7 +22,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
-import {KArAtArgumentError} from './ops/validate';
+import {KArAtArgumentError} from '../core/validate';
 import {collectLayers, loadArtifacts, modelConfigOf, swapAttentionWithReport} from './swap';
 
 type Json = any;  // tslint:disable-line:no-any

@@ -19,7 +19,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import {KArAtArgumentError} from './ops/validate';
+import {KArAtArgumentError} from '../core/validate';
 import {checkLayerSizes} from './io/validate_weights';
 import {AttentionActivation, resolveAttention, ResolvedAttention, serializeAttention} from './layers/attention_config';
 import {KArAtMultiHeadAttention} from './layers/multihead_attention';

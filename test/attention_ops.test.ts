@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
-import {matMulPerHeadTransposedLeft} from '../src/ops/head_matmul';
+import {matMulPerHeadTransposedLeft} from '../core/head_matmul';
 import {maxRelError, randomArray} from './support/reference';
 import {releaseWebGPUAfterAllTests, useWebGPUBackend} from './support/webgpu_node';
 

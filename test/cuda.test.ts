@@ -22,7 +22,7 @@ import {
 import {fourierKArAtGradImpl, fourierKArAtImpl} from '../kernels-cpu/fourier_karat_impl';
 import {compareCases, KaratCase, normalisedError, readCases, writeCases} from '../kernels-cuda/harness/compare';
 import {tensorFlowKernelConfigs, TF_BACKEND} from '../kernels-cuda/tensorflow/loader';
-import type {FourierKArAtDims} from '../src/ops/kernel_names';
+import type {FourierKArAtDims} from '../core/kernel_names';
 
 function rng(seed: number) {
   let s = seed >>> 0;

@@ -11,7 +11,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {strict as assert} from 'assert';
 
 import * as karat from '../src/index';
-import {enableLeanGradients, LEAN_GRADIENTS_TFJS_VERSIONS, leanGradients, leanGradientsAvailable, leanGradientsEnabled, leanGradientsSupportsVersion, leanVariableGrads, setTfjsVersionForTesting} from '../src/ops/lean_grads';
+import {enableLeanGradients, LEAN_GRADIENTS_TFJS_VERSIONS, leanGradients, leanGradientsAvailable, leanGradientsEnabled, leanGradientsSupportsVersion, leanVariableGrads, setTfjsVersionForTesting} from '../core/lean_grads';
 
 async function sameValues(a: tf.Tensor, b: tf.Tensor, what: string) {
   assert.deepEqual(a.shape, b.shape, `${what}: shape`);
@@ -134,7 +134,7 @@ describe('leanGradients / leanVariableGrads', () => {
     assert.equal(LEAN_GRADIENTS_TFJS_VERSIONS, '4.22.x');
     assert.ok(/^4\.22\.\d+$/.test(installed),
               `tfjs-core ${installed} is installed, but the lean backward pass was written for 4.22.x: check ` +
-              `src/ops/lean_grads.ts against this version's engine, then update LEAN_GRADIENTS_TFJS_VERSIONS and this test`);
+              `core/lean_grads.ts against this version's engine, then update LEAN_GRADIENTS_TFJS_VERSIONS and this test`);
     assert.equal(leanGradientsSupportsVersion(installed), true);
     assert.equal(leanGradientsAvailable(), true);
     for (const [v, ok] of [['4.22.0', true], ['4.22.13', true], ['4.21.0', false], ['4.23.0', false], ['5.0.0', false], ['4.22', false]] as const) {

@@ -22,7 +22,7 @@ import '@tensorflow/tfjs-backend-wasm';
 
 import * as karat from '../src/index';
 import {fourierKArAtGrad, fourierKArAtHidden} from '../src/index';
-import {FourierKArAt, FourierKArAtGrad} from '../src/ops/kernel_names';
+import {FourierKArAt, FourierKArAtGrad} from '../core/kernel_names';
 import {maxErrorOverUnit as relErr, randomArray, refGrads, refHidden} from './support/reference';
 import {caseLabel, expectOpRunsLeakNothing, OP_CASES, OpCase, OpInputs, opInputs, squaredHiddenGrads} from './support/op_cases';
 import {expectFollowsCpu, trainTinyViT} from './support/vit_steps';

@@ -1,6 +1,6 @@
 /**
  * Flash-style Fourier-KArAt attention on webgpu (kernels-webgpu/fourier_attention*.ts, used by
- * fourierAttention in src/ops/attention.ts) against two references:
+ * fourierAttention in core/attention.ts) against two references:
  *   - today's fused op on webgpu: ĥ(q kᵀ) through the FourierKArAt / FourierKArAtGrad kernels
  *     (the N x N scores materialised), times projᵀ v;
  *   - the composite on cpu (compositeFourierKArAtHidden: plain tfjs ops, autodiff).

@@ -14,8 +14,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
 import '../src/index';
-import {KARAT_FUSED_LAYERS_FLAG} from '../src/ops/fused_layers';
-import {FourierKArAt, FourierKArAtGrad} from '../src/ops/kernel_names';
+import {KARAT_FUSED_LAYERS_FLAG} from '../core/fused_layers';
+import {FourierKArAt, FourierKArAtGrad} from '../core/kernel_names';
 import {forwardPlan, gradCoeffsPlan, gradScoresPlan} from '../kernels-webgpu/plan';
 import {normalish} from './browser/util';
 import {describeOpCases, expectOpRunsLeakNothing, OpCase, opInputs, squaredHiddenGrads} from './support/op_cases';

@@ -16,7 +16,7 @@ import {readFileSync, writeFileSync} from 'node:fs';
 import {pathToFileURL} from 'node:url';
 
 import {fourierKArAtGradImpl, fourierKArAtImpl} from '../../kernels-cpu/fourier_karat_impl';
-import type {FourierKArAtDims} from '../../src/ops/kernel_names';
+import type {FourierKArAtDims} from '../../core/kernel_names';
 
 const MAGIC = 'KARATCAS';
 

@@ -17,8 +17,8 @@ import * as path from 'node:path';
 
 import * as tf from '@tensorflow/tfjs-core';
 
-import {FourierKArAt, FourierKArAtGrad, FourierKArAtGradInputs, FourierKArAtInputs} from '../../src/ops/kernel_names';
-import {requireFromCwd} from '../../src/node_require';
+import {FourierKArAt, FourierKArAtGrad, FourierKArAtGradInputs, FourierKArAtInputs} from '../../core/kernel_names';
+import {requireFromCwd} from '../../core/node_require';
 import {loadCudaAddon} from '../addon';
 
 export const TF_BACKEND = 'tensorflow';

@@ -1,5 +1,5 @@
 """The KArAt operator math for PyTorch, in one place (the TypeScript side's counterpart is
-src/bases/* and src/ops/fourier_karat.ts).
+src/bases/* and core/fourier_karat.ts).
 
 Shapes (spec: scores [B, h, N, N]; R = r, or N for rank 'full'):
   fourier   coeffs [h, 2, R, N, G] (index 0 = cosine A, 1 = sine B)

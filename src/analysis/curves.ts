@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import {getBasis, KArAtOperatorConfig, ResolvedOperatorConfig, resolveOperatorConfig} from '../bases/index';
-import {KArAtArgumentError} from '../ops/validate';
+import {KArAtArgumentError} from '../../core/validate';
 
 export interface CurvePair {
   head: number;

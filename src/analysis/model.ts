@@ -11,7 +11,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 import {operatorActivation, ResolvedOperatorConfig} from '../bases/index';
 import {KArAtMultiHeadAttention} from '../layers/multihead_attention';
-import {KArAtArgumentError} from '../ops/validate';
+import {KArAtArgumentError} from '../../core/validate';
 import {singularValues} from './linalg';
 import {attentionRollout, BlockAttention, classTokenRow, RolloutOptions} from './rollout';
 

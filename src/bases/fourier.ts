@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {fourierKArAtHidden} from '../ops/fourier_karat';
+import {fourierKArAtHidden} from '../../core/fourier_karat';
 import {Basis, coeffStd, normalInit} from './types';
 
 export const fourierBasis: Basis = {

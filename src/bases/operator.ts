@@ -10,9 +10,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import {foldedAttention} from '../ops/fourier_karat';
-import {matMulPerHead} from '../ops/head_matmul';
-import {checkTensor, KArAtArgumentError} from '../ops/validate';
+import {foldedAttention} from '../../core/fourier_karat';
+import {matMulPerHead} from '../../core/head_matmul';
+import {checkTensor, KArAtArgumentError} from '../../core/validate';
 import {getBasis} from './registry';
 import {KArAtParamSpec, normalInit, OperatorDims, ResolvedOperatorConfig} from './types';
 

@@ -9,7 +9,7 @@
  * so memory stays bounded by the prefetch depth, not the dataset size.
  */
 
-import {requireOptional} from '../node_require';
+import {requireOptional} from '../../core/node_require';
 import {DataError, ImageDataset} from './dataset';
 import * as nodeFs from 'node:fs';
 import * as nodeFsP from 'node:fs/promises';

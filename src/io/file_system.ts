@@ -22,7 +22,7 @@ type Path = typeof path;
 
 import * as tf from '@tensorflow/tfjs-core';
 
-import {KArAtArgumentError} from '../ops/validate';
+import {KArAtArgumentError} from '../../core/validate';
 import {checkWeightsManifest, MAX_WEIGHT_BYTES} from './validate_weights';
 
 export const FILE_SCHEME = 'file://';

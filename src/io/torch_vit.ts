@@ -32,7 +32,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import * as tf from '@tensorflow/tfjs-core';
 
-import {KArAtArgumentError} from '../ops/validate';
+import {KArAtArgumentError} from '../../core/validate';
 import {AttentionActivation, KArAtAttentionConfig, resolveAttention, serializeAttention} from '../layers/attention_config';
 import {operatorParamSpecs} from '../bases/operator';
 import type {KArAtMultiHeadAttention} from '../layers/multihead_attention';

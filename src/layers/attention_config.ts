@@ -3,7 +3,7 @@
  * of models.vit): 'softmax', or a KArAt operator configuration plus the sharing mode.
  */
 import {BASE_ACTIVATIONS, BASIS_NAMES, KArAtOperatorConfig, resolveOperatorConfig, ResolvedOperatorConfig} from '../bases/index';
-import {KArAtArgumentError} from '../ops/validate';
+import {KArAtArgumentError} from '../../core/validate';
 
 export const KARAT_MODES = ['blockwise', 'universal'] as const;
 export type KArAtMode = typeof KARAT_MODES[number];

@@ -12,10 +12,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import {operatorActivation, operatorAttention, operatorHidden, ResolvedOperatorConfig} from '../bases/index';
-import {fourierAttention, softmaxAttention, useLeanAttention} from '../ops/attention';
-import {foldedAttention} from '../ops/fourier_karat';
-import {KArAtSoftmax, softmaxLastAxis, useFusedLayers} from '../ops/fused_layers';
-import {KArAtArgumentError} from '../ops/validate';
+import {fourierAttention, softmaxAttention, useLeanAttention} from '../../core/attention';
+import {foldedAttention} from '../../core/fourier_karat';
+import {KArAtSoftmax, softmaxLastAxis, useFusedLayers} from '../../core/fused_layers';
+import {KArAtArgumentError} from '../../core/validate';
 
 export type CoreActivation =
     {kind: 'softmax'} |

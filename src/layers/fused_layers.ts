@@ -24,7 +24,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 
-import {biasGelu, KArAtBiasGelu, layerNorm, useFusedLayers, useLayerNormOp} from '../ops/fused_layers';
+import {biasGelu, KArAtBiasGelu, layerNorm, useFusedLayers, useLayerNormOp} from '../../core/fused_layers';
 import {registerClassOnce} from './layer_utils';
 
 type LayerCtor = new (args: Record<string, unknown>) => tfl.layers.Layer;

@@ -32,8 +32,8 @@ import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 
 import {operatorParamSpecs} from '../bases/index';
-import {KArAtArgumentError} from '../ops/validate';
-import {mergeHeadsProject, projectHeads, useLeanAttention} from '../ops/attention';
+import {KArAtArgumentError} from '../../core/validate';
+import {mergeHeadsProject, projectHeads, useLeanAttention} from '../../core/attention';
 import {attentionCore, CoreActivation} from './attention_core';
 import {AttentionActivation, resolveAttention, ResolvedAttention, serializeAttention} from './attention_config';
 import {KArAtOperator} from './karat_operator';

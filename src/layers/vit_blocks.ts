@@ -9,7 +9,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 
-import {KArAtArgumentError} from '../ops/validate';
+import {KArAtArgumentError} from '../../core/validate';
 import {AttentionActivation} from './attention_config';
 import {BASE_LAYER_ARG_KEYS, baseLayerArgs, checkKnownArgs, checkPositiveIntArg, checkRate, InitializerArg, parseWeightArgs, ParsedWeightArgs, registerClassOnce, rejectActivityRegularizer, serializeObject, serializeWeightArgs, Shape, WEIGHT_ARG_KEYS, WeightArgs} from './layer_utils';
 import {fusedDense, fusedLayerNormalization} from './fused_layers';

@@ -5,7 +5,7 @@
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import {KArAtArgumentError} from '../ops/validate';
+import {KArAtArgumentError} from '../../core/validate';
 import {AttentionActivation, KArAtAttentionConfig, resolveAttention} from '../layers/attention_config';
 import {fusedLayerNormalization} from '../layers/fused_layers';
 import {checkKnownArgs, checkRate} from '../layers/layer_utils';

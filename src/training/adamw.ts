@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {adamWUpdateVariables, KArAtAdamWInPlace, useFusedLayers} from '../ops/fused_layers';
+import {adamWUpdateVariables, KArAtAdamWInPlace, useFusedLayers} from '../../core/fused_layers';
 
 export interface ParamGroupRule {
   /** Apply weight decay to this parameter. */

@@ -14,8 +14,8 @@ import {cropFlip, normalise} from '../data/augment';
 import {ImageList, ImageListError} from '../data/image_list';
 import {Rng} from '../data/rng';
 import {adaptForFinetune, describeViT} from '../finetune';
-import {leanVariableGrads} from '../ops/lean_grads';
-import {KArAtArgumentError} from '../ops/validate';
+import {leanVariableGrads} from '../../core/lean_grads';
+import {KArAtArgumentError} from '../../core/validate';
 import {AdamW, clipByGlobalNorm, Param} from './adamw';
 import {decayApplies, freezeItems, isKArAtWeight, layerOfWeight, modelFacts, selects} from './select';
 

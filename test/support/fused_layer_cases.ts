@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import * as karat from '../../src/index';
-import {KARAT_FUSED_LAYERS_FLAG} from '../../src/ops/fused_layers';
+import {KARAT_FUSED_LAYERS_FLAG} from '../../core/fused_layers';
 
 export function rand(shape: number[], scale = 1, seed = 1): Float32Array {
   let s = seed * 9301 + 49297;

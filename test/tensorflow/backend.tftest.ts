@@ -23,7 +23,7 @@ import '@tensorflow/tfjs-backend-cpu';
 
 import {loadTensorFlowKernels, TensorFlowKernelStatus} from '../../kernels-cuda/tensorflow/loader';
 import * as karat from '../../src/index';
-import {FourierKArAt, FourierKArAtGrad} from '../../src/ops/kernel_names';
+import {FourierKArAt, FourierKArAtGrad} from '../../core/kernel_names';
 import {selectBackend} from '../../src/training/backend';
 import {describeOpCases, expectOpRunsLeakNothing, OpCase, opInputs, squaredHiddenGrads} from '../support/op_cases';
 import {maxErrorOverUnit as relErr, randomArray} from '../support/reference';

@@ -21,8 +21,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 import {loadTensorFlowKernels} from '../../kernels-cuda/tensorflow/loader';
 import * as karat from '../../src/index';
-import {KARAT_FUSED_FLAG} from '../../src/ops/fourier_karat';
-import {FourierKArAt, FourierKArAtGrad} from '../../src/ops/kernel_names';
+import {KARAT_FUSED_FLAG} from '../../core/fourier_karat';
+import {FourierKArAt, FourierKArAtGrad} from '../../core/kernel_names';
 import {biasGeluAll, layerNormAll, lossAndGrads, onCpuAnd, rand, values} from '../support/fused_layer_cases';
 import {maxErrorOverUnit} from '../support/reference';
 import {StockArr, runStock} from '../support/stock_mha_run';

@@ -21,7 +21,7 @@
  *
  * KARAT_FUSED_LAYERS (tf.env flag, default true): when on, the plugin's layers call these ops
  * — LayerNorm on every backend (cpu, wasm, webgl, webgpu), MLP Dense+GELU on webgpu — and the
- * attention layer uses the memory-lean ops of src/ops/attention.ts on every backend; when off
+ * attention layer uses the memory-lean ops of core/attention.ts on every backend; when off
  * they all run the stock tfjs-layers code, so benchmarks can compare both in one process. It
  * only affects the plugin's own layers (KArAtLayerNormalization, KArAtDense,
  * KArAtMultiHeadAttention), never a stock tfjs-layers layer. Its former name
@@ -39,23 +39,12 @@ export const KArAtBiasGelu = 'KArAtBiasGelu';
 export const KArAtBiasGeluGrad = 'KArAtBiasGeluGrad';
 export const KArAtSoftmax = 'KArAtSoftmax';
 export const KArAtSoftmaxGrad = 'KArAtSoftmaxGrad';
-export const KArAtAdamW = 'KArAtAdamW';
-/** As KArAtAdamW, but the kernel may update param, m, v in place and return them (used by adamWUpdateVariables). */
-export const KArAtAdamWInPlace = 'KArAtAdamWInPlace';
 
 export interface LayerNormAttrs {epsilon: number}
 
-/** Hyper-parameters of one AdamW step (PyTorch AdamW: decay applied to p before the Adam step). */
-export interface AdamWUpdateAttrs {
-  learningRate: number;
-  beta1: number;
-  beta2: number;
-  epsilon: number;
-  /** Decoupled weight decay (0 = plain Adam). */
-  weightDecay: number;
-  /** 1-based step number (for the bias corrections 1 - β^t). */
-  step: number;
-}
+export {KArAtAdamW, KArAtAdamWInPlace} from './adamw';
+export type {AdamWUpdateAttrs} from './adamw';
+
 
 /** The plugin's fused/lean layer paths on every backend (see above). Default true. */
 export const KARAT_FUSED_LAYERS_FLAG = 'KARAT_FUSED_LAYERS';
@@ -292,102 +281,4 @@ tf.registerGradient({
   },
 });
 
-// ------------------------------------------------------------------ AdamW
-
-/** Bias corrections and decay factor of one step, as the kernels use them. */
-export function adamWScalars(a: AdamWUpdateAttrs) {
-  return {
-    bc1: 1 - Math.pow(a.beta1, a.step),
-    bc2: 1 - Math.pow(a.beta2, a.step),
-    decay: 1 - a.learningRate * a.weightDecay,
-  };
-}
-
-export function compositeAdamW(param: tf.Tensor, m: tf.Tensor, v: tf.Tensor, grad: tf.Tensor,
-                               a: AdamWUpdateAttrs): [tf.Tensor, tf.Tensor, tf.Tensor] {
-  return tf.tidy(() => {
-    const {bc1, bc2, decay} = adamWScalars(a);
-    const m1 = tf.add(tf.mul(m, a.beta1), tf.mul(grad, 1 - a.beta1));
-    const v1 = tf.add(tf.mul(v, a.beta2), tf.mul(tf.square(grad), 1 - a.beta2));
-    const upd = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), a.epsilon));
-    const p1 = tf.sub(decay === 1 ? param : tf.mul(param, decay), tf.mul(upd, a.learningRate));
-    return [p1, m1, v1];
-  });
-}
-
-const ADAMW_KEYS = ['learningRate', 'beta1', 'beta2', 'epsilon', 'weightDecay', 'step'] as const;
-
-function checkAdamWAttrs(a: AdamWUpdateAttrs) {
-  const op = 'adamWUpdate';
-  if (a != null && typeof a === 'object') {
-    for (const k of Object.keys(a)) {
-      if (!(ADAMW_KEYS as readonly string[]).includes(k)) {
-        throw new KArAtArgumentError(`${op}: unknown hyper-parameter '${k}'; the hyper-parameters are ${ADAMW_KEYS.join(', ')}`);
-      }
-    }
-  }
-  for (const k of ADAMW_KEYS) {
-    if (typeof a?.[k] !== 'number' || !Number.isFinite(a[k])) {
-      throw new KArAtArgumentError(`${op}: hyper-parameter '${k}' must be a finite number, got ${String(a?.[k])}`);
-    }
-  }
-  if (!(a.beta1 >= 0 && a.beta1 < 1) || !(a.beta2 >= 0 && a.beta2 < 1)) {
-    throw new KArAtArgumentError(`${op}: beta1 and beta2 must be in [0, 1), got ${a.beta1}, ${a.beta2}`);
-  }
-  if (!Number.isInteger(a.step) || a.step < 1) {
-    throw new KArAtArgumentError(`${op}: 'step' must be an integer >= 1, got ${a.step}`);
-  }
-}
-
-/**
- * One AdamW step for one parameter: returns [param', m', v'] (new tensors; the caller assigns
- * them to its variables). m' = β1 m + (1-β1) g; v' = β2 v + (1-β2) g²;
- * param' = param·(1 - lr·wd) - lr · (m'/(1-β1^t)) / (sqrt(v'/(1-β2^t)) + ε).
- * Three dispatches with the webgpu kernel (about 14 from stock ops).
- */
-export function adamWUpdate(param: tf.Tensor, m: tf.Tensor, v: tf.Tensor, grad: tf.Tensor,
-                            attrs: AdamWUpdateAttrs): [tf.Tensor, tf.Tensor, tf.Tensor] {
-  const op = 'adamWUpdate';
-  const names = param instanceof tf.Tensor ? param.shape.map((_, i) => `d${i}`) : ['...'];
-  const p = checkTensor(op, 'param', param, names);
-  for (const [n, t] of [['m', m], ['v', v], ['grad', grad]] as const) checkTensor(op, n, t, names, p.shape);
-  checkAdamWAttrs(attrs);
-  if (hasFusedKernel(KArAtAdamW)) {
-    const a = {learningRate: attrs.learningRate, beta1: attrs.beta1, beta2: attrs.beta2,
-               epsilon: attrs.epsilon, weightDecay: attrs.weightDecay, step: attrs.step};
-    const out = tf.engine().runKernel(KArAtAdamW, {param: p, m, v, grad}, a as never) as unknown as tf.Tensor[];
-    return [out[0], out[1], out[2]];
-  }
-  return compositeAdamW(p, m, v, grad, attrs);
-}
-
-/**
- * One AdamW step applied to variables: param, m and v are assigned their new values. On webgpu
- * the kernel updates the three buffers in place with ONE dispatch when no other tensor shares
- * them (otherwise, and on other backends, it is adamWUpdate followed by assign). The optimizer
- * of src/training can call this per parameter.
- */
-export function adamWUpdateVariables(param: tf.Variable, m: tf.Variable, v: tf.Variable, grad: tf.Tensor,
-                                     attrs: AdamWUpdateAttrs): void {
-  const op = 'adamWUpdateVariables';
-  for (const [n, t] of [['param', param], ['m', m], ['v', v]] as const) {
-    if (!(t instanceof tf.Variable)) throw new KArAtArgumentError(`${op}: argument '${n}' must be a tf.Variable`);
-  }
-  const names = param.shape.map((_, i) => `d${i}`);
-  for (const [n, t] of [['m', m], ['v', v], ['grad', grad]] as const) checkTensor(op, n, t, names, param.shape);
-  checkTensor(op, 'param', param, names);
-  checkAdamWAttrs(attrs);
-  tf.tidy(() => {
-    let out: tf.Tensor[];
-    if (hasFusedKernel(KArAtAdamWInPlace)) {
-      const a = {learningRate: attrs.learningRate, beta1: attrs.beta1, beta2: attrs.beta2,
-                 epsilon: attrs.epsilon, weightDecay: attrs.weightDecay, step: attrs.step};
-      out = tf.engine().runKernel(KArAtAdamWInPlace, {param, m, v, grad}, a as never) as unknown as tf.Tensor[];
-    } else {
-      out = compositeAdamW(param, m, v, grad, attrs);
-    }
-    param.assign(out[0]);
-    m.assign(out[1]);
-    v.assign(out[2]);
-  });
-}
+export {adamWScalars, compositeAdamW, adamWUpdate, adamWUpdateVariables} from './adamw';
