@@ -1,5 +1,7 @@
 /**
- * The package's layering, checked on the source: the op contract at the bottom, kernels
+ * The package's layering, checked on the source (docs/architecture.md draws it): the op
+ * contract (core/) at the bottom, the kernel folders (kernels-*) over it, and src/ on top. Inside
+ * src/: the op contract at the bottom, kernels
  * registering against it, layers over ops, models over layers, IO and analysis over models,
  * training over those, the CLI on top, and the entry points (the two package entries and the
  * `karat` process entry) above everything. Every static
@@ -122,5 +124,87 @@ describe('architecture: layering of the source', () => {
     }
     assert.deepEqual(up, []);
     assert.throws(() => rankOf(relative(ROOT, join(ROOT, 'elsewhere/x.ts'))), /no layer assigned/);
+  });
+});
+
+/** The top-level folder of a repository-relative path: core, kernels-cpu, ..., src. */
+function folderOf(file: string): string {
+  return file.split('/')[0];
+}
+
+/** Edges between top-level folders (core, kernels-*, src), each with one example import. */
+export function folderEdges(graph: Map<string, string[]>): Map<string, string> {
+  const edges = new Map<string, string>();
+  for (const [f, deps] of graph) {
+    for (const d of deps) {
+      const key = `${folderOf(f)} -> ${folderOf(d)}`;
+      if (folderOf(f) !== folderOf(d) && !edges.has(key)) edges.set(key, `${f} imports ${d}`);
+    }
+  }
+  return edges;
+}
+
+/** Folder edges that run up: to a higher level (core 0, kernels-* 1, src 2), or between two kernel folders other than to kernels-cpu. */
+export function upArrows(edges: Map<string, string>): string[] {
+  const level = (folder: string) => folder === 'core' ? 0 : folder.startsWith('kernels-') ? 1 : 2;
+  return [...edges].filter(([key]) => {
+    const [a, b] = key.split(' -> ');
+    return level(b) > level(a) || (level(a) === 1 && level(b) === 1 && b !== 'kernels-cpu');
+  }).map(([, example]) => example);
+}
+
+/** Where src/ may reach into a kernel folder: the entries, the CLI, and training's backend set-up. */
+const SRC_MAY_IMPORT_KERNELS = ['src/index.ts', 'src/node.ts', 'src/cli/', 'src/training/'];
+
+describe('architecture: the folders show the layering', () => {
+  const graph = new Map<string, string[]>();
+  before(() => {
+    for (const t of TREES) for (const f of tsFiles(t)) graph.set(f, importsOf(f));
+  });
+
+  it('the folder checks catch a planted arrow up and a planted circle', () => {
+    const planted = new Map([['kernels-webgl/a.ts', ['src/layers/b.ts', 'core/c.ts']], ['src/layers/b.ts', ['kernels-webgl/a.ts']],
+                             ['kernels-wasm/d.ts', ['kernels-webgl/a.ts', 'kernels-cpu/e_impl.ts']]]);
+    const edges = folderEdges(planted);
+    assert.deepEqual([...edges.keys()].sort(), ['kernels-wasm -> kernels-cpu', 'kernels-wasm -> kernels-webgl', 'kernels-webgl -> core', 'kernels-webgl -> src', 'src -> kernels-webgl']);
+    assert.deepEqual(upArrows(edges).sort(), ['kernels-wasm/d.ts imports kernels-webgl/a.ts', 'kernels-webgl/a.ts imports src/layers/b.ts']);
+  });
+
+  it('core/ (the op contract) imports nothing outside core/', () => {
+    const out = [...graph].flatMap(([f, deps]) => f.startsWith('core/') ? deps.filter((d) => !d.startsWith('core/')).map((d) => `${f} imports ${d}`) : []);
+    assert.deepEqual(out, []);
+  });
+
+  it('a kernel folder imports core/, itself, and kernels-cpu\'s shared loops (*_impl.ts) only', () => {
+    const out: string[] = [];
+    for (const [f, deps] of graph) {
+      if (!f.startsWith('kernels-')) continue;
+      for (const d of deps) {
+        const ok = d.startsWith('core/') || folderOf(d) === folderOf(f) || /^kernels-cpu\/[a-z_]+_impl\.ts$/.test(d);
+        if (!ok) out.push(`${f} imports ${d}`);
+      }
+    }
+    assert.deepEqual(out, []);
+  });
+
+  it('inside src/, only the entries, the CLI and training reach into a kernel folder', () => {
+    const out: string[] = [];
+    for (const [f, deps] of graph) {
+      if (!f.startsWith('src/') || SRC_MAY_IMPORT_KERNELS.some((p) => f.startsWith(p))) continue;
+      for (const d of deps) if (d.startsWith('kernels-')) out.push(`${f} imports ${d}`);
+    }
+    assert.deepEqual(out, []);
+  });
+
+  it('the folder graph has no circle and no arrow up: core <- kernels-* <- src', () => {
+    const edges = folderEdges(graph);
+    const folderGraph = new Map<string, string[]>();
+    for (const key of edges.keys()) {
+      const [a, b] = key.split(' -> ');
+      folderGraph.set(a, [...(folderGraph.get(a) ?? []), b]);
+    }
+    assert.deepEqual(importCycles(folderGraph), [], [...edges.values()].join('\n'));
+    assert.deepEqual(upArrows(edges), []);
+    assert.ok(edges.has('src -> core') && edges.has('src -> kernels-webgpu') && edges.has('kernels-webgpu -> core'), 'known folder edges are seen');
   });
 });
