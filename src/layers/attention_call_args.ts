@@ -13,7 +13,8 @@ import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import {KArAtArgumentError} from '../../core/validate';
 import {checkPositiveIntArg, isShapeList, Shape} from './layer_utils';
 
-const LAYER = 'KArAtMultiHeadAttention';
+/** The class name of KArAtMultiHeadAttention, which its messages start with. */
+export const LAYER = 'KArAtMultiHeadAttention';
 
 /** The options of `call` / `apply` (tfjs-layers' MultiHeadAttentionOptions plus returnAttentionScores). */
 export interface AttentionCallOptions {

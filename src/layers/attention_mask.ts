@@ -8,9 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import {KArAtArgumentError} from '../../core/validate';
-import {shapeStr} from './attention_call_args';
-
-const LAYER = 'KArAtMultiHeadAttention';
+import {LAYER, shapeStr} from './attention_call_args';
 
 /** What the mask algebra needs to know of the layer. */
 export interface MaskedLayer {

@@ -31,7 +31,7 @@ import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import {operatorParamSpecs} from '../bases/index';
 import {KArAtArgumentError} from '../../core/validate';
 import {mergeHeadsProject, projectHeads, useLeanAttention} from '../../core/attention';
-import {AnyTensor, AttentionCallOptions, checkBool, checkComputeInputs, checkSignature, flagKwargs, GraphCallOptions, inputList, normaliseAttentionAxes, outputFeatures, outputShapeFor, parseCall, ParsedCall, parseOutputShape, parseSignature, ShapeSignature, splitShapes, tokensOf} from './attention_call_args';
+import {AnyTensor, AttentionCallOptions, checkBool, checkComputeInputs, checkSignature, flagKwargs, GraphCallOptions, inputList, LAYER, normaliseAttentionAxes, outputFeatures, outputShapeFor, parseCall, ParsedCall, parseOutputShape, parseSignature, ShapeSignature, splitShapes, tokensOf} from './attention_call_args';
 import {attentionCore, CoreActivation} from './attention_core';
 import {AttentionActivation, resolveAttention, ResolvedAttention, serializeAttention} from './attention_config';
 import {attentionMaskFor, rejectMaskForKArAt} from './attention_mask';
@@ -79,8 +79,6 @@ export interface KArAtMultiHeadAttentionArgs extends LayerArgs, WeightArgs {
   /** Keras' sliding-window attention: only null (not implemented). */
   slidingWindow?: number | null;
 }
-
-const LAYER = 'KArAtMultiHeadAttention';
 
 const OWN_KEYS = [
   'numHeads', 'keyDim', 'valueDim', 'dropout', 'useBias', 'outputShape', 'attentionAxes',

@@ -12,11 +12,10 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import {KArAtArgumentError} from '../../core/validate';
+import {LAYER} from './attention_call_args';
 import type {ResolvedAttention} from './attention_config';
 import type {KArAtOperator} from './karat_operator';
 import {hasClassName} from './layer_utils';
-
-const LAYER = 'KArAtMultiHeadAttention';
 
 /**
  * What sharing reads of an attention layer; duck-typed, because a holder may come from another
