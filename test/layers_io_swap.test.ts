@@ -1,6 +1,7 @@
 /**
- * Save/load (memory and our file:// handler), universal sharing after reload, swapAttention
- * (from a stock Keras-style ViT, KArAt -> softmax, KArAt -> KArAt) and argument errors.
+ * Save/load (memory and our file:// handler), universal sharing after reload and by explicit
+ * links, swapAttention (from a stock Keras-style ViT, KArAt -> softmax, KArAt -> KArAt) and
+ * argument errors.
  * cpu backend, small shapes (16x16 images, patch 4, dim 32, depth 2).
  */
 import '@tensorflow/tfjs-backend-cpu';
