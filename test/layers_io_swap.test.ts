@@ -1,6 +1,7 @@
 /**
- * Save/load (memory and our file:// handler), universal sharing after reload, swapAttention
- * (from a stock Keras-style ViT, KArAt -> softmax, KArAt -> KArAt) and argument errors.
+ * Save/load (memory and our file:// handler), universal sharing after reload and by explicit
+ * links, swapAttention (from a stock Keras-style ViT, KArAt -> softmax, KArAt -> KArAt) and
+ * argument errors.
  * cpu backend, small shapes (16x16 images, patch 4, dim 32, depth 2).
  */
 import '@tensorflow/tfjs-backend-cpu';
@@ -117,6 +118,78 @@ describe('layers: save/load round trips', function() {
     m.dispose();
     x.dispose();
     fs.rmSync(dir, {recursive: true, force: true});
+  });
+});
+
+describe('universal sharing by explicit links (UniversalOperatorSharing, shareOperatorWith)', function() {
+  before(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  const act: karat.KArAtAttentionConfig = {type: 'fourier', grid: 2, rank: 2, mode: 'universal'};
+  const mha = (name: string, extra: Partial<karat.KArAtMultiHeadAttentionArgs> = {}) =>
+    new karat.KArAtMultiHeadAttention({numHeads: 2, keyDim: 4, attentionActivation: act, name, ...extra});
+
+  it('hand-built layers attached to one UniversalOperatorSharing share one operator, through save/load', async () => {
+    const sharing = new karat.UniversalOperatorSharing();
+    const input = tfl.input({shape: [6, 8]});
+    const layers = [mha('s0'), mha('s1'), mha('s2')];
+    let h = input;
+    for (const l of layers) {
+      sharing.attach(l);
+      h = l.apply(h) as tfl.SymbolicTensor;
+    }
+    const m = tfl.model({inputs: input, outputs: h});
+    const x = tf.randomNormal([2, 6, 8], 0, 1, 'float32', 5);
+    const y0 = m.predict(x) as tf.Tensor;
+    const loaded = await karat.io.loadFromMemory(await karat.io.saveToMemory(m));
+    for (const m2 of [m, loaded]) {
+      const att = attentionLayers(m2);
+      assert.ok(att[0].ownsOperator && att.slice(1).every(l => l.operator === att[0].operator && !l.ownsOperator));
+      assert.deepEqual(m2.weights.filter(w => w.originalName.includes('/karat/')).map(w => w.originalName),
+                       ['s0/karat/coeffs', 's0/karat/proj']);
+    }
+    assert.equal(loaded.countParams(), m.countParams());
+    const y2 = loaded.predict(x) as tf.Tensor;
+    assert.ok(bitIdentical(y0, y2));
+    for (const mm of [m, loaded]) mm.dispose();
+    tf.dispose([x, y0, y2]);
+  });
+
+  it('shareOperatorWith links eager layers too: one set of variables', () => {
+    const [a, b] = [mha('e0'), mha('e1')];
+    assert.equal(b.shareOperatorWith(a), b);
+    const x = tf.randomNormal([1, 5, 8], 0, 1, 'float32', 6);
+    const ya = a.apply(x) as tf.Tensor, yb = b.apply(ya) as tf.Tensor;
+    assert.ok(a.ownsOperator && b.operator === a.operator && !b.ownsOperator);
+    assert.ok(!b.weights.some(w => w.originalName.includes('/karat/')));
+    tf.dispose([x, ya, yb]);
+  });
+
+  it('links that cannot share are named errors', () => {
+    const blockwise = mha('n0', {attentionActivation: {...act, mode: 'blockwise'}});
+    assert.throws(() => blockwise.shareOperatorWith(mha('n1')), /'n0'\.shareOperatorWith: only a layer with attentionActivation\.mode 'universal' shares an operator/);
+    assert.throws(() => mha('n2').shareOperatorWith(mha('n3', {attentionActivation: {...act, shareName: 'other'}})),
+                  /'n3' is not a universal-mode layer of shareName 'universal'/);
+    assert.throws(() => mha('n4').shareOperatorWith(mha('n5', {numHeads: 4, keyDim: 2})), /same numHeads in every block; this layer has 2, 'n5' has 4/);
+    assert.throws(() => mha('n6').shareOperatorWith(tfl.layers.dense({units: 2}) as never), /argument 'holder' must be another KArAtMultiHeadAttention layer/);
+    const self = mha('n7');
+    assert.throws(() => self.shareOperatorWith(self), /argument 'holder' must be another KArAtMultiHeadAttention layer/);
+    const input = tfl.input({shape: [6, 8]});
+    const built = mha('n8');
+    built.apply(input);
+    assert.throws(() => built.shareOperatorWith(mha('n9')), /'n8'\.shareOperatorWith: this layer is already built/);
+    // The holder must be built first ...
+    const [h0, h1] = [mha('o0'), mha('o1')];
+    h1.shareOperatorWith(h0);
+    assert.throws(() => h1.apply(input), /'o1': it shares the universal operator 'universal' of 'o0', which is not built yet/);
+    // ... and upstream in the graph, where tf.loadLayersModel finds it again.
+    const [p0, p1] = [mha('p0'), mha('p1')];
+    p1.shareOperatorWith(p0);
+    p0.apply(input);
+    assert.throws(() => p1.apply(input), /'p1': it shares the universal operator of 'p0', but the graph upstream of this layer reaches no holder/);
+    assert.throws(() => karat.transformerEncoderBlock(input, {dim: 8, heads: 2, operatorSharing: {} as never}),
+                  /argument 'operatorSharing' must be a UniversalOperatorSharing/);
   });
 });
 

@@ -1,5 +1,8 @@
 export {KArAtMultiHeadAttention} from './multihead_attention';
-export type {KArAtMultiHeadAttentionArgs, AttentionCallOptions, GraphCallOptions} from './multihead_attention';
+export type {KArAtMultiHeadAttentionArgs} from './multihead_attention';
+export type {AttentionCallOptions, GraphCallOptions} from './attention_call_args';
+export {UniversalOperatorSharing} from './operator_sharing';
+export type {OperatorSharer, OperatorSharingLayer} from './operator_sharing';
 export {KArAtOperator} from './karat_operator';
 export {resolveAttention, serializeAttention, KARAT_MODES} from './attention_config';
 export type {AttentionActivation, KArAtAttentionConfig, KArAtMode, ResolvedAttention} from './attention_config';

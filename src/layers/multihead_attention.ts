@@ -1,6 +1,9 @@
 /**
  * KArAtMultiHeadAttention: a drop-in for tfjs-layers' (Keras-style) MultiHeadAttention whose
- * attention activation is softmax (identical math) or a learnable KArAt operator.
+ * attention activation is softmax (identical math) or a learnable KArAt operator. This module is
+ * the layer: its config, weights, and the orchestration of a call; the calling contract lives in
+ * attention_call_args.ts, the mask algebra in attention_mask.ts, the attention math in
+ * attention_core.ts and universal-operator sharing in operator_sharing.ts.
  *
  * Weight layout and names match tfjs-layers' MultiHeadAttention (its EinsumDense sublayers):
  *   <name>/query/kernel [dim, h, keyDim]      <name>/query/bias [h, keyDim]
@@ -18,13 +21,7 @@
  * Tensor arguments (value, key, attentionMask) become the input list [query, value, key, mask]
  * of the layer's node, because tfjs' graph executor forwards no tensor keyword argument; the
  * boolean options of a symbolic call are kept by the layer (and in the model.json's node), since
- * the executor forwards only `training`.
- *
- * Masks (softmax), with tfjs-layers' mask algebra: the query's kerasMask [B,T] -> [B,T,1], the
- * value's (and a distinct key's) [B,S] -> [B,1,S], the causal mask [1,T,S], all ANDed, then ANDed
- * with `attentionMask` ([T,S], [B,T,S] or [B,h,T,S]); masked logits get -1e9 before the softmax,
- * as tfjs' Softmax layer does. The output carries the query's mask onward. A KArAt operator has
- * no normalisation to mask: any mask reaching it is a KArAtArgumentError naming its source.
+ * the executor forwards only `training`. The output carries the query's mask onward.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -34,10 +31,13 @@ import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import {operatorParamSpecs} from '../bases/index';
 import {KArAtArgumentError} from '../../core/validate';
 import {mergeHeadsProject, projectHeads, useLeanAttention} from '../../core/attention';
+import {AnyTensor, AttentionCallOptions, checkBool, checkComputeInputs, checkSignature, flagKwargs, GraphCallOptions, inputList, LAYER, normaliseAttentionAxes, outputFeatures, outputShapeFor, parseCall, ParsedCall, parseOutputShape, parseSignature, ShapeSignature, splitShapes, tokensOf} from './attention_call_args';
 import {attentionCore, CoreActivation} from './attention_core';
 import {AttentionActivation, resolveAttention, ResolvedAttention, serializeAttention} from './attention_config';
+import {attentionMaskFor, rejectMaskForKArAt} from './attention_mask';
 import {KArAtOperator} from './karat_operator';
-import {baseLayerArgs, checkKnownArgs, checkPositiveIntArg, checkRate, cloneInitializer, hasClassName, isShapeList, parseWeightArgs, ParsedWeightArgs, registerClassOnce, rejectActivityRegularizer, serializeWeightArgs, Shape, WEIGHT_ARG_KEYS, WeightArgs, BASE_LAYER_ARG_KEYS} from './layer_utils';
+import {baseLayerArgs, checkKnownArgs, checkPositiveIntArg, checkRate, cloneInitializer, parseWeightArgs, ParsedWeightArgs, registerClassOnce, rejectActivityRegularizer, serializeWeightArgs, Shape, WEIGHT_ARG_KEYS, WeightArgs, BASE_LAYER_ARG_KEYS} from './layer_utils';
+import {checkCanShare, checkLinkInGraph, findUpstreamHolder, OperatorSharer, sharedOperator, universalAttention} from './operator_sharing';
 
 export interface KArAtMultiHeadAttentionArgs extends LayerArgs, WeightArgs {
   /** Number of attention heads h. */
@@ -80,94 +80,12 @@ export interface KArAtMultiHeadAttentionArgs extends LayerArgs, WeightArgs {
   slidingWindow?: number | null;
 }
 
-/** The options of `call` / `apply` (tfjs-layers' MultiHeadAttentionOptions plus returnAttentionScores). */
-export interface AttentionCallOptions {
-  /** [B, S, dimV]; default: the query (self-attention). */
-  value?: tf.Tensor | tfl.SymbolicTensor;
-  /** [B, S, dimK]; default: the value. */
-  key?: tf.Tensor | tfl.SymbolicTensor;
-  /** Boolean or 0/1 mask [T, S], [B, T, S] or [B, h, T, S]; false / 0 = do not attend (softmax only). */
-  attentionMask?: tf.Tensor | tfl.SymbolicTensor;
-  /** Causal (lower-triangular) mask: query token t attends to key tokens <= t (softmax only). */
-  useCausalMask?: boolean;
-  /** Training mode: attention dropout on. */
-  training?: boolean;
-  /** Also return the activated attention per head, [B, h, T, S]: the result is [output, scores]. */
-  returnAttentionScores?: boolean;
-}
-
-const LAYER = 'KArAtMultiHeadAttention';
-
-/** Keys of AttentionCallOptions. */
-const CALL_KEYS = ['value', 'key', 'attentionMask', 'useCausalMask', 'training', 'returnAttentionScores'];
-/**
- * Keyword arguments tfjs' engine adds by itself. `mask` is not read: tfjs 4.22's graph executor
- * passes only the first input's mask and leaves it in place for later layers; implicit masks are
- * read from the inputs' `kerasMask`, as tfjs-layers' and Keras' MultiHeadAttention do.
- */
-const ENGINE_KEYS = ['mask'];
-
 const OWN_KEYS = [
   'numHeads', 'keyDim', 'valueDim', 'dropout', 'useBias', 'outputShape', 'attentionAxes',
   'returnAttentionScores', 'attentionActivation', 'queryShape', 'valueShape', 'keyShape', 'seed',
   'flashAttention', 'useGate', 'slidingWindow',
 ];
 
-type AnyTensor = tf.Tensor | tfl.SymbolicTensor;
-
-interface ParsedCall {
-  query: AnyTensor;
-  value: AnyTensor | null;
-  key: AnyTensor | null;
-  attentionMask: AnyTensor | null;
-  useCausalMask?: boolean;
-  training?: boolean;
-  returnAttentionScores?: boolean;
-  symbolic: boolean;
-}
-
-/** Options of the layer's symbolic call(s), used when tfjs' graph executor runs the node. */
-export interface GraphCallOptions {
-  useCausalMask: boolean;
-  returnAttentionScores: boolean;
-}
-
-function isTensorLike(x: unknown): x is AnyTensor {
-  return x instanceof tf.Tensor || x instanceof tfl.SymbolicTensor;
-}
-
-function checkBool(arg: string, v: unknown, dflt: boolean): boolean {
-  if (v == null) return dflt;
-  if (typeof v !== 'boolean') {
-    throw new KArAtArgumentError(`${LAYER}: argument '${arg}' must be a boolean, got ${JSON.stringify(v)}`);
-  }
-  return v;
-}
-
-function shapeStr(s: ReadonlyArray<number | null>): string {
-  return `[${s.map(d => d ?? 'null').join(', ')}]`;
-}
-
-/**
- * Normalises `attentionAxes` for rank-3 inputs (negative axes count from the end of the input
- * shape, as Keras does) and keeps only what is supported: the token axis.
- */
-function normaliseAttentionAxes(axes: unknown): number[] | null {
-  if (axes == null) return null;
-  const list = Array.isArray(axes) ? axes : [axes];
-  if (list.length === 0 || !list.every(a => typeof a === 'number' && Number.isInteger(a))) {
-    throw new KArAtArgumentError(
-        `${LAYER}: argument 'attentionAxes' must be an integer or an array of integers, got ${JSON.stringify(axes)}`);
-  }
-  const norm = (list as number[]).map(a => (a < 0 ? 3 + a : a));
-  if (norm.length !== 1 || norm[0] !== 1) {
-    throw new KArAtArgumentError(
-        `${LAYER}: argument 'attentionAxes' supports only attention over the token axis of ` +
-        `[batch, tokens, features] inputs: null, 1 or -2 (axes normalised for rank-3 inputs), got ` +
-        `${JSON.stringify(axes)} -> ${JSON.stringify(norm)}`);
-  }
-  return [1];
-}
 
 export class KArAtMultiHeadAttention extends tfl.layers.Layer {
   static className = 'KArAtMultiHeadAttention';
@@ -184,10 +102,12 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
   readonly returnAttentionScores: boolean;
   readonly attention: ResolvedAttention;
   private readonly w: ParsedWeightArgs;
-  private readonly signature: {query: Shape | null, value: Shape | null, key: Shape | null};
+  private readonly signature: ShapeSignature;
 
   /** The KArAt operator this layer uses (its own, or the shared universal one); null for softmax. */
   operator: KArAtOperator | null = null;
+  /** Universal mode: the layer whose operator this one shares, as linked by shareOperatorWith. */
+  private shareSource: OperatorSharer | null = null;
 
   private kernels: Record<string, tfl.LayerVariable> = {};
   /** Options of the symbolic call(s) of this layer (null until it is applied symbolically). */
@@ -210,13 +130,7 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
     this.valueDim = checkPositiveIntArg(LAYER, 'valueDim', args.valueDim ?? args.keyDim);
     this.dropout = checkRate(LAYER, 'dropout', args.dropout ?? 0);
     this.useBias = checkBool('useBias', args.useBias, true);
-    if (args.outputShape == null) {
-      this.outputShapeArg = null;
-    } else {
-      const os = Array.isArray(args.outputShape) ? args.outputShape : [args.outputShape];
-      os.forEach((d, i) => checkPositiveIntArg(LAYER, `outputShape[${i}]`, d));
-      this.outputShapeArg = os;
-    }
+    this.outputShapeArg = parseOutputShape(args.outputShape);
     this.attentionAxes = normaliseAttentionAxes(args.attentionAxes);
     this.returnAttentionScores = checkBool('returnAttentionScores', args.returnAttentionScores, false);
     this.attention = resolveAttention(args.attentionActivation, 'attentionActivation');
@@ -235,15 +149,7 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
       throw new KArAtArgumentError(
           `${LAYER}: argument 'slidingWindow' (Keras 3) is not supported; pass an explicit attentionMask instead`);
     }
-    const sig = (n: string, v: unknown): Shape | null => {
-      if (v == null) return null;
-      if (!Array.isArray(v) || !v.every(d => d == null || (Number.isInteger(d) && d >= 0))) {
-        throw new KArAtArgumentError(`${LAYER}: argument '${n}' must be a shape (array of sizes or null), got ${JSON.stringify(v)}`);
-      }
-      return v as Shape;
-    };
-    this.signature = {query: sig('queryShape', args.queryShape), value: sig('valueShape', args.valueShape),
-                      key: sig('keyShape', args.keyShape)};
+    this.signature = parseSignature(args);
     // Masks are honoured (softmax) or rejected by name (KArAt), never dropped.
     this.supportsMasking = true;
   }
@@ -266,89 +172,36 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
     return this.operator != null && this.operator.owner === this;
   }
 
-  // ---------------------------------------------------------------- inputs
+  // ---------------------------------------------------------------- universal sharing
 
   /**
-   * Reads (inputs, kwargs) of `apply` or `call` into query, value, key, attentionMask and the
-   * options, rejecting anything that would otherwise be ignored.
+   * Universal mode: this layer uses the operator held by `holder` (a universal-mode layer of the
+   * same shareName, numHeads and operator config) instead of holding its own. Call it before this
+   * layer is applied or built; apply `holder` first, upstream of this layer in a graph (that is
+   * how a saved model's sharing is re-made on load). Incompatible layers, a built layer, or a
+   * holder that is not built when this layer builds are named errors. Returns this layer.
+   * Model builders use UniversalOperatorSharing, which calls this.
    */
-  private parseCall(inputs: unknown, kwargs: Kwargs | undefined, method: 'apply' | 'call'): ParsedCall {
-    const where = `${LAYER} '${this.name}'.${method}`;
-    if (kwargs != null && (typeof kwargs !== 'object' || Array.isArray(kwargs))) {
-      throw new KArAtArgumentError(`${where}: the options must be an object {value, key, attentionMask, ...}`);
-    }
-    const kw = (kwargs ?? {}) as Record<string, unknown>;
-    for (const k of Object.keys(kw)) {
-      if (!CALL_KEYS.includes(k) && !ENGINE_KEYS.includes(k)) {
-        throw new KArAtArgumentError(
-            `${where}: unknown option '${k}'; the options are ${CALL_KEYS.join(', ')} ` +
-            `(those of tfjs-layers' MultiHeadAttention.call, plus returnAttentionScores)`);
-      }
-    }
-    const list = (Array.isArray(inputs) ? inputs : [inputs]) as unknown[];
-    if (list.length < 1 || list.length > 4) {
-      throw new KArAtArgumentError(
-          `${where}: expected query, [query, value], [query, value, key] or [query, value, key, ` +
-          `attentionMask], got ${list.length} inputs`);
-    }
-    const names = ['query', 'value', 'key', 'attentionMask'];
-    list.forEach((t, i) => {
-      if (!isTensorLike(t)) {
-        throw new KArAtArgumentError(`${where}: input '${names[i]}' must be a tf.Tensor or SymbolicTensor, got ${typeof t}`);
-      }
-    });
-    const tensorKw = ['value', 'key', 'attentionMask'].filter(k => kw[k] != null);
-    if (tensorKw.length > 0 && list.length > 1) {
-      throw new KArAtArgumentError(
-          `${where}: pass ${tensorKw.join('/')} either in the input list or as options, not both`);
-    }
-    for (const k of tensorKw) {
-      if (!isTensorLike(kw[k])) {
-        throw new KArAtArgumentError(`${where}: option '${k}' must be a tf.Tensor or SymbolicTensor, got ${typeof kw[k]}`);
-      }
-    }
-    const at = (i: number, k: string) => (list[i] ?? kw[k] ?? null) as AnyTensor | null;
-    const p: ParsedCall = {
-      query: list[0] as AnyTensor, value: at(1, 'value'), key: at(2, 'key'), attentionMask: at(3, 'attentionMask'),
-      symbolic: list[0] instanceof tfl.SymbolicTensor,
-    };
-    if (p.key != null && p.value == null) {
-      throw new KArAtArgumentError(`${where}: option 'key' given without 'value'`);
-    }
-    for (const [n, t] of [['value', p.value], ['key', p.key], ['attentionMask', p.attentionMask]] as const) {
-      if (t != null && (t instanceof tfl.SymbolicTensor) !== p.symbolic) {
-        throw new KArAtArgumentError(
-            `${where}: '${n}' must be a ${p.symbolic ? 'SymbolicTensor' : 'tf.Tensor'} like the query`);
-      }
-    }
-    for (const k of ['useCausalMask', 'training', 'returnAttentionScores'] as const) {
-      const v = kw[k];
-      if (v == null) continue;
-      if (typeof v !== 'boolean') {
-        throw new KArAtArgumentError(`${where}: option '${k}' must be a boolean, got ${JSON.stringify(v)}`);
-      }
-      p[k] = v;
-    }
-    return p;
+  shareOperatorWith(holder: KArAtMultiHeadAttention): this {
+    this.shareSource = checkCanShare(this, holder);
+    return this;
   }
 
-  /** The input list of the layer's node: [query], [query, value], [query, value, key] or with the mask. */
-  private static inputList(p: ParsedCall): AnyTensor[] {
-    if (p.attentionMask != null) {
-      const v = p.value ?? p.query;
-      return [p.query, v, p.key ?? v, p.attentionMask];
-    }
-    if (p.key != null) return [p.query, p.value!, p.key];
-    if (p.value != null) return [p.query, p.value];
-    return [p.query];
+  /**
+   * Universal mode, before the layer builds: the operator of the holder linked by
+   * shareOperatorWith, else of the holder found upstream of `list` in the graph (a layer made by
+   * tfjs' deserialiser, or by hand); with neither, this layer holds its own when it builds.
+   */
+  private linkUniversalIfNeeded(list: AnyTensor[]) {
+    if (universalAttention(this) == null || this.operator != null) return;
+    const holder = this.shareSource ?? findUpstreamHolder(this, list);
+    if (holder == null) return;
+    const op = sharedOperator(this, holder, tokensOf(list));
+    if (this.shareSource != null) checkLinkInGraph(this, holder, list);
+    this.operator = op;
   }
 
-  private rejectMaskForKArAt(what: string, arg: string) {
-    if (this.attention.kind !== 'karat') return;
-    throw new KArAtArgumentError(
-        `${LAYER} '${this.name}': ${what} (${arg}) reached a KArAt attention layer; a KArAt operator ` +
-        `has no normalisation to mask, so masks are supported for attentionActivation 'softmax' only`);
-  }
+  // ---------------------------------------------------------------- apply
 
   /**
    * Accepts query | [query, value(, key(, attentionMask))] | (query, {value, key,
@@ -357,27 +210,29 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
   override apply(
       inputs: tf.Tensor | tf.Tensor[] | tfl.SymbolicTensor | tfl.SymbolicTensor[],
       kwargs?: Kwargs): tf.Tensor | tf.Tensor[] | tfl.SymbolicTensor | tfl.SymbolicTensor[] {
-    const p = this.parseCall(inputs, kwargs, 'apply');
-    const list = KArAtMultiHeadAttention.inputList(p);
+    const p = parseCall(this.name, inputs, kwargs, 'apply');
+    const list = inputList(p);
     const x = (list.length === 1 ? list[0] : list) as tf.Tensor | tf.Tensor[];
     if (!p.symbolic) {
       // Eager: call() receives the list and the options.
-      const kw: Kwargs = {};
-      for (const k of ['useCausalMask', 'training', 'returnAttentionScores'] as const) {
-        if (p[k] != null) kw[k] = p[k];
-      }
       this.linkUniversalIfNeeded(list);
-      return this.superApply(x, kw);
+      return this.superApply(x, flagKwargs(p));
     }
-    // Symbolic: tfjs' executor will call us with the node's input list and {training} only, so
-    // the boolean options are kept here (and, as the node's kwargs, in the model.json).
+    return this.applySymbolic(p, list, x);
+  }
+
+  /**
+   * Symbolic: tfjs' executor will call us with the node's input list and {training} only, so
+   * the boolean options are kept here (and, as the node's kwargs, in the model.json).
+   */
+  private applySymbolic(p: ParsedCall, list: AnyTensor[], x: tf.Tensor | tf.Tensor[]) {
     if (p.training != null) {
       throw new KArAtArgumentError(
           `${LAYER} '${this.name}'.apply: option 'training' cannot be fixed in a graph: tfjs' graph ` +
           `executor passes the model's own flag (fit: true, predict: false) to every layer`);
     }
-    if (p.attentionMask != null) this.rejectMaskForKArAt('an attention mask', 'attentionMask');
-    if (p.useCausalMask) this.rejectMaskForKArAt('a causal mask', 'useCausalMask');
+    if (p.attentionMask != null) rejectMaskForKArAt(this, 'an attention mask', 'attentionMask');
+    if (p.useCausalMask) rejectMaskForKArAt(this, 'a causal mask', 'useCausalMask');
     const graph: GraphCallOptions = {
       useCausalMask: p.useCausalMask ?? false,
       returnAttentionScores: p.returnAttentionScores ?? this.returnAttentionScores,
@@ -390,9 +245,7 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
           `symbolic call of one layer must use the same useCausalMask and returnAttentionScores ` +
           `(got ${JSON.stringify(graph)}); use another layer`);
     }
-    const nodeKwargs: Kwargs = {};
-    if (p.useCausalMask != null) nodeKwargs.useCausalMask = p.useCausalMask;
-    if (p.returnAttentionScores != null) nodeKwargs.returnAttentionScores = p.returnAttentionScores;
+    const nodeKwargs = flagKwargs(p, ['useCausalMask', 'returnAttentionScores']);
     this.linkUniversalIfNeeded(list);
     this.pendingReturnScores = graph.returnAttentionScores;
     try {
@@ -413,157 +266,16 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
     }
   }
 
-  private linkUniversalIfNeeded(list: AnyTensor[]) {
-    if (this.attention.kind === 'karat' && this.attention.mode === 'universal' && this.operator == null) {
-      this.linkUniversal(list);
-    }
-  }
-
-  /**
-   * Universal mode: finds, upstream in the graph, the layer holding the shared operator of the
-   * same `shareName` and uses it. Without one, this layer becomes the holder when it builds.
-   */
-  private linkUniversal(inputs: AnyTensor[]) {
-    const att = this.attention as Extract<ResolvedAttention, {kind: 'karat'}>;
-    const seen = new Set<unknown>();
-    const queue: unknown[] = [];
-    for (const t of inputs) {
-      if (t instanceof tfl.SymbolicTensor) queue.push(t.sourceLayer);
-    }
-    let holder: KArAtMultiHeadAttention | null = null;
-    while (queue.length > 0 && holder == null) {
-      const layer = queue.shift() as {inboundNodes?: Array<{inboundLayers: unknown[]}>};
-      if (layer == null || seen.has(layer)) continue;
-      seen.add(layer);
-      // Duck-typed: the holder may come from another loaded copy of this package.
-      const cand = layer as unknown as KArAtMultiHeadAttention;
-      if (hasClassName(layer, KArAtMultiHeadAttention.className) && cand !== this && cand.ownsOperator &&
-          cand.attention.kind === 'karat' && cand.attention.mode === 'universal' &&
-          cand.attention.shareName === att.shareName) {
-        holder = cand;
-        break;
-      }
-      for (const node of layer.inboundNodes ?? []) queue.push(...node.inboundLayers);
-    }
-    if (holder == null) return;
-    const op = holder.operator!;
-    const tokens = this.tokensOf(inputs);
-    if (tokens != null && tokens !== op.tokens) {
-      throw new KArAtArgumentError(
-          `${LAYER} '${this.name}': attentionActivation.mode 'universal' shares one operator ` +
-          `across blocks, but this layer attends over N = ${tokens} tokens while '${holder.name}', ` +
-          `which holds the shared operator '${att.shareName}', attends over N = ${op.tokens}. ` +
-          `Use mode 'blockwise' or a different shareName for blocks with other token counts.`);
-    }
-    if (this.numHeads !== op.heads) {
-      throw new KArAtArgumentError(
-          `${LAYER} '${this.name}': attentionActivation.mode 'universal' needs the same numHeads in ` +
-          `every block; this layer has ${this.numHeads}, '${holder.name}' has ${op.heads}`);
-    }
-    if (JSON.stringify(att.operator) !== JSON.stringify(op.cfg)) {
-      throw new KArAtArgumentError(
-          `${LAYER} '${this.name}': attentionActivation differs from that of '${holder.name}', ` +
-          `which holds the shared universal operator '${att.shareName}': ` +
-          `${JSON.stringify(att.operator)} vs ${JSON.stringify(op.cfg)}`);
-    }
-    this.operator = op;
-  }
-
-  private tokensOf(inputs: AnyTensor[]): number | null {
-    const v = inputs.length > 1 ? inputs[1] : inputs[0];
-    const n = v.shape[1];
-    return n == null ? null : n;
-  }
-
-  /**
-   * Shapes as tfjs passes them: one shape (self-attention), [query, value], [query, value, key]
-   * (key may be null, tfjs-layers' form), or [query, value, key, attentionMask].
-   */
-  private splitShapes(inputShape: Shape | Array<Shape | null>):
-      {query: Shape, value: Shape, key: Shape, mask: Shape | null} {
-    if (!Array.isArray(inputShape) || inputShape.length === 0) {
-      throw new KArAtArgumentError(
-          `${LAYER} '${this.name}': expected an input shape or a list [queryShape, valueShape, keyShape?], ` +
-          `got ${JSON.stringify(inputShape)}`);
-    }
-    const isList = isShapeList(inputShape as Shape | Shape[]);
-    const list = (isList ? inputShape : [inputShape]) as Array<Shape | null>;
-    if (list.length > 4) {
-      throw new KArAtArgumentError(
-          `${LAYER} '${this.name}': expected at most 4 input shapes (query, value, key, attentionMask), got ${list.length}`);
-    }
-    const query = list[0];
-    if (query == null) throw new KArAtArgumentError(`${LAYER} '${this.name}': the query shape is missing`);
-    const value = list[1] ?? query;
-    const key = list[2] ?? value;
-    const names = ['query', 'value', 'key'];
-    [query, value, key].forEach((s, i) => {
-      if (!Array.isArray(s) || s.length !== 3 || s[2] == null) {
-        throw new KArAtArgumentError(
-            `${LAYER} '${this.name}': input '${names[i]}' must have shape [batch, tokens, features] ` +
-            `with a known feature size (attention over other axes is not supported), got ` +
-            `${Array.isArray(s) ? shapeStr(s) : JSON.stringify(s)}`);
-      }
-    });
-    if (value[1] != null && key[1] != null && value[1] !== key[1]) {
-      throw new KArAtArgumentError(
-          `${LAYER} '${this.name}': all dimensions of 'value' and 'key' except the last one must be ` +
-          `equal (the same number of tokens), got value ${shapeStr(value)} and key ${shapeStr(key)}`);
-    }
-    const mask = list[3] ?? null;
-    if (mask != null) {
-      const [T, S] = [query[1], value[1]];
-      const fits = (d: number | null | undefined, n: number | null | undefined) => d == null || n == null || d === 1 || d === n;
-      if (mask.length < 2 || mask.length > 4 || !fits(mask[mask.length - 2], T) || !fits(mask[mask.length - 1], S)) {
-        throw new KArAtArgumentError(
-            `${LAYER} '${this.name}': argument 'attentionMask' must have shape [T, S], [B, T, S] or ` +
-            `[B, numHeads, T, S] (T = ${T} query tokens, S = ${S} key/value tokens), got ${shapeStr(mask)}`);
-      }
-    }
-    return {query, value, key, mask};
-  }
-
-  /** The shapes of a tfjs-layers config (queryShape, ...) must match the inputs the layer builds for. */
-  private checkSignature(s: {query: Shape, value: Shape, key: Shape}) {
-    for (const n of ['query', 'value', 'key'] as const) {
-      const want = this.signature[n];
-      if (want == null) continue;
-      const got = s[n];
-      const ok = want.length === got.length && want.every((d, i) => i === 0 || d == null || got[i] == null || d === got[i]);
-      if (!ok) {
-        throw new KArAtArgumentError(
-            `${LAYER} '${this.name}': argument '${n}Shape' ${shapeStr(want)} (from the layer config) does not ` +
-            `match the '${n}' input ${shapeStr(got)}`);
-      }
-    }
-  }
-
   // ---------------------------------------------------------------- weights
 
   override build(inputShape: Shape | Shape[]): void {
-    const s = this.splitShapes(inputShape);
-    this.checkSignature(s);
-    const h = this.numHeads, dk = this.keyDim, dv = this.valueDim;
-    const out = this.outShape(s.query);
+    const s = splitShapes(this.name, inputShape);
+    checkSignature(this.name, this.signature, s);
     // Built by tfjs' apply: inside the layer's name scope, so weights are named <layer>/<name>.
     // Built directly (call() on a fresh layer, or build()): the same names, given explicitly.
     const prefix = this.inApply ? '' : `${this.name}/`;
-    const add = (name: string, shape: number[], kind: 'kernel' | 'bias') => {
-      this.kernels[name] = this.addWeight(
-          prefix + name, shape, 'float32',
-          cloneInitializer(kind === 'kernel' ? this.w.kernelInitializer : this.w.biasInitializer),
-          (kind === 'kernel' ? this.w.kernelRegularizer : this.w.biasRegularizer) ?? undefined, true,
-          (kind === 'kernel' ? this.w.kernelConstraint : this.w.biasConstraint) ?? undefined);
-    };
-    add('query/kernel', [s.query[2] as number, h, dk], 'kernel');
-    if (this.useBias) add('query/bias', [h, dk], 'bias');
-    add('key/kernel', [s.key[2] as number, h, dk], 'kernel');
-    if (this.useBias) add('key/bias', [h, dk], 'bias');
-    add('value/kernel', [s.value[2] as number, h, dv], 'kernel');
-    if (this.useBias) add('value/bias', [h, dv], 'bias');
-    add('attentionOutput/kernel', [h, dv, ...out], 'kernel');
-    if (this.useBias) add('attentionOutput/bias', out, 'bias');
-
+    this.addProjectionWeights(prefix, s.query[2] as number, s.key[2] as number, s.value[2] as number,
+                              outputFeatures(this.outputShapeArg, s.query));
     if (this.attention.kind === 'karat') {
       const T = s.query[1], S = s.value[1];
       if (S == null || T == null) {
@@ -577,21 +289,42 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
             `(square N x N scores); got ${T} query and ${S} value tokens`);
       }
       if (this.operator == null) {
-        const specs = operatorParamSpecs(this.attention.operator, h, S);
-        const vars: Record<string, tfl.LayerVariable> = {};
-        for (const spec of specs) {
-          vars[spec.name] = this.addWeight(
-              `${prefix}karat/${spec.name}`, spec.shape, 'float32', spec.initializer, undefined, true);
-        }
-        this.operator = new KArAtOperator(this.attention.operator, h, S, this, vars,
-                                          this.attention.mode, this.attention.shareName);
+        this.operator = this.shareSource != null ? sharedOperator(this, this.shareSource, S) :
+                                                   this.addOperatorWeights(prefix, S);
       }
     }
     this.built = true;
   }
 
-  private outShape(query: Shape): number[] {
-    return this.outputShapeArg ?? [query[2] as number];
+  /** The Q/K/V/output projections, named and shaped as tfjs-layers' MultiHeadAttention's. */
+  private addProjectionWeights(prefix: string, dimQ: number, dimK: number, dimV: number, out: number[]) {
+    const h = this.numHeads, dk = this.keyDim, dv = this.valueDim;
+    const add = (name: string, shape: number[], kind: 'kernel' | 'bias') => {
+      this.kernels[name] = this.addWeight(
+          prefix + name, shape, 'float32',
+          cloneInitializer(kind === 'kernel' ? this.w.kernelInitializer : this.w.biasInitializer),
+          (kind === 'kernel' ? this.w.kernelRegularizer : this.w.biasRegularizer) ?? undefined, true,
+          (kind === 'kernel' ? this.w.kernelConstraint : this.w.biasConstraint) ?? undefined);
+    };
+    add('query/kernel', [dimQ, h, dk], 'kernel');
+    if (this.useBias) add('query/bias', [h, dk], 'bias');
+    add('key/kernel', [dimK, h, dk], 'kernel');
+    if (this.useBias) add('key/bias', [h, dk], 'bias');
+    add('value/kernel', [dimV, h, dv], 'kernel');
+    if (this.useBias) add('value/bias', [h, dv], 'bias');
+    add('attentionOutput/kernel', [h, dv, ...out], 'kernel');
+    if (this.useBias) add('attentionOutput/bias', out, 'bias');
+  }
+
+  /** This layer's own operator over N tokens: its variables are this layer's weights <name>/karat/*. */
+  private addOperatorWeights(prefix: string, N: number): KArAtOperator {
+    const att = this.attention as Extract<ResolvedAttention, {kind: 'karat'}>;
+    const vars: Record<string, tfl.LayerVariable> = {};
+    for (const spec of operatorParamSpecs(att.operator, this.numHeads, N)) {
+      vars[spec.name] = this.addWeight(
+          `${prefix}karat/${spec.name}`, spec.shape, 'float32', spec.initializer, undefined, true);
+    }
+    return new KArAtOperator(att.operator, this.numHeads, N, this, vars, att.mode, att.shareName);
   }
 
   /**
@@ -601,17 +334,11 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
    * layer itself accepts them: applying it to such inputs works).
    */
   override computeOutputShape(inputShape: Shape | Shape[]): Shape | Shape[] {
-    const s = this.splitShapes(inputShape as Array<Shape | null>);
-    if (this.pendingReturnScores == null && s.query[2] !== s.value[2]) {
-      throw new KArAtArgumentError(
-          `${LAYER} '${this.name}'.computeOutputShape: the last dimension of 'queryShape' and ` +
-          `'valueShape' must be equal (as in tfjs-layers' MultiHeadAttention), but are ${s.query[2]} and ` +
-          `${s.value[2]}. Received: queryShape=${shapeStr(s.query)}, valueShape=${shapeStr(s.value)}`);
-    }
-    const out: Shape = [s.query[0], s.query[1], ...this.outShape(s.query)];
-    const scores = this.pendingReturnScores ?? this.graphOptions?.returnAttentionScores ?? this.returnAttentionScores;
-    if (!scores) return out;
-    return [out, [s.query[0], this.numHeads, s.query[1], s.value[1]]];
+    const s = splitShapes(this.name, inputShape as Array<Shape | null>);
+    return outputShapeFor(this.name, s, {
+      numHeads: this.numHeads, outputShape: this.outputShapeArg, strict: this.pendingReturnScores == null,
+      returnScores: this.pendingReturnScores ?? this.graphOptions?.returnAttentionScores ?? this.returnAttentionScores,
+    });
   }
 
   /** The query's mask goes on to the output (as Keras); tfjs calls this right after `call`. */
@@ -632,7 +359,7 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
    * the layer on first use. Returns the output, or [output, scores] with returnAttentionScores.
    */
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor | tf.Tensor[] {
-    const p = this.parseCall(inputs, kwargs, 'call');
+    const p = parseCall(this.name, inputs, kwargs, 'call');
     if (p.symbolic) {
       throw new KArAtArgumentError(`${LAYER} '${this.name}'.call: takes tf.Tensors; use apply() for SymbolicTensors`);
     }
@@ -690,25 +417,14 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
 
   private compute(query: tf.Tensor, value: tf.Tensor, key: tf.Tensor, attentionMask: tf.Tensor | null,
                   useCausalMask: boolean, training: boolean, returnScores: boolean): {output: tf.Tensor, scores?: tf.Tensor} {
-    for (const [name, t] of [['query', query], ['value', value], ['key', key]] as const) {
-      if (t.rank !== 3) {
-        throw new KArAtArgumentError(
-            `${LAYER} '${this.name}': input '${name}' must have rank 3 [batch, tokens, features], ` +
-            `got shape [${t.shape}]`);
-      }
-    }
-    if (value.shape[1] !== key.shape[1] || value.shape[0] !== key.shape[0]) {
-      throw new KArAtArgumentError(
-          `${LAYER} '${this.name}': 'value' ${shapeStr(value.shape)} and 'key' ${shapeStr(key.shape)} must ` +
-          `have the same batch size and number of tokens`);
-    }
+    checkComputeInputs(this.name, query, value, key);
     const T = query.shape[1] as number, S = value.shape[1] as number;
     if (query.shape[0] === 0) {
       // An empty batch gives an empty result (some backends, e.g. wasm, cannot project 0 rows).
       const out = this.kernels['attentionOutput/kernel'].read().shape.slice(2);
       return {output: tf.zeros([0, T, ...out]), scores: returnScores ? tf.zeros([0, this.numHeads, T, S]) : undefined};
     }
-    const mask = this.attentionMaskFor(query, value, key, attentionMask, useCausalMask);
+    const mask = attentionMaskFor(this, query, value, key, attentionMask, useCausalMask);
     const q = this.projectHeads(query, 'query', 1 / Math.sqrt(this.keyDim));
     const k = this.projectHeads(key, 'key');
     const v = this.projectHeads(value, 'value');
@@ -726,70 +442,6 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
       query: q, key: k, value: v, activation, dropout: this.dropout, training, mask, returnScores,
     });
     return {output: this.projectOutput(output), scores};
-  }
-
-  /**
-   * The attention mask [B|1, h|1, T, S] (broadcast over what is 1), or null: tfjs-layers' algebra
-   * (computeAttentionMask + maskedSoftmax) — implicit masks of query [B,T,1], value [B,1,S] and a
-   * distinct key [B,1,S] (as Keras), the causal mask [1,T,S], ANDed; then ANDed with the explicit
-   * mask (cast to bool), or the explicit mask as given when there is no implicit one. The explicit
-   * mask is brought to rank 4 by inserting axes before its last two, as tfjs-layers does.
-   * KArAt: any mask is an error naming its source.
-   */
-  private attentionMaskFor(query: tf.Tensor, value: tf.Tensor, key: tf.Tensor, attentionMask: tf.Tensor | null,
-                           useCausalMask: boolean): tf.Tensor | null {
-    const [B, T] = query.shape as [number, number], S = value.shape[1] as number;
-    const implicit: Array<[string, tf.Tensor | undefined, number]> = [
-      ['query', query.kerasMask, T], ['value', value.kerasMask, S],
-      ['key', key !== value ? key.kerasMask : undefined, S],
-    ];
-    if (attentionMask != null) this.rejectMaskForKArAt('an attention mask', 'attentionMask');
-    if (useCausalMask) this.rejectMaskForKArAt('a causal mask', 'useCausalMask');
-    for (const [n, m] of implicit) {
-      if (m != null) this.rejectMaskForKArAt(`the ${n}'s implicit mask (kerasMask, e.g. from Embedding({maskZero: true}))`, `${n}.kerasMask`);
-    }
-    let explicit: tf.Tensor | null = null;
-    if (attentionMask != null) {
-      const m = attentionMask;
-      const h = this.numHeads;
-      const bad = () => new KArAtArgumentError(
-          `${LAYER} '${this.name}': argument 'attentionMask' must have shape [T, S], [B, T, S] or ` +
-          `[B, numHeads, T, S] (here T = ${T} query tokens, S = ${S} key/value tokens, B = ${B}, ` +
-          `numHeads = ${h}; dimensions of size 1 broadcast), got ${shapeStr(m.shape)}`);
-      if (!(m instanceof tf.Tensor) || m.rank < 2 || m.rank > 4) throw bad();
-      if (m.dtype !== 'bool' && m.dtype !== 'float32' && m.dtype !== 'int32') {
-        throw new KArAtArgumentError(
-            `${LAYER} '${this.name}': argument 'attentionMask' must be bool, int32 or float32, got ${m.dtype}`);
-      }
-      const full: number[] = [...new Array<number>(4 - m.rank).fill(1), ...m.shape];
-      // tfjs-layers: rank-2 [T,S] -> [1,1,T,S]; rank-3 [B,T,S] -> [B,1,T,S] (axes inserted at -3).
-      const shape4: number[] = m.rank === 3 ? [m.shape[0] as number, 1, m.shape[1] as number, m.shape[2] as number] : full;
-      const want = [B, h, T, S];
-      if (!shape4.every((d, i) => d === 1 || d === want[i])) throw bad();
-      explicit = m.rank === 4 ? m : tf.reshape(m, shape4);
-    }
-    const and = (a: tf.Tensor | null, b: tf.Tensor) => (a == null ? b : tf.logicalAnd(a, b));
-    let auto: tf.Tensor | null = null;
-    for (const [n, m, len] of implicit) {
-      if (m == null) continue;
-      if (m.isDisposed) {
-        throw new KArAtArgumentError(
-            `${LAYER} '${this.name}': the ${n}'s kerasMask has been disposed (e.g. by a tf.tidy around the ` +
-            `layer that made it), so it cannot be applied; keep it alive or pass an explicit attentionMask`);
-      }
-      if (m.rank !== 2 || m.shape[0] !== B || m.shape[1] !== len) {
-        throw new KArAtArgumentError(
-            `${LAYER} '${this.name}': the ${n}'s kerasMask must have shape [${B}, ${len}] (batch, tokens), ` +
-            `got ${shapeStr(m.shape)}`);
-      }
-      const shape = n === 'query' ? [B, 1, T, 1] : [B, 1, 1, S];
-      auto = and(auto, tf.reshape(tf.cast(m, 'bool'), shape));
-    }
-    if (useCausalMask) {
-      auto = and(auto, tf.reshape(tf.linalg.bandPart(tf.ones([T, S], 'bool'), -1, 0), [1, 1, T, S]));
-    }
-    if (auto == null) return explicit;
-    return explicit == null ? auto : tf.logicalAnd(tf.cast(explicit, 'bool'), auto);
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -14,6 +14,7 @@ import {AttentionActivation} from './attention_config';
 import {BASE_LAYER_ARG_KEYS, baseLayerArgs, checkKnownArgs, checkPositiveIntArg, checkRate, InitializerArg, parseWeightArgs, ParsedWeightArgs, registerClassOnce, rejectActivityRegularizer, serializeObject, serializeWeightArgs, Shape, WEIGHT_ARG_KEYS, WeightArgs} from './layer_utils';
 import {fusedDense, fusedLayerNormalization} from './fused_layers';
 import {KArAtMultiHeadAttention} from './multihead_attention';
+import {UniversalOperatorSharing} from './operator_sharing';
 
 function one(s: Shape | Shape[]): Shape {
   return (Array.isArray(s[0]) ? s[0] : s) as Shape;
@@ -268,6 +269,12 @@ export interface TransformerEncoderBlockArgs {
   /** Stochastic-depth rate of this block (default 0). */
   dropPath?: number;
   attentionActivation?: AttentionActivation;
+  /**
+   * Universal mode: the model's UniversalOperatorSharing, to which the block attaches its
+   * attention layer, so that all blocks given the same one share one operator (the first
+   * block's). Without it, the layer shares the operator of a universal layer upstream in the graph.
+   */
+  operatorSharing?: UniversalOperatorSharing;
   layerNormEpsilon?: number;
   /** Prefix of the layer names (default 'block'). */
   name?: string;
@@ -300,7 +307,7 @@ export function transformerEncoderBlock(
   }
   checkKnownArgs('transformerEncoderBlock', args as unknown as Record<string, unknown>, [
     'dim', 'heads', 'mlpRatio', 'dropout', 'attentionDropout', 'dropPath', 'attentionActivation',
-    'layerNormEpsilon', 'name']);
+    'operatorSharing', 'layerNormEpsilon', 'name']);
   const keyDim = checkHeads('heads', args.dim, args.heads);
   const n = args.name ?? 'block';
   const eps = args.layerNormEpsilon ?? 1e-6;
@@ -313,10 +320,19 @@ export function transformerEncoderBlock(
   const hidden = Math.round(args.dim * mlpRatio);
 
   let h = fusedLayerNormalization({epsilon: eps, name: `${n}_norm1`}).apply(x) as tfl.SymbolicTensor;
-  h = new KArAtMultiHeadAttention({
+  const attention = new KArAtMultiHeadAttention({
     numHeads: args.heads, keyDim, dropout: args.attentionDropout ?? 0,
     attentionActivation: args.attentionActivation ?? 'softmax', name: `${n}_attn`,
-  }).apply(h) as tfl.SymbolicTensor;
+  });
+  if (args.operatorSharing != null) {
+    if (!(args.operatorSharing instanceof UniversalOperatorSharing)) {
+      throw new KArAtArgumentError(
+          `transformerEncoderBlock: argument 'operatorSharing' must be a UniversalOperatorSharing, got ` +
+          `${typeof args.operatorSharing}`);
+    }
+    args.operatorSharing.attach(attention);
+  }
+  h = attention.apply(h) as tfl.SymbolicTensor;
   if (dropout > 0) h = tfl.layers.dropout({rate: dropout, name: `${n}_attn_drop`}).apply(h) as tfl.SymbolicTensor;
   if (dropPath > 0) h = new StochasticDepth({rate: dropPath, name: `${n}_drop_path1`}).apply(h) as tfl.SymbolicTensor;
   const x1 = tfl.layers.add({name: `${n}_add1`}).apply([x, h]) as tfl.SymbolicTensor;

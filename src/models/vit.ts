@@ -9,6 +9,7 @@ import {KArAtArgumentError} from '../../core/validate';
 import {AttentionActivation, KArAtAttentionConfig, resolveAttention} from '../layers/attention_config';
 import {fusedLayerNormalization} from '../layers/fused_layers';
 import {checkKnownArgs, checkRate} from '../layers/layer_utils';
+import {UniversalOperatorSharing} from '../layers/operator_sharing';
 import {checkHeads, ClassToken, LearnedPositionEmbedding, PatchEmbedding, SelectToken, transformerEncoderBlock} from '../layers/vit_blocks';
 
 export type ViTPresetName = 'tiny' | 'small' | 'base';
@@ -225,12 +226,14 @@ export function vit(args: ViTArgs): tfl.LayersModel {
   if (pool === 'token') x = new ClassToken({name: 'cls_token'}).apply(x) as tfl.SymbolicTensor;
   x = new LearnedPositionEmbedding({name: 'pos_embed'}).apply(x) as tfl.SymbolicTensor;
   if (dropout > 0) x = tfl.layers.dropout({rate: dropout, name: 'pos_drop'}).apply(x) as tfl.SymbolicTensor;
+  // Universal mode: block0's attention layer holds the one operator; every later block shares it.
+  const operatorSharing = new UniversalOperatorSharing();
   for (let i = 0; i < cfg.depth; i++) {
     x = transformerEncoderBlock(x, {
       dim: cfg.dim, heads: cfg.heads, mlpRatio: cfg.mlpRatio, dropout,
       attentionDropout: args.attentionDropout ?? 0,
       dropPath: cfg.depth > 1 ? dropPath * i / (cfg.depth - 1) : dropPath,
-      attentionActivation: cfg.attention, layerNormEpsilon: eps, name: `block${i}`,
+      attentionActivation: cfg.attention, operatorSharing, layerNormEpsilon: eps, name: `block${i}`,
     });
   }
   // KArAtLayerNormalization: the stock layer with the fused paths (layers/fused_layers.ts).
