@@ -26,7 +26,7 @@ from . import data as D
 from . import karat as K
 from . import safetensors as st
 from . import vit as V
-# The trainer's parts, under the names this module has always offered (python/tests use them as T.*).
+# The trainer's parts, also importable from this module (python/tests use them as T.*).
 from .train_checkpoint import (CHECKPOINT_FORMAT, CheckpointError, model_params, read_checkpoint,  # noqa: F401
                                resolve_resume, restore_optimizer, save_checkpoint, trainer_problems,
                                weights_fit_config)
