@@ -14,13 +14,13 @@
  */
 import type {TensorInfo} from '@tensorflow/tfjs-core';
 
+import {ADAMW_UNIFORMS, adamWStepWGSL} from './adamw_webgpu';
+
 const WG = 64;
 const MAX_GROUPS = 65535;
 
 const SHADER = `
-struct Hyper {
-  beta1 : f32, beta2 : f32, epsilon : f32, lr : f32, decay : f32, bc1 : f32, bc2 : f32, n : i32,
-};
+struct Hyper { ${ADAMW_UNIFORMS} n : i32, };
 @group(0) @binding(0) var<storage, read_write> param : array<f32>;
 @group(0) @binding(1) var<storage, read_write> mom1 : array<f32>;
 @group(0) @binding(2) var<storage, read_write> mom2 : array<f32>;
@@ -32,11 +32,10 @@ fn main(@builtin(global_invocation_id) gid : vec3<u32>, @builtin(num_workgroups)
   let i = i32(gid.x + gid.y * nwg.x * ${WG}u);
   if (i >= u.n) { return; }
   let g = grad[i];
-  let m1 = u.beta1 * mom1[i] + (1.0 - u.beta1) * g;
-  let v1 = u.beta2 * mom2[i] + (1.0 - u.beta2) * g * g;
+  ${adamWStepWGSL('u', {grad: 'g', m: 'mom1[i]', v: 'mom2[i]', param: 'param[i]'})}
   mom1[i] = m1;
   mom2[i] = v1;
-  param[i] = param[i] * u.decay - u.lr * (m1 / u.bc1) / (sqrt(v1 / u.bc2) + u.epsilon);
+  param[i] = p1;
 }`;
 
 /* The parts of tfjs-backend-webgpu's WebGPUBackend this uses (duck typing, no runtime import). */
@@ -69,10 +68,11 @@ function isBackendLike(b: unknown): b is BackendLike {
 /**
  * Updates param, m, v in place with one dispatch; returns false (doing nothing) when that is
  * not safe or not possible, in which case the caller must use the out-of-place kernel.
- * `hyper` = [beta1, beta2, epsilon, lr, decay, bc1, bc2].
+ * `hyper`: the uniform data of ADAMW_UNIFORMS (adamWUniformData).
  */
 export function adamWInPlace(backend: unknown, param: TensorInfo, m: TensorInfo, v: TensorInfo,
-                             grad: TensorInfo, hyper: number[], env: {batchSize: number}): boolean {
+                             grad: TensorInfo, hyper: Array<{type: string, data: number[]}>,
+                             env: {batchSize: number}): boolean {
   if (!isBackendLike(backend) || typeof GPUBuffer === 'undefined') return false;
   const n = param.shape.reduce((a, b) => a * b, 1);
   const groups = Math.ceil(n / WG);
@@ -96,9 +96,7 @@ export function adamWInPlace(backend: unknown, param: TensorInfo, m: TensorInfo,
     });
     pipelines.set(device, pipeline);
   }
-  const uniforms = backend.makeUniforms([
-    ...hyper.map((x) => ({type: 'float32', data: [x]})), {type: 'int32', data: [n]},
-  ]);
+  const uniforms = backend.makeUniforms([...hyper, {type: 'int32', data: [n]}]);
   const bindGroup = device.createBindGroup({
     layout: pipeline.getBindGroupLayout(0),
     entries: [

@@ -2,23 +2,16 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, NamedAttrMap, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {AdamWUpdateAttrs, adamWScalars, KArAtAdamW} from '../../core/fused_layers';
-import {AdamWProgram} from '../adamw_webgpu';
+import {KArAtAdamW} from '../../core/fused_layers';
+import {AdamWProgram, adamWUniformData} from '../adamw_webgpu';
 
 export type AdamWArgs = {inputs: {param: TensorInfo, m: TensorInfo, v: TensorInfo, grad: TensorInfo}, backend: WebGPUBackend,
                          attrs?: NamedAttrMap};
 
-/** The AdamW hyper-parameters as the programs take them: [beta1, beta2, epsilon, lr, decay, bc1, bc2]. */
-export function adamWHyper(attrs?: NamedAttrMap): number[] {
-  const a = attrs as unknown as AdamWUpdateAttrs;
-  const {bc1, bc2, decay} = adamWScalars(a);
-  return [a.beta1, a.beta2, a.epsilon, a.learningRate, decay, bc1, bc2];
-}
-
 export function adamW(args: AdamWArgs): TensorInfo[] {
   const {param, m, v, grad} = args.inputs;
   const b = args.backend;
-  const u = adamWHyper(args.attrs).map((x) => ({type: 'float32', data: [x]}));
+  const u = adamWUniformData(args.attrs);
   const shape = param.shape;
   const m1 = b.runWebGPUProgram(new AdamWProgram('m', shape), [m, grad], 'float32', u);
   const v1 = b.runWebGPUProgram(new AdamWProgram('v', shape), [v, grad], 'float32', u);

@@ -7,13 +7,14 @@ import {env} from '@tensorflow/tfjs-core';
 
 import {KArAtAdamWInPlace} from '../../core/fused_layers';
 import {adamWInPlace} from '../adamw_inplace';
-import {adamW, AdamWArgs, adamWHyper} from './KArAtAdamW';
+import {adamWUniformData} from '../adamw_webgpu';
+import {adamW, AdamWArgs} from './KArAtAdamW';
 
 export function adamWInPlaceKernel(args: AdamWArgs): TensorInfo[] {
   const {param, m, v, grad} = args.inputs;
   const b = args.backend;
   const batchSize = env().getNumber('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE');
-  if (adamWInPlace(b, param, m, v, grad, adamWHyper(args.attrs), {batchSize})) {
+  if (adamWInPlace(b, param, m, v, grad, adamWUniformData(args.attrs), {batchSize})) {
     // The outputs are the updated inputs (one more reference each, as Reshape does).
     for (const t of [param, m, v]) b.incRef(t.dataId);
     return [param, m, v].map((t) => ({dataId: t.dataId, shape: t.shape.slice(), dtype: t.dtype}));
