@@ -1,8 +1,8 @@
 /**
  * In-place AdamW on webgpu: ONE dispatch per parameter that updates param, m and v in their own
  * GPU buffers (a tfjs WebGPU program has a single output, so the out-of-place kernel needs
- * three). Used by KArAtAdamW when the caller asks for it (attr inPlace, set by
- * adamWUpdateVariables) and only when it is safe:
+ * three). Used by the KArAtAdamWInPlace kernel (which adamWUpdateVariables runs), and only when
+ * it is safe:
  *   - param, m, v are float32 tensors held by exactly one reference each (their variables; no
  *     other tensor shares the buffer), on GPU buffers, not external (zero-copy) buffers;
  *   - the dispatch fits 65535 x 65535 workgroups.
@@ -10,10 +10,12 @@
  * program machinery cannot bind several writable buffers) and recorded into the backend's own
  * command encoder / compute pass, in order with every other tfjs dispatch; the buffers are
  * marked as owned by the command queue (so a disposal waits for the submit) and any CPU copy
- * of the values is dropped (the GPU buffer is now the truth).
+ * of the values is dropped (the GPU buffer is now the truth). Every use of the backend's
+ * internals goes through core/tfjs_internals.ts.
  */
 import type {TensorInfo} from '@tensorflow/tfjs-core';
 
+import {exclusiveGPUBuffers, makeUniformBinding, recordDispatch, webgpuDevice} from '../core/tfjs_internals';
 import {ADAMW_UNIFORMS, adamWStepWGSL} from './adamw_webgpu';
 
 const WG = 64;
@@ -38,31 +40,17 @@ fn main(@builtin(global_invocation_id) gid : vec3<u32>, @builtin(num_workgroups)
   param[i] = p1;
 }`;
 
-/* The parts of tfjs-backend-webgpu's WebGPUBackend this uses (duck typing, no runtime import). */
-interface TensorData {dtype: string, refCount: number, values: unknown, resource: unknown, external?: boolean}
-interface BackendLike {
-  device: GPUDevice;
-  tensorMap: {get(id: object): TensorData | undefined};
-  uploadToGPU(id: object): void;
-  makeUniforms(u: Array<{type: string, data: number[]}>): GPUBufferBinding;
-  ensureCommandEncoderReady(): void;
-  endComputePassEncoder(): void;
-  submitQueue(): void;
-  commandEncoder: GPUCommandEncoder | null;
-  computePassEncoder: GPUComputePassEncoder | null;
-  dispatchCountInPass: number;
-  commandQueueOwnedIds: WeakSet<object>;
-  activeTimers: unknown[] | null | undefined;
-}
-
 const pipelines = new WeakMap<GPUDevice, GPUComputePipeline>();
 
-function isBackendLike(b: unknown): b is BackendLike {
-  const x = b as BackendLike;
-  return x != null && x.device != null && x.tensorMap != null && typeof x.uploadToGPU === 'function' &&
-      typeof x.makeUniforms === 'function' && typeof x.ensureCommandEncoderReady === 'function' &&
-      typeof x.endComputePassEncoder === 'function' && typeof x.submitQueue === 'function' &&
-      x.commandQueueOwnedIds != null;
+function pipelineOf(device: GPUDevice): GPUComputePipeline {
+  let pipeline = pipelines.get(device);
+  if (pipeline == null) {
+    pipeline = device.createComputePipeline({
+      layout: 'auto', compute: {module: device.createShaderModule({code: SHADER}), entryPoint: 'main'},
+    });
+    pipelines.set(device, pipeline);
+  }
+  return pipeline;
 }
 
 /**
@@ -73,57 +61,25 @@ function isBackendLike(b: unknown): b is BackendLike {
 export function adamWInPlace(backend: unknown, param: TensorInfo, m: TensorInfo, v: TensorInfo,
                              grad: TensorInfo, hyper: Array<{type: string, data: number[]}>,
                              env: {batchSize: number}): boolean {
-  if (!isBackendLike(backend) || typeof GPUBuffer === 'undefined') return false;
+  const device = webgpuDevice(backend);
+  if (device == null) return false;
   const n = param.shape.reduce((a, b) => a * b, 1);
   const groups = Math.ceil(n / WG);
   if (n === 0 || groups > MAX_GROUPS * MAX_GROUPS) return false;
   const owned = [param, m, v];
   const ids = new Set(owned.map((t) => t.dataId));
   if (ids.size !== 3 || ids.has(grad.dataId)) return false;
-  for (const t of owned) {
-    const d = backend.tensorMap.get(t.dataId);
-    if (d == null || d.dtype !== 'float32' || d.refCount !== 1 || d.external) return false;
-  }
-  for (const t of [...owned, grad]) backend.uploadToGPU(t.dataId);
-  const buffers = [...owned, grad].map((t) => backend.tensorMap.get(t.dataId)!.resource);
-  if (!buffers.every((b) => b instanceof GPUBuffer)) return false;
+  const buffers = exclusiveGPUBuffers(backend, owned, [grad]);
+  if (buffers == null) return false;
 
-  const device = backend.device;
-  let pipeline = pipelines.get(device);
-  if (pipeline == null) {
-    pipeline = device.createComputePipeline({
-      layout: 'auto', compute: {module: device.createShaderModule({code: SHADER}), entryPoint: 'main'},
-    });
-    pipelines.set(device, pipeline);
-  }
-  const uniforms = backend.makeUniforms([...hyper, {type: 'int32', data: [n]}]);
+  const pipeline = pipelineOf(device);
+  const uniforms = makeUniformBinding(backend, [...hyper, {type: 'int32', data: [n]}]);
   const bindGroup = device.createBindGroup({
     layout: pipeline.getBindGroupLayout(0),
-    entries: [
-      ...buffers.map((b, i) => ({binding: i, resource: {buffer: b as GPUBuffer}})),
-      {binding: 4, resource: uniforms},
-    ],
+    entries: [...buffers.map((b, i) => ({binding: i, resource: {buffer: b}})), {binding: 4, resource: uniforms}],
   });
-  for (const t of [...owned, grad]) backend.commandQueueOwnedIds.add(t.dataId);
-  const timing = backend.activeTimers != null;
-  backend.ensureCommandEncoderReady();
-  if (timing) backend.endComputePassEncoder();
-  if (backend.computePassEncoder == null) {
-    backend.computePassEncoder = backend.commandEncoder!.beginComputePass({});
-  }
   const x = Math.min(groups, MAX_GROUPS);
-  backend.computePassEncoder.setPipeline(pipeline);
-  backend.computePassEncoder.setBindGroup(0, bindGroup);
-  backend.computePassEncoder.dispatchWorkgroups(x, Math.ceil(groups / x), 1);
-  backend.dispatchCountInPass++;
-  if (timing) {
-    // tf.time / tf.profile: keep timed passes separate; their submit happens when queried.
-    backend.endComputePassEncoder();
-  } else if (backend.dispatchCountInPass >= env.batchSize) {
-    backend.endComputePassEncoder();
-    backend.submitQueue();
-  }
-  // The GPU buffers now hold the truth: drop any cached CPU copy.
-  for (const t of owned) backend.tensorMap.get(t.dataId)!.values = null;
+  recordDispatch(backend, {pipeline, bindGroup, workgroups: [x, Math.ceil(groups / x)], written: owned, read: [grad],
+                           batchSize: env.batchSize});
   return true;
 }
