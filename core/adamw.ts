@@ -49,6 +49,13 @@ export function compositeAdamW(param: tf.Tensor, m: tf.Tensor, v: tf.Tensor, gra
 
 const ADAMW_KEYS = ['learningRate', 'beta1', 'beta2', 'epsilon', 'weightDecay', 'step'] as const;
 
+/** The hyper-parameters (and nothing else of `attrs`) as the attrs of the AdamW kernels. */
+function kernelAttrs(attrs: AdamWUpdateAttrs): never {
+  const a: Record<string, number> = {};
+  for (const k of ADAMW_KEYS) a[k] = attrs[k];
+  return a as never;
+}
+
 function checkAdamWAttrs(a: AdamWUpdateAttrs) {
   const op = 'adamWUpdate';
   if (a != null && typeof a === 'object') {
@@ -85,9 +92,7 @@ export function adamWUpdate(param: tf.Tensor, m: tf.Tensor, v: tf.Tensor, grad: 
   for (const [n, t] of [['m', m], ['v', v], ['grad', grad]] as const) checkTensor(op, n, t, names, p.shape);
   checkAdamWAttrs(attrs);
   if (hasFusedKernel(KArAtAdamW)) {
-    const a = {learningRate: attrs.learningRate, beta1: attrs.beta1, beta2: attrs.beta2,
-               epsilon: attrs.epsilon, weightDecay: attrs.weightDecay, step: attrs.step};
-    const out = tf.engine().runKernel(KArAtAdamW, {param: p, m, v, grad}, a as never) as unknown as tf.Tensor[];
+    const out = tf.engine().runKernel(KArAtAdamW, {param: p, m, v, grad}, kernelAttrs(attrs)) as unknown as tf.Tensor[];
     return [out[0], out[1], out[2]];
   }
   return compositeAdamW(p, m, v, grad, attrs);
@@ -112,9 +117,7 @@ export function adamWUpdateVariables(param: tf.Variable, m: tf.Variable, v: tf.V
   tf.tidy(() => {
     let out: tf.Tensor[];
     if (hasFusedKernel(KArAtAdamWInPlace)) {
-      const a = {learningRate: attrs.learningRate, beta1: attrs.beta1, beta2: attrs.beta2,
-                 epsilon: attrs.epsilon, weightDecay: attrs.weightDecay, step: attrs.step};
-      out = tf.engine().runKernel(KArAtAdamWInPlace, {param, m, v, grad}, a as never) as unknown as tf.Tensor[];
+      out = tf.engine().runKernel(KArAtAdamWInPlace, {param, m, v, grad}, kernelAttrs(attrs)) as unknown as tf.Tensor[];
     } else {
       out = compositeAdamW(param, m, v, grad, attrs);
     }

@@ -29,7 +29,7 @@
  * them, and without the kernels, the op runs the composite (matMul, softmaxLastAxis, matMul).
  * Backward with the kernels: Probs, GradScores and three matmuls (dq = dS k, dk = dSᵀ q, dv = Pᵀ dy).
  *
- * Kernel contract of the flash-style fourierAttention (kernels-webgpu/fourier_attention.ts), with
+ * Kernel contract of the flash-style fourierAttention (kernels-webgpu/kernels/KArAtFourierAttention*.ts), with
  * u = projᵀ v [B,h,r,dv] (one batched matmul per call) and dh = dL/dĥ [B,h,N,r]:
  *   KArAtFourierAttention            {q, k, coeffs, u}      -> ĥ(q kᵀ) u                [B,h,N,dv]
  *   KArAtFourierAttentionHidden      {q, k, coeffs}         -> ĥ(q kᵀ)                  [B,h,N,r]

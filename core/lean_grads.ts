@@ -16,8 +16,8 @@
  * gradient of every intermediate. This works for any model (softmax or KArAt, any backend).
  *
  * It relies on tfjs-core's engine internals (the tape in `engine.state.activeTape`, and
- * `startTape` / `endTape` / `scopedRun`), and was written and tested against tfjs-core 4.22.x
- * (LEAN_GRADIENTS_TFJS_VERSIONS). On any other tfjs-core version, when the internals are
+ * `startTape` / `endTape` / `scopedRun`), reached only through tfjs_internals.ts, and was written
+ * and tested against tfjs-core 4.22.x (LEAN_GRADIENTS_TFJS_VERSIONS). On any other tfjs-core version, when the internals are
  * missing, or inside another gradient computation (higher-order gradients), the functions run
  * tfjs's own backward pass instead (same results, tfjs's memory use); the version fallback says
  * so once on the console. It is opt-in: nothing in tfjs changes until a caller uses
@@ -25,70 +25,27 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+import {engineGradientsReplaced, engineInternalsSupported, gradientDepth, nextTensorId, noteOnce, recordTape, releaseTape,
+        replaceEngineGradients, setTfjsVersionForTesting, stockEngineGradients, type TapeNode, TFJS_INTERNALS_VERSIONS,
+        tfjsInternalsSupportVersion, tfjsVersion} from './tfjs_internals';
 import {KArAtArgumentError} from './validate';
 
-interface TapeNode {
-  id: number;
-  kernelName: string;
-  inputs: Record<string, tf.Tensor>;
-  outputs: tf.Tensor[];
-  saved?: tf.Tensor[];
-  gradient?: (dys: Array<tf.Tensor | null>) => Record<string, () => tf.Tensor>;
-}
-
-interface EngineInternals {
-  state: {activeTape: TapeNode[] | null, gradientDepth: number};
-  startTape(): void;
-  endTape(): void;
-  scopedRun<T>(start: () => void, end: () => void, f: () => T): T;
-  tidy<T extends tf.TensorContainer>(nameOrFn: string | (() => T), fn?: () => T): T;
-  /** Takes a tensor id; ids increase monotonically. */
-  nextTensorId(): number;
-}
-
 /** The tfjs-core versions the lean backward pass was written for and is tested against. */
-export const LEAN_GRADIENTS_TFJS_VERSIONS = '4.22.x';
+export const LEAN_GRADIENTS_TFJS_VERSIONS = TFJS_INTERNALS_VERSIONS;
 
 /** True when `version` (a tfjs-core version string) is one the lean backward pass supports. */
 export function leanGradientsSupportsVersion(version: string): boolean {
-  return typeof version === 'string' && /^4\.22\.\d+$/.test(version);
+  return tfjsInternalsSupportVersion(version);
 }
 
-/** The tfjs-core version in use (tests may override it to exercise the fallback). */
-let versionOverride: string | null = null;
-function tfjsVersion(): string {
-  return versionOverride ?? tf.version_core;
-}
-
-/** @internal Pretends another tfjs-core version is installed (null: the real one). For tests. */
-export function setTfjsVersionForTesting(version: string | null): void {
-  versionOverride = version;
-  versionNoted = false;
-}
-
-let versionNoted = false;
+export {setTfjsVersionForTesting};
 
 /** Says once (console.warn) that this tfjs-core version gets tfjs's own backward pass. */
 function noteUnsupportedVersion(): void {
-  if (versionNoted) return;
-  versionNoted = true;
-  console.warn(
-      `tfjs-karat: the lean backward pass was written for tfjs-core ${LEAN_GRADIENTS_TFJS_VERSIONS}; ` +
-      `this is tfjs-core ${tfjsVersion()}, so tfjs's own backward pass runs instead (same gradients, ` +
-      `tfjs's memory use).`);
-}
-
-/**
- * The engine's tape internals, or null when this tfjs-core is not a version the lean pass was
- * written for, or does not expose them as expected.
- */
-function engineInternals(): EngineInternals | null {
-  if (!leanGradientsSupportsVersion(tfjsVersion())) return null;
-  const e = tf.engine() as unknown as Partial<EngineInternals>;
-  const ok = e.state != null && typeof e.state.gradientDepth === 'number' &&
-      typeof e.startTape === 'function' && typeof e.endTape === 'function' &&
-      typeof e.scopedRun === 'function' && typeof e.tidy === 'function' && typeof e.nextTensorId === 'function';
-  return ok ? e as EngineInternals : null;
+  noteOnce('leanGradients',
+           `tfjs-karat: the lean backward pass was written for tfjs-core ${LEAN_GRADIENTS_TFJS_VERSIONS}; ` +
+           `this is tfjs-core ${tfjsVersion()}, so tfjs's own backward pass runs instead (same gradients, ` +
+           `tfjs's memory use).`);
 }
 
 /**
@@ -96,14 +53,17 @@ function engineInternals(): EngineInternals | null {
  * (LEAN_GRADIENTS_TFJS_VERSIONS) and exposes the engine internals it needs.
  */
 export function leanGradientsAvailable(): boolean {
-  return engineInternals() != null;
+  return engineInternalsSupported();
 }
+
+/** A tape node with its inputs pruned to those that are a function of xs. */
+type PathNode = {node: TapeNode, inputs: Record<string, tf.Tensor>};
 
 /**
  * The tape nodes on a path from `xs` to `y`, each with its inputs pruned to those that are a
  * function of `xs` (the same selection as tfjs's own backward pass).
  */
-function nodesXToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): Array<{node: TapeNode, inputs: Record<string, tf.Tensor>}> {
+function nodesXToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): PathNode[] {
   const fromX = new Set<number>(xs.map((x) => x.id));
   const nodeFromX = tape.map((node) => {
     const any = Object.values(node.inputs).some((t) => fromX.has(t.id));
@@ -119,7 +79,7 @@ function nodesXToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): Array<{node
       Object.values(node.inputs).forEach((t) => toY.add(t.id));
     }
   }
-  const out: Array<{node: TapeNode, inputs: Record<string, tf.Tensor>}> = [];
+  const out: PathNode[] = [];
   tape.forEach((node, i) => {
     if (!nodeFromX[i] || !nodeToY[i]) return;
     const inputs: Record<string, tf.Tensor> = {};
@@ -127,18 +87,6 @@ function nodesXToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): Array<{node
     out.push({node, inputs});
   });
   return out;
-}
-
-type GradientsFn = (f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor, allowNoGradients?: boolean) =>
-    {value: tf.Tensor, grads: Array<tf.Tensor | null>};
-
-/** The engine's own gradients() saved by enableLeanGradients, while it is replaced. */
-let savedStock: {fn: GradientsFn, own: boolean} | null = null;
-
-/** tfjs's own backward pass (even while enableLeanGradients has replaced engine.gradients). */
-function stockGradients(): GradientsFn {
-  const e = tf.engine() as unknown as {gradients: GradientsFn};
-  return (savedStock?.fn ?? e.gradients).bind(e);
 }
 
 /**
@@ -153,25 +101,33 @@ export function enableLeanGradients(enable = true): boolean {
   if (typeof enable !== 'boolean') {
     throw new KArAtArgumentError(`enableLeanGradients: argument 'enable' must be a boolean, got ${String(enable)}`);
   }
-  const e = tf.engine() as unknown as {gradients: GradientsFn};
-  if (enable && savedStock == null) {
-    if (engineInternals() == null) {
+  if (enable && !engineGradientsReplaced()) {
+    if (!engineInternalsSupported()) {
       if (!leanGradientsSupportsVersion(tfjsVersion())) noteUnsupportedVersion();
       return false;
     }
-    savedStock = {fn: e.gradients, own: Object.prototype.hasOwnProperty.call(e, 'gradients')};
-    e.gradients = (f, xs, dy, allowNoGradients) => leanGradients(f, xs, dy, allowNoGradients ?? false);
-  } else if (!enable && savedStock != null) {
-    if (savedStock.own) e.gradients = savedStock.fn;
-    else delete (e as {gradients?: GradientsFn}).gradients;
-    savedStock = null;
+    replaceEngineGradients((f, xs, dy, allowNoGradients) => leanGradients(f, xs, dy, allowNoGradients ?? false));
+  } else if (!enable) {
+    replaceEngineGradients(null);
   }
-  return savedStock != null;
+  return engineGradientsReplaced();
 }
 
 /** True while enableLeanGradients() has routed tfjs's gradients through the lean pass. */
 export function leanGradientsEnabled(): boolean {
-  return savedStock != null;
+  return engineGradientsReplaced();
+}
+
+type Gradients = {value: tf.Tensor, grads: Array<tf.Tensor | null>};
+
+function checkGradientsArgs(f: unknown, xs: unknown, dy: unknown): void {
+  if (typeof f !== 'function') throw new KArAtArgumentError(`leanGradients: argument 'f' must be a function`);
+  if (!Array.isArray(xs) || xs.length === 0 || !xs.every((x) => x instanceof tf.Tensor)) {
+    throw new KArAtArgumentError(`leanGradients: argument 'xs' must be a non-empty array of tensors`);
+  }
+  if (dy != null && (!(dy instanceof tf.Tensor) || dy.dtype !== 'float32')) {
+    throw new KArAtArgumentError(`leanGradients: argument 'dy' must be a float32 tensor`);
+  }
 }
 
 /**
@@ -180,95 +136,103 @@ export function leanGradientsEnabled(): boolean {
  * tensors during the backward pass. `dy` (default ones) is not disposed.
  */
 export function leanGradients(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor | null,
-                              allowNoGradients = false): {value: tf.Tensor, grads: Array<tf.Tensor | null>} {
-  if (typeof f !== 'function') throw new KArAtArgumentError(`leanGradients: argument 'f' must be a function`);
-  if (!Array.isArray(xs) || xs.length === 0 || !xs.every((x) => x instanceof tf.Tensor)) {
-    throw new KArAtArgumentError(`leanGradients: argument 'xs' must be a non-empty array of tensors`);
+                              allowNoGradients = false): Gradients {
+  checkGradientsArgs(f, xs, dy);
+  const supported = engineInternalsSupported();
+  if (!supported || gradientDepth() > 0) {
+    if (!supported && !leanGradientsSupportsVersion(tfjsVersion())) noteUnsupportedVersion();
+    return stockEngineGradients()(f, xs, dy ?? undefined, allowNoGradients);
   }
-  if (dy != null && (!(dy instanceof tf.Tensor) || dy.dtype !== 'float32')) {
-    throw new KArAtArgumentError(`leanGradients: argument 'dy' must be a float32 tensor`);
-  }
-  const engine = engineInternals();
-  if (engine == null || engine.state.gradientDepth > 0) {
-    if (engine == null && !leanGradientsSupportsVersion(tfjsVersion())) noteUnsupportedVersion();
-    return stockGradients()(f, xs, dy ?? undefined, allowNoGradients);
-  }
-  const y = engine.scopedRun(() => engine.startTape(), () => engine.endTape(), () => engine.tidy('forward', f));
+  const {result: y, tape} = recordTape(f);
   if (!(y instanceof tf.Tensor)) {
     throw new KArAtArgumentError('leanGradients: the result y returned by f() must be a tensor');
   }
-  const tape = engine.state.activeTape ?? [];
   const path = nodesXToY(tape, xs, y);
   if (!allowNoGradients && path.length === 0) {
     throw new KArAtArgumentError(
         'leanGradients: cannot compute the gradient of y = f(x) with respect to x: no operation ' +
         'of f connects x to y');
   }
-  const keepIds = new Set<number>(xs.map((x) => x.id));
   try {
-    return engine.tidy('backward', () => {
-      const acc = new Map<number, tf.Tensor>();
-      acc.set(y.id, dy ?? tf.onesLike(y));
-      if (dy != null) keepIds.add(y.id);
-      for (let i = path.length - 1; i >= 0; i--) {
-        const {node, inputs} = path[i];
-        if (node.gradient == null) {
-          throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`);
-        }
-        const dys = node.outputs.map((o) => acc.get(o.id) ?? null);
-        const names = Object.keys(inputs);
-        const mark = engine.nextTensorId();
-        const dxs = engine.tidy(() => {
-          const fns = node.gradient!(dys);
-          const seen = new Set<tf.Tensor>();
-          return names.map((name) => {
-            if (!(name in fns)) {
-              throw new Error(`Cannot backprop through input ${name}. Available gradients found: ${Object.keys(fns)}.`);
-            }
-            let dx = fns[name]();
-            // Each accumulated gradient must be owned by the map alone, so that disposing it
-            // later cannot free a tensor someone else holds (a dy passed through unchanged, a
-            // saved tensor, the same tensor returned for two inputs).
-            if (dx.id < mark || seen.has(dx)) dx = tf.clone(dx);
-            seen.add(dx);
-            return dx;
-          });
-        });
-        names.forEach((name, k) => {
-          const dx = dxs[k], x = inputs[name];
-          if (dx.dtype !== 'float32') {
-            throw new Error(`Error in gradient for op ${node.kernelName}. The gradient of input ${name} must have 'float32' dtype, but has '${dx.dtype}'`);
-          }
-          if (!tf.util.arraysEqual(dx.shape, x.shape)) {
-            throw new Error(`Error in gradient for op ${node.kernelName}. The gradient of input '${name}' has shape '${dx.shape}', which does not match the shape of the input '${x.shape}'`);
-          }
-          const cur = acc.get(x.id);
-          if (cur == null) {
-            acc.set(x.id, dx);
-          } else {
-            acc.set(x.id, tf.add(cur, dx));
-            cur.dispose();
-            dx.dispose();
-          }
-        });
-        // This node's output gradients and saved tensors are no longer needed.
-        node.outputs.forEach((o) => {
-          if (keepIds.has(o.id)) return;
-          const g = acc.get(o.id);
-          if (g != null) {
-            g.dispose();
-            acc.delete(o.id);
-          }
-        });
-        (node.saved ?? []).forEach((t) => t.dispose());
-      }
-      // (tidy keeps tensors nested in the result; null entries are allowed at run time.)
-      return {value: y, grads: xs.map((x) => acc.get(x.id) ?? null)} as unknown as tf.TensorContainer;
-    }) as unknown as {value: tf.Tensor, grads: Array<tf.Tensor | null>};
+    return tf.tidy('backward', () => backward(path, xs, y, dy)) as unknown as Gradients;
   } finally {
     // As tfjs: the tape and every tensor it saved are released after the backward pass.
     for (const node of tape) (node.saved ?? []).forEach((t) => t.dispose());
-    engine.state.activeTape = null;
+    releaseTape();
+  }
+}
+
+/** The backward pass over `path` (in reverse), freeing as it goes; returns {value: y, grads}. */
+function backward(path: PathNode[], xs: tf.Tensor[], y: tf.Tensor, dy?: tf.Tensor | null): tf.TensorContainer {
+  const keepIds = new Set<number>(xs.map((x) => x.id));
+  const acc = new Map<number, tf.Tensor>();
+  acc.set(y.id, dy ?? tf.onesLike(y));
+  if (dy != null) keepIds.add(y.id);
+  for (let i = path.length - 1; i >= 0; i--) backpropNode(path[i], acc, keepIds);
+  // (tidy keeps tensors nested in the result; null entries are allowed at run time.)
+  return {value: y, grads: xs.map((x) => acc.get(x.id) ?? null)} as unknown as tf.TensorContainer;
+}
+
+/**
+ * Back-propagates one tape node: adds the gradients of its inputs to `acc`, then frees its
+ * output gradients (except those of `keepIds`) and the tensors it saved.
+ */
+function backpropNode({node, inputs}: PathNode, acc: Map<number, tf.Tensor>, keepIds: Set<number>): void {
+  if (node.gradient == null) {
+    throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`);
+  }
+  const dys = node.outputs.map((o) => acc.get(o.id) ?? null);
+  const names = Object.keys(inputs);
+  const dxs = inputGradients(node, names, dys);
+  names.forEach((name, k) => accumulate(node, name, inputs[name], dxs[k], acc));
+  // This node's output gradients and saved tensors are no longer needed.
+  node.outputs.forEach((o) => {
+    if (keepIds.has(o.id)) return;
+    const g = acc.get(o.id);
+    if (g != null) {
+      g.dispose();
+      acc.delete(o.id);
+    }
+  });
+  (node.saved ?? []).forEach((t) => t.dispose());
+}
+
+/** The node's gradients for the inputs `names`, each a tensor owned by the caller alone. */
+function inputGradients(node: TapeNode, names: string[], dys: Array<tf.Tensor | null>): tf.Tensor[] {
+  const mark = nextTensorId();
+  return tf.tidy(() => {
+    const fns = node.gradient!(dys);
+    const seen = new Set<tf.Tensor>();
+    return names.map((name) => {
+      if (!(name in fns)) {
+        throw new Error(`Cannot backprop through input ${name}. Available gradients found: ${Object.keys(fns)}.`);
+      }
+      let dx = fns[name]();
+      // Each accumulated gradient must be owned by the map alone, so that disposing it
+      // later cannot free a tensor someone else holds (a dy passed through unchanged, a
+      // saved tensor, the same tensor returned for two inputs).
+      if (dx.id < mark || seen.has(dx)) dx = tf.clone(dx);
+      seen.add(dx);
+      return dx;
+    });
+  });
+}
+
+/** Checks dx against input x of `node` and adds it to x's accumulated gradient. */
+function accumulate(node: TapeNode, name: string, x: tf.Tensor, dx: tf.Tensor, acc: Map<number, tf.Tensor>): void {
+  if (dx.dtype !== 'float32') {
+    throw new Error(`Error in gradient for op ${node.kernelName}. The gradient of input ${name} must have 'float32' dtype, but has '${dx.dtype}'`);
+  }
+  if (!tf.util.arraysEqual(dx.shape, x.shape)) {
+    throw new Error(`Error in gradient for op ${node.kernelName}. The gradient of input '${name}' has shape '${dx.shape}', which does not match the shape of the input '${x.shape}'`);
+  }
+  const cur = acc.get(x.id);
+  if (cur == null) {
+    acc.set(x.id, dx);
+  } else {
+    acc.set(x.id, tf.add(cur, dx));
+    cur.dispose();
+    dx.dispose();
   }
 }
 

@@ -11,7 +11,7 @@
  * score row (S floats), the query row and, for 'dscores', the dy row, so S, d and dv are
  * bounded (SOFTMAX_ATTENTION_LIMITS in the op contract).
  */
-import {reduceSnippet, ROW_WG, RowProgram} from './layer_ops_webgpu';
+import {reduceSnippet, ROW_WG, RowProgram} from './row_program';
 
 export type AttentionMode = 'out' | 'probs' | 'dscores';
 

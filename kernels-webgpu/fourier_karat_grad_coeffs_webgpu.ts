@@ -1,5 +1,5 @@
 /**
- * WebGPU programs for dCoeffs [h,2,r,N,G] of the Fourier-KArAt backward (spec §3):
+ * WebGPU program for dCoeffs [h,2,r,N,G] of the Fourier-KArAt backward (spec §3):
  *
  *   dA[h,p,q,m] = Σ_{b,i} dy[b,h,i,p] cos(m S[b,h,i,q]),  dB likewise with sin,
  *
@@ -12,7 +12,7 @@
  *    a tile of pt outputs p and one m-block in registers; writes partial
  *    [chunks, h*2*r, N*G]. dy[row, p] is read by the 32 q-lanes of a chunk at the same
  *    address (a broadcast), scores by consecutive q (coalesced).
- * 2. SumChunksProgram: dC[k] = Σ_c partial[c, k], summed in chunk order.
+ * 2. SumChunksProgram (sum_chunks_webgpu.ts): dC[k] = Σ_c partial[c, k], summed in chunk order.
  */
 import type {WebGPUProgram} from '@tensorflow/tfjs-backend-webgpu';
 
@@ -88,39 +88,6 @@ export class FourierKArAtGradCoeffsPartialProgram implements WebGPUProgram {
           result[o] = a${pp}_${mm};
           result[o + ${R} * N * ${G}] = b${pp}_${mm};
         }`)}
-      }
-    `;
-  }
-}
-
-/** Sums a [chunks, ...rest] tensor over its first axis in chunk order: output rest. */
-export class SumChunksProgram implements WebGPUProgram {
-  outputShape: number[];
-  shaderKey = 'karatSumChunks';
-  dispatchLayout: {x: number[], y?: number[], z?: number[]};
-  dispatch: [number, number, number];
-  variableNames = ['partial'];
-  uniforms = 'chunks : i32,';
-  size = true;
-  workgroupSize: [number, number, number] = [64, 1, 1];
-
-  constructor(partialShape: number[]) {
-    this.outputShape = partialShape.slice(1);
-    const n = this.outputShape.reduce((a, b) => a * b, 1);
-    this.dispatchLayout = {x: this.outputShape.map((_, i) => i)};
-    this.dispatch = [Math.ceil(n / this.workgroupSize[0]), 1, 1];
-  }
-
-  getUserCode(): string {
-    return `
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          var sum = 0.0;
-          for (var c = 0; c < uniforms.chunks; c = c + 1) {
-            sum = sum + partial[c * uniforms.size + index];
-          }
-          result[index] = sum;
-        }
       }
     `;
   }

@@ -38,16 +38,96 @@ export class FourierKArAtGradScoresProgram implements WebGPUProgram {
     this.shaderKey = `karatGradScores_${d.rank}_${d.grid}_${p.pc}_${p.rpt}`;
   }
 
+  /** Per-thread row k: `row` + its index, the features (c1, s1) of its score at q, accumulator. */
+  private rowSetupCode(): string {
+    const {rowLanes: RL, rpt: RPT} = this.plan;
+    return unroll(RPT, (k) => `
+        let t${k} = tBase + ly + ${RL * k};
+        let row${k} = rowOf(min(t${k}, rowsPerHead - 1), h);
+        var c1_${k} = 0.0; var s1_${k} = 0.0;
+        {
+          let s = scores[row${k} * N + qc];
+          let cs = karatCosSin(s); c1_${k} = cs.x; s1_${k} = cs.y;
+        }
+        var cm_${k} = 1.0; var sm_${k} = 0.0;
+        var acc${k} = 0.0;`);
+  }
+
+  /** Stages dy[rows, p-chunk] and A/B[p-chunk, q-tile, m-block] in workgroup memory (zero-padded). */
+  private stageCode(): string {
+    const {rank: R, grid: G} = this.d;
+    const {qLanes: QL, pc: PC, mb: MB} = this.plan;
+    const threads = QL * this.plan.rowLanes;
+    return `
+            for (var e = li; e < ${this.dySize}; e = e + ${threads}) {
+              let rl = e / ${PC};
+              let p = pc * ${PC} + (e - rl * ${PC});
+              let t = tBase + rl;
+              var v = 0.0;
+              if (t < rowsPerHead && p < ${R}) { v = dy[rowOf(t, h) * ${R} + p]; }
+              dyTile[e] = v;
+            }
+            for (var e = li; e < ${this.coefSize}; e = e + ${threads}) {
+              let qq = e % ${QL};
+              let r1 = e / ${QL};
+              let mm = r1 % ${MB};
+              let r2 = r1 / ${MB};
+              let pp = r2 % ${PC};
+              let ab = r2 / ${PC};
+              let qg = qBase + qq;
+              let m = mb * ${MB} + mm;
+              let p = pc * ${PC} + pp;
+              var v = 0.0;
+              if (qg < N && m < ${G} && p < ${R}) {
+                v = coeffs[coefBase + (ab * ${R} + p) * N * ${G} + qg * ${G} + m];
+              }
+              coefTile[e] = v;
+            }`;
+  }
+
+  /** Σ_p dy·A and Σ_p dy·B over the staged p-chunk, per (row k, m of the block). */
+  private accumulateCode(): string {
+    const {qLanes: QL, rowLanes: RL, rpt: RPT, pc: PC, mb: MB} = this.plan;
+    const k4 = (f: (k: number) => string) => unroll(RPT, f);
+    return `
+            for (var pp = 0; pp < ${PC}; pp = pp + 1) {
+              ${k4((k) => `let g${k} = dyTile[(ly + ${RL * k}) * ${PC} + pp];`)}
+              ${unroll(MB, (mm) => `{
+                let a = coefTile[((pp) * ${MB} + ${mm}) * ${QL} + lx];
+                let b = coefTile[((${PC} + pp) * ${MB} + ${mm}) * ${QL} + lx];
+                ${k4((k) => `aAgg${k}_${mm} = aAgg${k}_${mm} + g${k} * a; bAgg${k}_${mm} = bAgg${k}_${mm} + g${k} * b;`)}
+              }`)}
+            }`;
+  }
+
+  /** Advances cos/sin(m s) over the m-block (recurrence) and adds m (bAgg cos − aAgg sin) to acc. */
+  private combineCode(): string {
+    const {rpt: RPT, mb: MB} = this.plan;
+    return unroll(MB, (mm) => `{
+            let mf = f32(mb * ${MB} + ${mm + 1});
+            ${unroll(RPT, (k) => `{
+              let cn = cm_${k} * c1_${k} - sm_${k} * s1_${k};
+              sm_${k} = sm_${k} * c1_${k} + cm_${k} * s1_${k};
+              cm_${k} = cn;
+              acc${k} = acc${k} + mf * (bAgg${k}_${mm} * cm_${k} - aAgg${k}_${mm} * sm_${k});
+            }`)}
+          }`);
+  }
+
+  private get dySize(): number {
+    return this.plan.rt * this.plan.pc;
+  }
+
+  private get coefSize(): number {
+    return 2 * this.plan.pc * this.plan.mb * this.plan.qLanes;
+  }
+
   getUserCode(): string {
     const {rank: R, grid: G} = this.d;
-    const {qLanes: QL, rowLanes: RL, rpt: RPT, rt: RT, pc: PC, pChunks: NPC, mb: MB, blocks: NMB} = this.plan;
-    const threads = QL * RL;
-    const dySize = RT * PC;
-    const coefSize = 2 * PC * MB * QL;
-    const k4 = (f: (k: number) => string) => unroll(RPT, f);
+    const {qLanes: QL, rpt: RPT, rt: RT, pChunks: NPC, mb: MB, blocks: NMB} = this.plan;
     return `${SINCOS_WGSL}
-      var<workgroup> dyTile : array<f32, ${dySize}>;
-      var<workgroup> coefTile : array<f32, ${coefSize}>;
+      var<workgroup> dyTile : array<f32, ${this.dySize}>;
+      var<workgroup> coefTile : array<f32, ${this.coefSize}>;
 
       fn rowOf(t : i32, h : i32) -> i32 {
         let bIdx = t / uniforms.tokens;
@@ -66,65 +146,18 @@ export class FourierKArAtGradScoresProgram implements WebGPUProgram {
         let qc = min(q, N - 1);
         let tBase = i32(workgroupId.y) * ${RT};
         let coefBase = h * ${2 * R} * N * ${G};
-        ${k4((k) => `
-        let t${k} = tBase + ly + ${RL * k};
-        let row${k} = rowOf(min(t${k}, rowsPerHead - 1), h);
-        var c1_${k} = 0.0; var s1_${k} = 0.0;
-        {
-          let s = scores[row${k} * N + qc];
-          let cs = karatCosSin(s); c1_${k} = cs.x; s1_${k} = cs.y;
-        }
-        var cm_${k} = 1.0; var sm_${k} = 0.0;
-        var acc${k} = 0.0;`)}
+        ${this.rowSetupCode()}
         for (var mb = 0; mb < ${NMB}; mb = mb + 1) {
-          ${k4((k) => unroll(MB, (mm) => `var aAgg${k}_${mm} = 0.0; var bAgg${k}_${mm} = 0.0;`))}
+          ${unroll(RPT, (k) => unroll(MB, (mm) => `var aAgg${k}_${mm} = 0.0; var bAgg${k}_${mm} = 0.0;`))}
           for (var pc = 0; pc < ${NPC}; pc = pc + 1) {
             workgroupBarrier();
-            for (var e = li; e < ${dySize}; e = e + ${threads}) {
-              let rl = e / ${PC};
-              let p = pc * ${PC} + (e - rl * ${PC});
-              let t = tBase + rl;
-              var v = 0.0;
-              if (t < rowsPerHead && p < ${R}) { v = dy[rowOf(t, h) * ${R} + p]; }
-              dyTile[e] = v;
-            }
-            for (var e = li; e < ${coefSize}; e = e + ${threads}) {
-              let qq = e % ${QL};
-              let r1 = e / ${QL};
-              let mm = r1 % ${MB};
-              let r2 = r1 / ${MB};
-              let pp = r2 % ${PC};
-              let ab = r2 / ${PC};
-              let qg = qBase + qq;
-              let m = mb * ${MB} + mm;
-              let p = pc * ${PC} + pp;
-              var v = 0.0;
-              if (qg < N && m < ${G} && p < ${R}) {
-                v = coeffs[coefBase + (ab * ${R} + p) * N * ${G} + qg * ${G} + m];
-              }
-              coefTile[e] = v;
-            }
+            ${this.stageCode()}
             workgroupBarrier();
-            for (var pp = 0; pp < ${PC}; pp = pp + 1) {
-              ${k4((k) => `let g${k} = dyTile[(ly + ${RL * k}) * ${PC} + pp];`)}
-              ${unroll(MB, (mm) => `{
-                let a = coefTile[((pp) * ${MB} + ${mm}) * ${QL} + lx];
-                let b = coefTile[((${PC} + pp) * ${MB} + ${mm}) * ${QL} + lx];
-                ${k4((k) => `aAgg${k}_${mm} = aAgg${k}_${mm} + g${k} * a; bAgg${k}_${mm} = bAgg${k}_${mm} + g${k} * b;`)}
-              }`)}
-            }
+            ${this.accumulateCode()}
           }
-          ${unroll(MB, (mm) => `{
-            let mf = f32(mb * ${MB} + ${mm + 1});
-            ${k4((k) => `{
-              let cn = cm_${k} * c1_${k} - sm_${k} * s1_${k};
-              sm_${k} = sm_${k} * c1_${k} + cm_${k} * s1_${k};
-              cm_${k} = cn;
-              acc${k} = acc${k} + mf * (bAgg${k}_${mm} * cm_${k} - aAgg${k}_${mm} * sm_${k});
-            }`)}
-          }`)}
+          ${this.combineCode()}
         }
-        ${k4((k) => `if (q < N && t${k} < rowsPerHead) { result[row${k} * N + q] = acc${k}; }`)}
+        ${unroll(RPT, (k) => `if (q < N && t${k} < rowsPerHead) { result[row${k} * N + q] = acc${k}; }`)}
       }
     `;
   }

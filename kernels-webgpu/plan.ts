@@ -169,7 +169,7 @@ export const SINCOS_WGSL = `
 `;
 
 /**
- * Flash-style Fourier-KArAt attention (fourier_attention_webgpu.ts): every program runs
+ * Flash-style Fourier-KArAt attention (fourier_attention_program.ts): every program runs
  * FLASH_WG threads per workgroup and walks the keys (row programs) or the query rows
  * (column programs) in tiles of FLASH_WG, one score per thread per tile. r, G and the staged
  * head-row length are compile-time constants; N, B, h are read from the shape uniforms.

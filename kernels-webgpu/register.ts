@@ -5,8 +5,8 @@
  */
 import {KernelConfig, registerKernel} from '@tensorflow/tfjs-core';
 
-import {fourierKArAtConfig} from './fourier_karat';
-import {fourierKArAtGradConfig} from './fourier_karat_grad';
+import {fourierKArAtConfig} from './kernels/FourierKArAt';
+import {fourierKArAtGradConfig} from './kernels/FourierKArAtGrad';
 
 export const webgpuKernelConfigs: KernelConfig[] = [fourierKArAtConfig, fourierKArAtGradConfig];
 

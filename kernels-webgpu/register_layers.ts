@@ -3,10 +3,32 @@
  * fused softmax attention, flash-style Fourier-KArAt attention)
  * for backend 'webgpu'. Types only from @tensorflow/tfjs-backend-webgpu, like register.ts.
  */
-import {registerKernel} from '@tensorflow/tfjs-core';
+import {KernelConfig, registerKernel} from '@tensorflow/tfjs-core';
 
-import {attentionKernelConfigs} from './attention';
-import {fourierAttentionKernelConfigs} from './fourier_attention';
-import {layerOpKernelConfigs} from './layer_ops';
+import {adamWConfig} from './kernels/KArAtAdamW';
+import {adamWInPlaceConfig} from './kernels/KArAtAdamWInPlace';
+import {biasGeluConfig} from './kernels/KArAtBiasGelu';
+import {biasGeluGradConfig} from './kernels/KArAtBiasGeluGrad';
+import {fourierAttentionConfig} from './kernels/KArAtFourierAttention';
+import {fourierAttentionGradCoeffsConfig} from './kernels/KArAtFourierAttentionGradCoeffs';
+import {fourierAttentionGradKConfig} from './kernels/KArAtFourierAttentionGradK';
+import {fourierAttentionGradProjConfig} from './kernels/KArAtFourierAttentionGradProj';
+import {fourierAttentionGradQConfig} from './kernels/KArAtFourierAttentionGradQ';
+import {fourierAttentionHiddenConfig} from './kernels/KArAtFourierAttentionHidden';
+import {layerNormConfig} from './kernels/KArAtLayerNorm';
+import {layerNormGradConfig} from './kernels/KArAtLayerNormGrad';
+import {softmaxConfig} from './kernels/KArAtSoftmax';
+import {softmaxAttentionConfig} from './kernels/KArAtSoftmaxAttention';
+import {softmaxAttentionGradScoresConfig} from './kernels/KArAtSoftmaxAttentionGradScores';
+import {softmaxAttentionProbsConfig} from './kernels/KArAtSoftmaxAttentionProbs';
+import {softmaxGradConfig} from './kernels/KArAtSoftmaxGrad';
 
-for (const config of [...layerOpKernelConfigs, ...attentionKernelConfigs, ...fourierAttentionKernelConfigs]) registerKernel(config);
+export const webgpuLayerKernelConfigs: KernelConfig[] = [
+  layerNormConfig, layerNormGradConfig, biasGeluConfig, biasGeluGradConfig, softmaxConfig, softmaxGradConfig,
+  adamWConfig, adamWInPlaceConfig,
+  softmaxAttentionConfig, softmaxAttentionProbsConfig, softmaxAttentionGradScoresConfig,
+  fourierAttentionConfig, fourierAttentionHiddenConfig, fourierAttentionGradQConfig, fourierAttentionGradKConfig,
+  fourierAttentionGradCoeffsConfig, fourierAttentionGradProjConfig,
+];
+
+for (const config of webgpuLayerKernelConfigs) registerKernel(config);

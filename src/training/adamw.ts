@@ -8,13 +8,15 @@
  *
  * (weight decay applied to p before the Adam step, as PyTorch's AdamW does.)
  *
- * On webgpu (flag KARAT_FUSED_LAYERS on) each parameter's update is the fused
- * `adamWUpdateVariables` kernel: param, m and v are updated in place by one dispatch instead
- * of ~14 stock kernels. Elsewhere the stock ops below run (same formula).
+ * The update rule is core/adamw.ts's: on webgpu (flag KARAT_FUSED_LAYERS on) each parameter's
+ * update is the fused `adamWUpdateVariables` kernel (param, m and v updated in place by one
+ * dispatch instead of ~14 stock kernels); elsewhere its composite of stock ops,
+ * `compositeAdamW`, followed by assign.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {adamWUpdateVariables, KArAtAdamWInPlace, useFusedLayers} from '../../core/fused_layers';
+import {AdamWUpdateAttrs, adamWUpdateVariables, compositeAdamW, KArAtAdamWInPlace} from '../../core/adamw';
+import {useFusedLayers} from '../../core/fused_layers';
 
 export interface ParamGroupRule {
   /** Apply weight decay to this parameter. */
@@ -71,27 +73,21 @@ export class AdamW {
       throw new Error(`AdamW.apply: ${grads.length} gradients for ${this.params.length} parameters`);
     }
     this.step++;
-    const {beta1: b1, beta2: b2, epsilon: eps, weightDecay: wd} = this.config;
-    if (useFusedLayers(KArAtAdamWInPlace)) {
-      this.params.forEach((p, i) => adamWUpdateVariables(p.variable, this.m[i], this.v[i], grads[i], {
-        learningRate: lr * p.rule.lrScale, beta1: b1, beta2: b2, epsilon: eps,
-        weightDecay: p.rule.decay ? wd : 0, step: this.step,
-      }));
-      return;
-    }
-    const bc1 = 1 - Math.pow(b1, this.step), bc2 = 1 - Math.pow(b2, this.step);
-    tf.tidy(() => {
-      this.params.forEach((p, i) => {
-        const g = grads[i];
-        const lrP = lr * p.rule.lrScale;
-        const m = tf.add(tf.mul(this.m[i], b1), tf.mul(g, 1 - b1));
-        const v = tf.add(tf.mul(this.v[i], b2), tf.mul(tf.square(g), 1 - b2));
-        this.m[i].assign(m);
-        this.v[i].assign(v);
-        let w: tf.Tensor = p.variable;
-        if (p.rule.decay && wd > 0) w = tf.mul(w, 1 - lrP * wd);
-        const upd = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
-        p.variable.assign(tf.sub(w, tf.mul(upd, lrP)));
+    const {beta1, beta2, epsilon, weightDecay} = this.config;
+    const fused = useFusedLayers(KArAtAdamWInPlace);
+    this.params.forEach((p, i) => {
+      const attrs: AdamWUpdateAttrs = {
+        learningRate: lr * p.rule.lrScale, beta1, beta2, epsilon, weightDecay: p.rule.decay ? weightDecay : 0, step: this.step,
+      };
+      if (fused) {
+        adamWUpdateVariables(p.variable, this.m[i], this.v[i], grads[i], attrs);
+        return;
+      }
+      tf.tidy(() => {
+        const [p1, m1, v1] = compositeAdamW(p.variable, this.m[i], this.v[i], grads[i], attrs);
+        this.m[i].assign(m1);
+        this.v[i].assign(v1);
+        p.variable.assign(p1);
       });
     });
   }

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {BackendChoice, ConfigError} from './config';
 import {installDawnGpu} from './dawn';
 import * as nodeFs from 'node:fs';
+import {silenceCpuBackendNotice} from '../../core/tfjs_internals';
 import {loadTensorFlowKernels} from '../../kernels-cuda/tensorflow/loader';
 
 let tensorFlowNoteShown = false;
@@ -65,7 +66,7 @@ export async function activateBackend(name: Exclude<BackendChoice, 'auto'>): Pro
       await import('@tensorflow/tfjs-backend-cpu');
       await tf.setBackend('cpu');
       // the CPU backend's one-time "install tfjs-node" banner is noise in a CLI that offers --backend
-      (tf.backend() as unknown as {firstUse?: boolean}).firstUse = false;
+      silenceCpuBackendNotice();
       return {name, detail: 'tfjs-backend-cpu (plain JavaScript, 1 thread)'};
     case 'wasm': {
       await import('@tensorflow/tfjs-backend-wasm');

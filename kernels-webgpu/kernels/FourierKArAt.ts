@@ -2,9 +2,9 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {FourierKArAt, fourierKArAtDims, FourierKArAtInputs} from '../core/kernel_names';
-import {dimsUniformData, FourierKArAtProgram} from './fourier_karat_webgpu';
-import {coeffsView} from './util';
+import {FourierKArAt, fourierKArAtDims, FourierKArAtInputs} from '../../core/kernel_names';
+import {dimsUniformData, FourierKArAtProgram} from '../fourier_karat_webgpu';
+import {coeffsView} from '../util';
 
 export function fourierKArAt(args: {inputs: FourierKArAtInputs, backend: WebGPUBackend}): TensorInfo {
   const {scores, coeffs} = args.inputs;

@@ -6,11 +6,12 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {FourierKArAtGrad, fourierKArAtDims, FourierKArAtGradInputs} from '../core/kernel_names';
-import {FourierKArAtGradCoeffsPartialProgram, SumChunksProgram} from './fourier_karat_grad_coeffs_webgpu';
-import {FourierKArAtGradScoresProgram} from './fourier_karat_grad_scores_webgpu';
-import {dimsUniformData} from './fourier_karat_webgpu';
-import {coeffsView} from './util';
+import {FourierKArAtGrad, fourierKArAtDims, FourierKArAtGradInputs} from '../../core/kernel_names';
+import {FourierKArAtGradCoeffsPartialProgram} from '../fourier_karat_grad_coeffs_webgpu';
+import {FourierKArAtGradScoresProgram} from '../fourier_karat_grad_scores_webgpu';
+import {dimsUniformData} from '../fourier_karat_webgpu';
+import {SumChunksProgram} from '../sum_chunks_webgpu';
+import {coeffsView} from '../util';
 
 export function fourierKArAtGrad(
     args: {inputs: FourierKArAtGradInputs, backend: WebGPUBackend}): TensorInfo[] {
