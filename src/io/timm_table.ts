@@ -154,7 +154,7 @@ export function timmTable(c: TorchViTConfig, karat: KArAtParamShape[] = [], owne
 }
 
 /** Every torch tensor (name and shape) of a config, in timm's state-dict order. */
-export function torchViTTensorShapes(c: TorchViTConfig, karatParams: KArAtParamShape[] = []): TorchTensorSpec[] {
+export function torchViTTensorShapes(c: TorchViTConfig, karatParams: Array<{name: string, shape: number[]}> = []): TorchTensorSpec[] {
   return timmTable(c, karatParams).map(({torch, shape}) => ({torch, shape}));
 }
 

@@ -67,6 +67,8 @@ export interface ViTSpec {
   outputClass: string;
   /** Attention of the first attention layer: 'softmax' or its KArAt config (snake_case, as saved). */
   attention: 'softmax' | Record<string, unknown>;
+  /** 'karat' when the first attention layer is KArAt attention (an operator config), else 'softmax'. */
+  attentionKind: 'softmax' | 'karat';
   /** Class of the first attention layer. */
   attentionClass: 'MultiHeadAttention' | 'KArAtMultiHeadAttention';
   layers: ViTLayerNames;
@@ -148,6 +150,7 @@ function specOfTopology(topology: Json, caller: string): ViTSpec {
     fcNorm: layers.some((l) => l?.config?.name === 'fc_norm'),
     numClasses: out != null && DENSE.includes(out.class_name) ? Number(out.config.units) : null, outputClass: String(out?.class_name ?? 'none'),
     attention: act == null || act === 'softmax' ? 'softmax' : act as Record<string, unknown>, attentionClass: att[0].class_name,
+    attentionKind: att[0].class_name === 'KArAtMultiHeadAttention' && act != null && typeof act === 'object' ? 'karat' : 'softmax',
     layers: {
       input: String(input.layer.config?.name ?? input.layer.name), patchEmbed: pe != null ? String(pe.config.name) : null,
       tokensReshape: reshape != null ? String(reshape.config.name) : null, classToken: cls.length ? String(cls[0].config.name) : null,
