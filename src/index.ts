@@ -37,8 +37,12 @@ export * from '../core/fused_layers';
 export {fusedDense, fusedLayerNormalization, FUSED_DENSE_CLASS, FUSED_LAYER_NORMALIZATION_CLASS} from './layers/fused_layers';
 import '../kernels-webgpu/register_layers';
 // Fine-tuning a pretrained ViT with KArAt: attention swap, new head, position-embedding resampling.
-export {adaptForFinetune, describeViT, resamplePositionEmbedding, resizeGrid, resizeTaps} from './finetune';
-export type {FinetuneAdaptation, FinetuneAdaptOptions, PosEmbedInterpolation, ViTDescription} from './finetune';
+export {adaptForFinetune, describeViT} from './finetune';
+export type {FinetuneAdaptation, FinetuneAdaptOptions, ViTDescription} from './finetune';
+export {vitSpecOf} from './models/vit_spec';
+export type {ViTLayerNames, ViTSpec} from './models/vit_spec';
+export {resamplePositionEmbedding, resizeGrid, resizeTaps} from './models/pos_embedding';
+export type {PosEmbedInterpolation} from './models/pos_embedding';
 // Fine-tuning on the user's own images (browser-safe): image-list dataset and the training loop.
 export {DEFAULT_MAX_PIXELS, imageList, ImageListError, resizeToSquareRGB, splitHeldOut} from './data/image_list';
 export type {ImageInput, ImageList, ImageListErrorCode, ImageListOptions, PixelArray} from './data/image_list';

@@ -11,6 +11,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 import {operatorActivation, ResolvedOperatorConfig} from '../bases/index';
 import {KArAtMultiHeadAttention} from '../layers/multihead_attention';
+import {vitSpecOf, ViTSpec} from '../models/vit_spec';
 import {KArAtArgumentError} from '../../core/validate';
 import {singularValues} from './linalg';
 import {attentionRollout, BlockAttention, classTokenRow, RolloutOptions} from './rollout';
@@ -181,14 +182,19 @@ export function imageSlice(d: BlockAttentionData, which: 'scores' | 'softmax' | 
   return {heads: d.heads, tokens: d.tokens, data: d[which].subarray(b * n, (b + 1) * n)};
 }
 
-/** Patch grid [rows, cols] of a ViT (from its PatchEmbedding layer and input size). */
+/** Patch grid [rows, cols] of a ViT (from its PatchEmbedding layer and input size, as vitSpecOf reads them). */
 export function patchGrid(model: tfl.LayersModel): [number, number] {
-  const pe = model.layers.find(l => l.getClassName() === 'PatchEmbedding') as unknown as {patchSize?: number} | undefined;
-  const shape = model.inputs[0].shape;
-  if (pe?.patchSize == null || shape[1] == null || shape[2] == null) {
+  let spec: ViTSpec | null = null;
+  try {
+    spec = vitSpecOf(model, 'analysis');
+  } catch {
+    // not a ViT of a fixed input size: the error below says what the maps need
+  }
+  const pe = spec?.layers.patchEmbed != null ? model.getLayer(spec.layers.patchEmbed) : null;
+  if (spec?.grid == null || pe?.getClassName() !== 'PatchEmbedding') {
     throw new KArAtArgumentError('analysis: attention maps need a ViT with a PatchEmbedding layer and a fixed input size');
   }
-  return [shape[1] / pe.patchSize, shape[2] / pe.patchSize];
+  return spec.grid;
 }
 
 export interface ImageAttentionMaps {

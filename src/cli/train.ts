@@ -9,7 +9,7 @@ import {join} from 'node:path';
 import {DownloadProgress} from '../data/download';
 import {AUTO_ORDER} from '../training/backend';
 import {exportModel, readCheckpoint} from '../training/checkpoint';
-import {parseStrictJson} from '../io/safetensors';
+import {parseStrictJson} from '../io/strict_json';
 import {ConfigError, DEFAULTS, FIELD_HELP, FIELD_KINDS, hasOwn, kebab, PRESETS, resolveConfig, TrainConfig} from '../training/config';
 import {appendEpochLogs, appendEvent, epochTable, formatDuration, Progress} from '../training/logging';
 import {plotRuns} from '../training/plot';

@@ -125,3 +125,33 @@ export class Rng {
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
+
+/**
+ * mulberry32: a tiny seeded generator of numbers in [0, 1) (32-bit state). Not serialisable
+ * like Rng; for fixtures and tests that need a short deterministic stream.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Runs the async `fn` with Math.random drawing from `random` until it settles (restored
+ * afterwards, even on error). tfjs initialisers without a seed of their own take it from
+ * Math.random, so this is how a model built by tfjs gets reproducible initial weights.
+ */
+export async function withRandomSource<T>(random: () => number, fn: () => Promise<T>): Promise<T> {
+  const orig = Math.random;
+  Math.random = random;
+  try {
+    return await fn();
+  } finally {
+    Math.random = orig;
+  }
+}

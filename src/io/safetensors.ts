@@ -15,9 +15,12 @@
  * bytes, so a file cannot hide a second payload). Every failure is a SafetensorsError with one
  * line naming the tensor and the problem.
  *
+ * The JSON is read by parseStrictJson (strict_json.ts).
+ *
  * Tensor data is decoded to float32 from F32, F16 and BF16; other dtypes are recognised (so
  * their offsets are checked) but reading them is a named error. The writer writes F32.
  */
+import {parseStrictJson} from './strict_json';
 
 /** Raised for a malformed or unsupported safetensors file; the message is one line. */
 export class SafetensorsError extends Error {
@@ -73,138 +76,6 @@ export interface SafetensorsTensor {
   data: Float32Array;
 }
 
-// ------------------------------------------------------------------ strict JSON
-
-/**
- * A strict JSON parser (RFC 8259) that rejects duplicate object keys, which JSON.parse
- * silently resolves to the last one. Depth is bounded (the header is at most 3 levels deep).
- */
-class StrictJson {
-  private i = 0;
-  constructor(private readonly s: string, private readonly what = 'safetensors: header') {}
-
-  parse(): unknown {
-    this.ws();
-    const v = this.value(0);
-    this.ws();
-    if (this.i !== this.s.length) this.fail('unexpected text after the JSON value');
-    return v;
-  }
-
-  private fail(what: string): never {
-    throw new SafetensorsError(`${this.what} is not valid JSON: ${what} at character ${this.i}`);
-  }
-
-  private ws(): void {
-    const s = this.s;
-    while (this.i < s.length) {
-      const c = s.charCodeAt(this.i);
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) this.i++;
-      else break;
-    }
-  }
-
-  private value(depth: number): unknown {
-    if (depth > 16) this.fail('nesting deeper than 16 levels');
-    const c = this.s[this.i];
-    if (c === '{') return this.object(depth);
-    if (c === '[') return this.array(depth);
-    if (c === '"') return this.string();
-    if (c === '-' || (c >= '0' && c <= '9')) return this.number();
-    for (const [word, v] of [['true', true], ['false', false], ['null', null]] as const) {
-      if (this.s.startsWith(word, this.i)) {
-        this.i += word.length;
-        return v;
-      }
-    }
-    return this.fail(c === undefined ? 'unexpected end' : `unexpected character ${JSON.stringify(c)}`);
-  }
-
-  private object(depth: number): Record<string, unknown> {
-    const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-    const seen = new Set<string>();
-    this.i++;
-    this.ws();
-    if (this.s[this.i] === '}') {
-      this.i++;
-      return out;
-    }
-    for (;;) {
-      this.ws();
-      if (this.s[this.i] !== '"') this.fail('expected a string key');
-      const k = this.string();
-      if (seen.has(k)) {
-        throw new SafetensorsError(`${this.what} has the key ${JSON.stringify(k)} more than once`);
-      }
-      seen.add(k);
-      this.ws();
-      if (this.s[this.i] !== ':') this.fail(`expected ':' after key ${JSON.stringify(k)}`);
-      this.i++;
-      this.ws();
-      out[k] = this.value(depth + 1);
-      this.ws();
-      const c = this.s[this.i++];
-      if (c === '}') return out;
-      if (c !== ',') this.fail(`expected ',' or '}'`);
-    }
-  }
-
-  private array(depth: number): unknown[] {
-    const out: unknown[] = [];
-    this.i++;
-    this.ws();
-    if (this.s[this.i] === ']') {
-      this.i++;
-      return out;
-    }
-    for (;;) {
-      this.ws();
-      out.push(this.value(depth + 1));
-      this.ws();
-      const c = this.s[this.i++];
-      if (c === ']') return out;
-      if (c !== ',') this.fail(`expected ',' or ']'`);
-    }
-  }
-
-  private string(): string {
-    // Find the closing quote (skipping escapes), then let JSON.parse decode the literal.
-    const start = this.i;
-    this.i++;
-    const s = this.s;
-    while (this.i < s.length) {
-      const c = s.charCodeAt(this.i);
-      if (c === 0x22) break;
-      if (c === 0x5c) this.i++;
-      else if (c < 0x20) this.fail('control character in a string');
-      this.i++;
-    }
-    if (this.i >= s.length) this.fail('unterminated string');
-    this.i++;
-    try {
-      return JSON.parse(s.slice(start, this.i)) as string;
-    } catch {
-      return this.fail('invalid string escape');
-    }
-  }
-
-  private number(): number {
-    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(this.s.slice(this.i, this.i + 400));
-    if (m == null) this.fail('invalid number');
-    this.i += m[0].length;
-    return Number(m[0]);
-  }
-}
-
-/**
- * Parses JSON strictly (RFC 8259): a duplicate object key, which JSON.parse silently resolves
- * to the last value, is an error, as is nesting deeper than 16 levels. Objects have no
- * prototype. `what` names the text in error messages (a SafetensorsError).
- */
-export function parseStrictJson(text: string, what: string): unknown {
-  return new StrictJson(text, what).parse();
-}
-
 // ------------------------------------------------------------------ reader
 
 function fmtShape(shape: unknown): string {
@@ -227,11 +98,8 @@ export function halfToFloat(h: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
-/**
- * Parses and validates the header of `bytes` (a whole safetensors file). Tensor data stays in
- * `bytes` until read with float32(name).
- */
-export function parseSafetensors(bytes: Uint8Array, options: SafetensorsReadOptions = {}): SafetensorsFile {
+/** The 8-byte length and the JSON header text, checked against the buffer and the cap. */
+function readHeaderText(bytes: Uint8Array, options: SafetensorsReadOptions): {text: string, dataStart: number} {
   if (!(bytes instanceof Uint8Array)) {
     throw new SafetensorsError(`safetensors: expected the file's bytes as a Uint8Array, got ${Object.prototype.toString.call(bytes)}`);
   }
@@ -261,73 +129,79 @@ export function parseSafetensors(bytes: Uint8Array, options: SafetensorsReadOpti
     throw new SafetensorsError('safetensors: header is not valid UTF-8');
   }
   if (text[0] !== '{') throw new SafetensorsError(`safetensors: header must start with '{' (a JSON object), got ${JSON.stringify(text.slice(0, 16))}`);
-  const header = new StrictJson(text).parse() as Record<string, unknown>;
-  const dataStart = 8 + n;
-  const dataBytes = bytes.length - dataStart;
+  return {text, dataStart: 8 + n};
+}
 
-  let metadata: Record<string, string> = {};
-  const entries: SafetensorsEntry[] = [];
-  for (const name of Object.keys(header)) {
-    const raw = header[name];
-    if (name === '__metadata__') {
-      if (raw == null || typeof raw !== 'object' || Array.isArray(raw)) {
-        throw new SafetensorsError(`safetensors: "__metadata__" must be an object of strings, got ${JSON.stringify(raw)}`);
-      }
-      const md = Object.create(null) as Record<string, string>;
-      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== 'string') {
-          throw new SafetensorsError(`safetensors: "__metadata__" value of ${JSON.stringify(k)} must be a string, got ${JSON.stringify(v)}`);
-        }
-        md[k] = v;
-      }
-      metadata = md;
-      continue;
-    }
-    const what = `safetensors: tensor ${JSON.stringify(name)}`;
-    if (raw == null || typeof raw !== 'object' || Array.isArray(raw)) {
-      throw new SafetensorsError(`${what}: entry must be an object {dtype, shape, data_offsets}, got ${JSON.stringify(raw)}`);
-    }
-    const e = raw as Record<string, unknown>;
-    for (const k of Object.keys(e)) {
-      if (k !== 'dtype' && k !== 'shape' && k !== 'data_offsets') {
-        throw new SafetensorsError(`${what}: unknown field ${JSON.stringify(k)} (expected dtype, shape, data_offsets)`);
-      }
-    }
-    const dtype = e.dtype;
-    if (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(SAFETENSORS_DTYPE_BYTES, dtype)) {
-      throw new SafetensorsError(
-          `${what}: unknown dtype ${JSON.stringify(dtype)} (expected one of ${Object.keys(SAFETENSORS_DTYPE_BYTES).join(', ')})`);
-    }
-    const shape = e.shape;
-    if (!Array.isArray(shape)) throw new SafetensorsError(`${what}: shape must be an array of integers, got ${JSON.stringify(shape)}`);
-    let count = 1;
-    for (const d of shape) {
-      if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-        throw new SafetensorsError(`${what}: shape ${fmtShape(shape)} has ${JSON.stringify(d)}, expected non-negative integers`);
-      }
-      count *= d;
-      if (!Number.isSafeInteger(count)) {
-        throw new SafetensorsError(`${what}: shape ${fmtShape(shape)} has more elements than can be addressed`);
-      }
-    }
-    const offs = e.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 ||
-        !offs.every(o => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)) {
-      throw new SafetensorsError(`${what}: data_offsets must be two non-negative integers [begin, end], got ${JSON.stringify(offs)}`);
-    }
-    const [begin, end] = offs as [number, number];
-    if (end < begin) throw new SafetensorsError(`${what}: data_offsets [${begin}, ${end}] end before they begin`);
-    if (end > dataBytes) {
-      throw new SafetensorsError(`${what}: data_offsets [${begin}, ${end}] run past the ${dataBytes}-byte data section`);
-    }
-    const need = count * SAFETENSORS_DTYPE_BYTES[dtype];
-    if (end - begin !== need) {
-      throw new SafetensorsError(
-          `${what}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${dtype} ${fmtShape(shape)} needs ${need}`);
-    }
-    entries.push({name, dtype, shape: shape as number[], dataOffsets: [begin, end]});
+/** The "__metadata__" entry: an object of strings. */
+function parseMetadata(raw: unknown): Record<string, string> {
+  if (raw == null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new SafetensorsError(`safetensors: "__metadata__" must be an object of strings, got ${JSON.stringify(raw)}`);
   }
-  // The tensors must tile the data section: sorted by begin, each starts where the previous ended.
+  const md = Object.create(null) as Record<string, string>;
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof v !== 'string') {
+      throw new SafetensorsError(`safetensors: "__metadata__" value of ${JSON.stringify(k)} must be a string, got ${JSON.stringify(v)}`);
+    }
+    md[k] = v;
+  }
+  return md;
+}
+
+/** Element count of a header shape (non-negative integers, the count a safe integer). */
+function elementCount(what: string, shape: unknown): number {
+  if (!Array.isArray(shape)) throw new SafetensorsError(`${what}: shape must be an array of integers, got ${JSON.stringify(shape)}`);
+  let count = 1;
+  for (const d of shape) {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      throw new SafetensorsError(`${what}: shape ${fmtShape(shape)} has ${JSON.stringify(d)}, expected non-negative integers`);
+    }
+    count *= d;
+    if (!Number.isSafeInteger(count)) {
+      throw new SafetensorsError(`${what}: shape ${fmtShape(shape)} has more elements than can be addressed`);
+    }
+  }
+  return count;
+}
+
+/** One tensor entry of the header: its fields, dtype, shape and offsets checked against the data section. */
+function parseEntry(name: string, raw: unknown, dataBytes: number): SafetensorsEntry {
+  const what = `safetensors: tensor ${JSON.stringify(name)}`;
+  if (raw == null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new SafetensorsError(`${what}: entry must be an object {dtype, shape, data_offsets}, got ${JSON.stringify(raw)}`);
+  }
+  const e = raw as Record<string, unknown>;
+  for (const k of Object.keys(e)) {
+    if (k !== 'dtype' && k !== 'shape' && k !== 'data_offsets') {
+      throw new SafetensorsError(`${what}: unknown field ${JSON.stringify(k)} (expected dtype, shape, data_offsets)`);
+    }
+  }
+  const dtype = e.dtype;
+  if (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(SAFETENSORS_DTYPE_BYTES, dtype)) {
+    throw new SafetensorsError(
+        `${what}: unknown dtype ${JSON.stringify(dtype)} (expected one of ${Object.keys(SAFETENSORS_DTYPE_BYTES).join(', ')})`);
+  }
+  const shape = e.shape;
+  const count = elementCount(what, shape);
+  const offs = e.data_offsets;
+  if (!Array.isArray(offs) || offs.length !== 2 ||
+      !offs.every(o => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)) {
+    throw new SafetensorsError(`${what}: data_offsets must be two non-negative integers [begin, end], got ${JSON.stringify(offs)}`);
+  }
+  const [begin, end] = offs as [number, number];
+  if (end < begin) throw new SafetensorsError(`${what}: data_offsets [${begin}, ${end}] end before they begin`);
+  if (end > dataBytes) {
+    throw new SafetensorsError(`${what}: data_offsets [${begin}, ${end}] run past the ${dataBytes}-byte data section`);
+  }
+  const need = count * SAFETENSORS_DTYPE_BYTES[dtype];
+  if (end - begin !== need) {
+    throw new SafetensorsError(
+        `${what}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${dtype} ${fmtShape(shape)} needs ${need}`);
+  }
+  return {name, dtype, shape: shape as number[], dataOffsets: [begin, end]};
+}
+
+/** The tensors must tile the data section: sorted by begin, each starts where the previous ended. */
+function checkTiling(entries: SafetensorsEntry[], dataBytes: number): void {
   const sorted = [...entries].sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1]);
   let pos = 0;
   let prev: SafetensorsEntry | null = null;
@@ -351,6 +225,23 @@ export function parseSafetensors(bytes: Uint8Array, options: SafetensorsReadOpti
         `safetensors: the tensors cover ${pos} bytes but the data section has ${dataBytes} ` +
         `(trailing bytes; the format allows no holes)`);
   }
+}
+
+/**
+ * Parses and validates the header of `bytes` (a whole safetensors file). Tensor data stays in
+ * `bytes` until read with float32(name).
+ */
+export function parseSafetensors(bytes: Uint8Array, options: SafetensorsReadOptions = {}): SafetensorsFile {
+  const {text, dataStart} = readHeaderText(bytes, options);
+  const header = parseStrictJson(text, 'safetensors: header', (m) => new SafetensorsError(m)) as Record<string, unknown>;
+  const dataBytes = bytes.length - dataStart;
+  let metadata: Record<string, string> = {};
+  const entries: SafetensorsEntry[] = [];
+  for (const name of Object.keys(header)) {
+    if (name === '__metadata__') metadata = parseMetadata(header[name]);
+    else entries.push(parseEntry(name, header[name], dataBytes));
+  }
+  checkTiling(entries, dataBytes);
   const byName = new Map(entries.map(e => [e.name, e]));
   const entry = (name: string): SafetensorsEntry => {
     const e = byName.get(name);
