@@ -7,8 +7,8 @@
  *
  * It owns the version check: the engine internals are used only on the tfjs-core versions in
  * TFJS_INTERNALS_VERSIONS and only when they have the expected shape (`engineInternalsSupported`);
- * the backend internals only when the backend object has every member used (duck typing, no
- * runtime import of tfjs-backend-webgpu). Otherwise the functions say so (null / false) and the
+ * the backend internals likewise only on those versions and when the backend object has every
+ * member used (duck typing, no runtime import of tfjs-backend-webgpu). Otherwise the functions say so (null / false) and the
  * callers run public tfjs instead.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -173,6 +173,7 @@ interface WebGPUBackendInternals {
 }
 
 function webgpuInternals(b: unknown): WebGPUBackendInternals | null {
+  if (!tfjsInternalsSupportVersion(tfjsVersion())) return null;
   const x = b as WebGPUBackendInternals;
   const ok = x != null && x.device != null && x.tensorMap != null && typeof x.uploadToGPU === 'function' &&
       typeof x.makeUniforms === 'function' && typeof x.ensureCommandEncoderReady === 'function' &&
