@@ -20,62 +20,41 @@
  *       pass (see below). Otherwise the materialising path: saves q, k, v (and the parameters),
  *       recomputes the N x N scores and ĥ, then runs FourierKArAtGrad (fused or composite).
  *
- * Kernel contract of softmaxAttention (a backend may register them; kernels-webgpu/ does):
- *   KArAtSoftmaxAttention            {q, k, v}     -> softmax(q kᵀ) v             [B,h,T,dv]
- *   KArAtSoftmaxAttentionProbs       {q, k}        -> P = softmax(q kᵀ)           [B,h,T,S]
- *   KArAtSoftmaxAttentionGradScores  {q, k, v, dy} -> dS = P ∘ (dP − rowsum(dP ∘ P)),
- *                                                     dP = dy vᵀ                  [B,h,T,S]
- * for S <= SOFTMAX_ATTENTION_LIMITS.keys and d, dv <= SOFTMAX_ATTENTION_LIMITS.headDim; beyond
- * them, and without the kernels, the op runs the composite (matMul, softmaxLastAxis, matMul).
- * Backward with the kernels: Probs, GradScores and three matmuls (dq = dS k, dk = dSᵀ q, dv = Pᵀ dy).
+ * Kernels (named, with their inputs, in kernel_names.ts; a backend may register them,
+ * kernels-webgpu/ does): softmaxAttention runs KArAtSoftmaxAttention, KArAtSoftmaxAttentionProbs
+ * and KArAtSoftmaxAttentionGradScores for S <= SOFTMAX_ATTENTION_LIMITS.keys and
+ * d, dv <= SOFTMAX_ATTENTION_LIMITS.headDim; beyond them, and without the kernels, the op runs
+ * the composite (matMul, softmaxLastAxis, matMul). Backward with the kernels: Probs, GradScores
+ * and three matmuls (dq = dS k, dk = dSᵀ q, dv = Pᵀ dy).
  *
- * Kernel contract of the flash-style fourierAttention (kernels-webgpu/fourier_attention.ts), with
- * u = projᵀ v [B,h,r,dv] (one batched matmul per call) and dh = dL/dĥ [B,h,N,r]:
- *   KArAtFourierAttention            {q, k, coeffs, u}      -> ĥ(q kᵀ) u                [B,h,N,dv]
- *   KArAtFourierAttentionHidden      {q, k, coeffs}         -> ĥ(q kᵀ)                  [B,h,N,r]
- *   KArAtFourierAttentionGradQ       {q, k, coeffs, dh}     -> dS k                     [B,h,N,d]
- *   KArAtFourierAttentionGradK       {q, k, coeffs, dh}     -> dSᵀ q                    [B,h,N,d]
- *   KArAtFourierAttentionGradCoeffs  {q, k, coeffs, dh}     -> dCoeffs                  [h,2,r,N,G]
- *   KArAtFourierAttentionGradProj    {v, du}                -> Σ_b v duᵀ                [h,N,r]
- * where dS is the score gradient of spec §3, formed per tile inside the kernels. Forward: u and
+ * The flash-style fourierAttention runs the six KArAtFourierAttention* kernels with
+ * u = projᵀ v [B,h,r,dv] (one batched matmul per call) and dh = dL/dĥ [B,h,N,r]; the score
+ * gradient dS of spec §3 is formed per tile inside the kernels. Forward: u and
  * one kernel (2 dispatches); saved: q, k, v, coeffs, proj, u. Backward: dh = dy uᵀ, ĥ (Hidden),
  * du = ĥᵀ dy, GradQ, GradK, GradCoeffs, dv = proj du, GradProj (8 dispatches). Memory per call
  * O(B·h·N·(r + d)).
  *
  * The same kernels run in the forward pass as with the stock composition (on webgpu the
  * softmax is the fused KArAtSoftmax kernel and its backward the one-dispatch
- * KArAtSoftmaxGrad, via softmaxLastAxisGrad). KArAtMultiHeadAttention uses these ops when `useLeanAttention()` (flag
- * KARAT_FUSED_LAYERS on, the default; any backend) for its projections, and
+ * KArAtSoftmaxGrad, via softmaxLastAxisGrad). KArAtMultiHeadAttention uses these ops when `fusedLayersOn()`
+ * (flags.ts: flag KARAT_FUSED_LAYERS on, the default; any backend) for its projections, and
  * softmaxAttention when there is no mask, no attention dropout and no returned scores.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {fourierKArAtGrad, fourierKArAtHidden, hasFusedKernel} from './fourier_karat';
-import {fusedLayersEnabled, softmaxLastAxis, softmaxLastAxisGrad} from './fused_layers';
+import {hasFusedKernel} from './flags';
+import {fourierKArAtGrad, fourierKArAtHidden} from './fourier_karat';
+import {softmaxLastAxis, softmaxLastAxisGrad} from './fused_layers';
+import {FOURIER_ATTENTION_LIMITS, KArAtFourierAttention, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradK, KArAtFourierAttentionGradProj, KArAtFourierAttentionGradQ, KArAtFourierAttentionHidden, KArAtSoftmaxAttention, KArAtSoftmaxAttentionGradScores, KArAtSoftmaxAttentionProbs, SOFTMAX_ATTENTION_LIMITS} from './kernel_names';
 import {checkTensor, KArAtArgumentError} from './validate';
 
-export const KArAtSoftmaxAttention = 'KArAtSoftmaxAttention';
-export const KArAtSoftmaxAttentionProbs = 'KArAtSoftmaxAttentionProbs';
-export const KArAtSoftmaxAttentionGradScores = 'KArAtSoftmaxAttentionGradScores';
-/** Sizes the fused softmax-attention kernels accept (the score row lives in workgroup memory). */
-export const SOFTMAX_ATTENTION_LIMITS = {keys: 2048, headDim: 256};
+export {FOURIER_ATTENTION_LIMITS, KArAtFourierAttention, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradK, KArAtFourierAttentionGradProj, KArAtFourierAttentionGradQ, KArAtFourierAttentionHidden, KArAtSoftmaxAttention, KArAtSoftmaxAttentionGradScores, KArAtSoftmaxAttentionProbs, SOFTMAX_ATTENTION_LIMITS} from './kernel_names';
+export {useLeanAttention} from './flags';
 
-export const KArAtFourierAttention = 'KArAtFourierAttention';
-export const KArAtFourierAttentionHidden = 'KArAtFourierAttentionHidden';
-export const KArAtFourierAttentionGradQ = 'KArAtFourierAttentionGradQ';
-export const KArAtFourierAttentionGradK = 'KArAtFourierAttentionGradK';
-export const KArAtFourierAttentionGradCoeffs = 'KArAtFourierAttentionGradCoeffs';
-export const KArAtFourierAttentionGradProj = 'KArAtFourierAttentionGradProj';
 const FOURIER_ATTENTION_KERNELS = [
   KArAtFourierAttention, KArAtFourierAttentionHidden, KArAtFourierAttentionGradQ, KArAtFourierAttentionGradK,
   KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradProj,
 ];
-/**
- * Sizes the flash-style Fourier-KArAt kernels accept: rank r and grid G (one output p per
- * thread, unrolled harmonics), the q/k head dim (staged in workgroup memory), tokens N and B·h
- * (one dispatch dimension of at most 65535 workgroups each). The value head dim is free.
- */
-export const FOURIER_ATTENTION_LIMITS = {rank: 64, grid: 8, headDim: 256, tokens: 65535, batchHeads: 65535};
 
 /**
  * Which path fourierAttention takes for these sizes on `backendName` (default: the active one): 'flash' when all
@@ -89,14 +68,6 @@ export function fourierAttentionPath(dims: {B: number, h: number, N: number, d: 
   const fits = dims.r <= L.rank && dims.G <= L.grid && dims.d <= L.headDim && dims.N <= L.tokens &&
       dims.B * dims.h <= L.batchHeads;
   return fits && FOURIER_ATTENTION_KERNELS.every((k) => hasFusedKernel(k, backendName)) ? 'flash' : 'materialise';
-}
-
-/**
- * True when the plugin's attention layers use these ops: flag KARAT_FUSED_LAYERS on (the
- * default) on any backend. Off, they run the stock tfjs composition (the benchmarks' baseline).
- */
-export function useLeanAttention(): boolean {
-  return fusedLayersEnabled();
 }
 
 interface GradResult {value: tf.Tensor, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[]}

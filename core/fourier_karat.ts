@@ -8,20 +8,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import {matMulPerHead, matMulPerHeadTransposedLeft} from './head_matmul';
 import {compositeFourierKArAtGrad, compositeFourierKArAtHidden} from './composite';
 import {checkCompositeMemory} from './composite_limits';
+import {hasFusedKernel} from './flags';
 import {FourierKArAt, FourierKArAtGrad} from './kernel_names';
 import {checkFourierInputs, checkTensor, KArAtArgumentError} from './validate';
 
-/**
- * tf.env() flag: when false, the ops ignore fused kernels and use the composite path
- * (for benchmarks and debugging). Default true.
- */
-export const KARAT_FUSED_FLAG = 'KARAT_FUSED';
-tf.env().registerFlag(KARAT_FUSED_FLAG, () => true);
-
-/** True when `kernelName` has a fused kernel on the active backend and fusion is enabled. */
-export function hasFusedKernel(kernelName: string, backendName = tf.getBackend()): boolean {
-  return tf.env().getBool(KARAT_FUSED_FLAG) && tf.getKernel(kernelName, backendName) != null;
-}
+export {hasFusedKernel, KARAT_FUSED_FLAG} from './flags';
 
 /**
  * ĥ = Fourier-KArAt hidden activations, shape [B, h, N, r].

@@ -1,17 +1,7 @@
 /**
- * Fused layer ops for fast training: LayerNorm, bias + GELU, AdamW update.
- *
- * Op contract (backend-agnostic, like kernel_names.ts for Fourier-KArAt):
- *
- *   KArAtLayerNorm        {x [M,C], gamma [C], beta [C]}, attrs {epsilon}      -> y [M,C]
- *   KArAtLayerNormGrad    {dy [M,C], x [M,C], gamma [C]}, attrs {epsilon}      -> [dx, dgamma, dbeta]
- *   KArAtBiasGelu         {x [M,C], bias [C]}                                  -> gelu(x + bias) [M,C]
- *   KArAtBiasGeluGrad     {dy [M,C], x [M,C], bias [C]}                        -> [dx, dbias]
- *   KArAtSoftmax          {logits [M,C]}                                       -> softmax over C
- *   KArAtSoftmaxGrad      {dy [M,C], y [M,C]}                                  -> y·(dy - Σ dy·y)
- *   KArAtAdamW            {param, m, v, grad} (one shape), attrs AdamWUpdateAttrs
- *                                                                              -> [param', m', v']
- *   KArAtAdamWInPlace     same; the outputs may be the (updated) inputs themselves
+ * Fused layer ops for fast training: LayerNorm, bias + GELU and softmax over the last axis
+ * (and, re-exported from adamw.ts, the AdamW update). Their kernels (KArAtLayerNorm,
+ * KArAtBiasGelu, KArAtSoftmax, their *Grad kernels, KArAtAdamW*) are named in kernel_names.ts.
  *
  * Each public op runs the kernel registered for the active backend when there is one and the
  * KARAT_FUSED flag is on (kernels-webgpu/ registers them for 'webgpu'); otherwise a composite
@@ -19,75 +9,19 @@
  * GELU is the exact (erf) GELU of tfjs-layers' 'gelu' activation; LayerNorm is tfjs-layers'
  * LayerNormalization over the last axis (biased variance, epsilon inside the square root).
  *
- * KARAT_FUSED_LAYERS (tf.env flag, default true): when on, the plugin's layers call these ops
- * — LayerNorm on every backend (cpu, wasm, webgl, webgpu), MLP Dense+GELU on webgpu — and the
- * attention layer uses the memory-lean ops of core/attention.ts on every backend; when off
- * they all run the stock tfjs-layers code, so benchmarks can compare both in one process. It
- * only affects the plugin's own layers (KArAtLayerNormalization, KArAtDense,
- * KArAtMultiHeadAttention), never a stock tfjs-layers layer. Its former name
- * KARAT_WEBGPU_FUSED_LAYERS (which said less than it does) is still read as a deprecated alias:
- * setting either to false turns the paths off.
+ * KARAT_FUSED_LAYERS (tf.env flag, flags.ts) decides whether the plugin's layers call these ops;
+ * fusedLayersOn() / fusedLayerKernelOn() are the checks.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {hasFusedKernel} from './fourier_karat';
+import {hasFusedKernel} from './flags';
+import {KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad, KArAtSoftmax, KArAtSoftmaxGrad} from './kernel_names';
 import {checkTensor, KArAtArgumentError} from './validate';
 
-export const KArAtLayerNorm = 'KArAtLayerNorm';
-export const KArAtLayerNormGrad = 'KArAtLayerNormGrad';
-export const KArAtBiasGelu = 'KArAtBiasGelu';
-export const KArAtBiasGeluGrad = 'KArAtBiasGeluGrad';
-export const KArAtSoftmax = 'KArAtSoftmax';
-export const KArAtSoftmaxGrad = 'KArAtSoftmaxGrad';
-
-export interface LayerNormAttrs {epsilon: number}
-
-export {KArAtAdamW, KArAtAdamWInPlace} from './adamw';
+export {KArAtAdamW, KArAtAdamWInPlace, KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad, KArAtSoftmax, KArAtSoftmaxGrad} from './kernel_names';
+export type {LayerNormAttrs} from './kernel_names';
 export type {AdamWUpdateAttrs} from './adamw';
-
-
-/** The plugin's fused/lean layer paths on every backend (see above). Default true. */
-export const KARAT_FUSED_LAYERS_FLAG = 'KARAT_FUSED_LAYERS';
-/** @deprecated the former name of KARAT_FUSED_LAYERS_FLAG, still honoured (false turns the paths off). */
-export const KARAT_WEBGPU_FUSED_LAYERS_FLAG = 'KARAT_WEBGPU_FUSED_LAYERS';
-tf.env().registerFlag(KARAT_FUSED_LAYERS_FLAG, () => true);
-tf.env().registerFlag(KARAT_WEBGPU_FUSED_LAYERS_FLAG, () => true);
-
-let deprecatedFlagNoted = false;
-
-/**
- * True while flag KARAT_FUSED_LAYERS is on (and its deprecated alias KARAT_WEBGPU_FUSED_LAYERS
- * has not been set to false): the plugin's layers take their fused / lean paths.
- */
-export function fusedLayersEnabled(): boolean {
-  const env = tf.env();
-  if (!env.getBool(KARAT_WEBGPU_FUSED_LAYERS_FLAG)) {
-    if (!deprecatedFlagNoted) {
-      deprecatedFlagNoted = true;
-      console.warn(`tfjs-karat: flag ${KARAT_WEBGPU_FUSED_LAYERS_FLAG} is deprecated; set ` +
-                   `${KARAT_FUSED_LAYERS_FLAG} instead (it switches the fused layer paths on every backend)`);
-    }
-    return false;
-  }
-  return env.getBool(KARAT_FUSED_LAYERS_FLAG);
-}
-
-/**
- * True when the plugin's LayerNorm layers use the `layerNorm` op: the flag is on (any backend;
- * the op runs the fused kernel where one is registered and its composite elsewhere).
- */
-export function useLayerNormOp(): boolean {
-  return fusedLayersEnabled();
-}
-
-/**
- * True when the plugin's layers should use the fused layer ops: the flag is on, the active
- * backend is webgpu and the kernel `kernelName` is registered for it.
- */
-export function useFusedLayers(kernelName: string = KArAtLayerNorm): boolean {
-  return fusedLayersEnabled() && tf.getBackend() === 'webgpu' &&
-      hasFusedKernel(kernelName);
-}
+export {fusedLayersEnabled, KARAT_FUSED_LAYERS_FLAG, KARAT_WEBGPU_FUSED_LAYERS_FLAG, useFusedLayers, useLayerNormOp} from './flags';
 
 // ------------------------------------------------------------------ LayerNorm
 

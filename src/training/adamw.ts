@@ -14,7 +14,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {adamWUpdateVariables, KArAtAdamWInPlace, useFusedLayers} from '../../core/fused_layers';
+import {adamWUpdateVariables} from '../../core/adamw';
+import {fusedLayerKernelOn} from '../../core/flags';
+import {KArAtAdamWInPlace} from '../../core/kernel_names';
 
 export interface ParamGroupRule {
   /** Apply weight decay to this parameter. */
@@ -72,7 +74,7 @@ export class AdamW {
     }
     this.step++;
     const {beta1: b1, beta2: b2, epsilon: eps, weightDecay: wd} = this.config;
-    if (useFusedLayers(KArAtAdamWInPlace)) {
+    if (fusedLayerKernelOn(KArAtAdamWInPlace)) {
       this.params.forEach((p, i) => adamWUpdateVariables(p.variable, this.m[i], this.v[i], grads[i], {
         learningRate: lr * p.rule.lrScale, beta1: b1, beta2: b2, epsilon: eps,
         weightDecay: p.rule.decay ? wd : 0, step: this.step,
