@@ -42,16 +42,6 @@ export function fourierKArAtGrad(
   return compositeFourierKArAtGrad(dy, c.scores, c.coeffs);
 }
 
-tf.registerGradient({
-  kernelName: FourierKArAt,
-  inputsToSave: ['scores', 'coeffs'],
-  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-    const [scores, coeffs] = saved as [tf.Tensor4D, tf.Tensor5D];
-    const [dS, dC] = fourierKArAtGrad(dy as tf.Tensor4D, scores, coeffs);
-    return {scores: () => dS, coeffs: () => dC};
-  },
-});
-
 function checkProj(op: string, proj: unknown, h: number, N: number, r: number): tf.Tensor3D {
   return checkTensor(op, 'proj', proj, ['h', 'N', 'r'], [h, N, r]) as tf.Tensor3D;
 }

@@ -98,16 +98,6 @@ export function layerNormGrad(dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor1D, e
   });
 }
 
-tf.registerGradient({
-  kernelName: KArAtLayerNorm,
-  inputsToSave: ['x', 'gamma'],
-  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
-    const [x, gamma] = saved as [tf.Tensor2D, tf.Tensor1D];
-    const [dx, dg, db] = layerNormGrad(dy as tf.Tensor, x, gamma, attrs.epsilon as number);
-    return {x: () => dx, gamma: () => dg, beta: () => db};
-  },
-});
-
 // ------------------------------------------------------------------ bias + GELU
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -165,16 +155,6 @@ export function biasGeluGrad(dy: tf.Tensor, x: tf.Tensor, bias: tf.Tensor1D): [t
   });
 }
 
-tf.registerGradient({
-  kernelName: KArAtBiasGelu,
-  inputsToSave: ['x', 'bias'],
-  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-    const [x, bias] = saved as [tf.Tensor2D, tf.Tensor1D];
-    const [dx, db] = biasGeluGrad(dy as tf.Tensor, x, bias);
-    return {x: () => dx, bias: () => db};
-  },
-});
-
 // ------------------------------------------------------------------ softmax (attention)
 
 /** Softmax backward from stock ops: y · (dy - Σ_c dy·y). */
@@ -205,14 +185,5 @@ export function softmaxLastAxisGrad(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.reshape(
       tf.engine().runKernel(KArAtSoftmaxGrad, {dy: rows2d(dy), y: rows2d(y)}, {}) as tf.Tensor, y.shape));
 }
-
-tf.registerGradient({
-  kernelName: KArAtSoftmax,
-  outputsToSave: [true],
-  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-    const [y] = saved as [tf.Tensor2D];
-    return {logits: () => softmaxLastAxisGrad(dy as tf.Tensor, y)};
-  },
-});
 
 export {adamWScalars, compositeAdamW, adamWUpdate, adamWUpdateVariables} from './adamw';
