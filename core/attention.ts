@@ -41,6 +41,7 @@
  * softmaxAttention when there is no mask, no attention dropout and no returned scores.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import {op} from '@tensorflow/tfjs-core';
 
 import {hasFusedKernel} from './flags';
 import {fourierKArAtGrad, fourierKArAtHidden} from './fourier_karat';
@@ -97,7 +98,7 @@ function checkScale(op: string, scale: unknown): number {
 }
 
 /** y = scale · (x W + b) split into heads: x [B,N,F], kernel [F,h,d], bias [h,d] -> [B,h,N,d]. */
-export function projectHeads(x: tf.Tensor3D, kernel: tf.Tensor3D, bias: tf.Tensor2D | null = null, scale = 1): tf.Tensor4D {
+function projectHeads_(x: tf.Tensor3D, kernel: tf.Tensor3D, bias: tf.Tensor2D | null = null, scale = 1): tf.Tensor4D {
   const op = 'projectHeads';
   const xt = checkTensor(op, 'x', x, ['B', 'N', 'F']) as tf.Tensor3D;
   const F = xt.shape[2];
@@ -133,12 +134,13 @@ export function projectHeads(x: tf.Tensor3D, kernel: tf.Tensor3D, bias: tf.Tenso
     };
   }) as tf.Tensor4D;
 }
+export const projectHeads = op({projectHeads_});
 
 /**
  * The attention output projection: o [B,h,T,dv] with heads merged, times kernel [h,dv,...out]
  * plus bias [...out] -> [B,T,...out].
  */
-export function mergeHeadsProject(o: tf.Tensor4D, kernel: tf.Tensor, bias: tf.Tensor | null = null): tf.Tensor {
+function mergeHeadsProject_(o: tf.Tensor4D, kernel: tf.Tensor, bias: tf.Tensor | null = null): tf.Tensor {
   const op = 'mergeHeadsProject';
   const ot = checkTensor(op, 'o', o, ['B', 'h', 'T', 'dv']) as tf.Tensor4D;
   const [B, h, T, dv] = ot.shape;
@@ -179,13 +181,14 @@ export function mergeHeadsProject(o: tf.Tensor4D, kernel: tf.Tensor, bias: tf.Te
     };
   });
 }
+export const mergeHeadsProject = op({mergeHeadsProject_});
 
 /**
  * softmax(q kᵀ) v over the last axis, q [B,h,T,d] (already scaled), k [B,h,S,d], v [B,h,S,dv]
  * -> [B,h,T,dv]. The backward pass recomputes the probabilities from the saved q and k
  * (flash-attention style), so nothing of size T x S is kept between the passes.
  */
-export function softmaxAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
+function softmaxAttention_(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
   const op = 'softmaxAttention';
   const qt = checkTensor(op, 'q', q, ['B', 'h', 'T', 'd']) as tf.Tensor4D;
   const [B, h, , d] = qt.shape;
@@ -221,6 +224,7 @@ export function softmaxAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D)
     };
   }) as tf.Tensor4D;
 }
+export const softmaxAttention = op({softmaxAttention_});
 
 /**
  * Modular Fourier-KArAt attention σ̂(q kᵀ) v = ĥ(q kᵀ) · (projᵀ v) (spec's fold; zero base
@@ -229,7 +233,7 @@ export function softmaxAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D)
  * the kernels, per tile, in both passes. Materialising path: keeps q, k, v for the backward
  * pass, which recomputes the N x N scores and ĥ instead of keeping them.
  */
-export function fourierAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, coeffs: tf.Tensor5D,
+function fourierAttention_(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, coeffs: tf.Tensor5D,
                                  proj: tf.Tensor3D): tf.Tensor4D {
   const op = 'fourierAttention';
   const qt = checkTensor(op, 'q', q, ['B', 'h', 'N', 'd']) as tf.Tensor4D;
@@ -266,6 +270,7 @@ export function fourierAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D,
     };
   }) as tf.Tensor4D;
 }
+export const fourierAttention = op({fourierAttention_});
 
 /** fourierAttention through the KArAtFourierAttention* kernels (sizes already checked). */
 function flashFourierAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, coeffs: tf.Tensor5D, proj: tf.Tensor3D,

@@ -13,6 +13,7 @@
  * fusedLayersOn() / fusedLayerKernelOn() are the checks.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import {op} from '@tensorflow/tfjs-core';
 
 import {hasFusedKernel} from './flags';
 import {KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad, KArAtSoftmax, KArAtSoftmaxGrad} from './kernel_names';
@@ -74,29 +75,27 @@ function checkLayerNormArgs(op: string, x: unknown, gamma: unknown, beta: unknow
  * LayerNorm over the last axis: (x - mean) / sqrt(var + epsilon) · gamma + beta, any rank.
  * One dispatch forward and four backward with the webgpu kernel.
  */
-export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon = 1e-3): tf.Tensor {
+function layerNorm_(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon = 1e-3): tf.Tensor {
   const c = checkLayerNormArgs('layerNorm', x, gamma, beta, epsilon);
-  return tf.tidy(() => {
-    const x2 = rows2d(c.x);
-    const y = hasFusedKernel(KArAtLayerNorm) ?
-        tf.engine().runKernel(KArAtLayerNorm, {x: x2, gamma: c.gamma, beta: c.beta!}, {epsilon} as never) as tf.Tensor :
-        compositeLayerNorm(x2, c.gamma, c.beta!, epsilon);
-    return tf.reshape(y, c.x.shape);
-  });
+  const x2 = rows2d(c.x);
+  const y = hasFusedKernel(KArAtLayerNorm) ?
+      tf.engine().runKernel(KArAtLayerNorm, {x: x2, gamma: c.gamma, beta: c.beta!}, {epsilon} as never) as tf.Tensor :
+      compositeLayerNorm(x2, c.gamma, c.beta!, epsilon);
+  return tf.reshape(y, c.x.shape);
 }
+export const layerNorm = op({layerNorm_});
 
 /** [dx, dgamma, dbeta] of layerNorm for upstream dy (the fused kernel when there is one). */
-export function layerNormGrad(dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor1D, epsilon = 1e-3): [tf.Tensor, tf.Tensor1D, tf.Tensor1D] {
+function layerNormGrad_(dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor1D, epsilon = 1e-3): [tf.Tensor, tf.Tensor1D, tf.Tensor1D] {
   const c = checkLayerNormArgs('layerNormGrad', x, gamma, null, epsilon);
   checkTensor('layerNormGrad', 'dy', dy, c.x.shape.map((_, i) => `d${i}`), c.x.shape);
-  return tf.tidy(() => {
-    const x2 = rows2d(c.x), dy2 = rows2d(dy);
-    const r = hasFusedKernel(KArAtLayerNormGrad) ?
-        tf.engine().runKernel(KArAtLayerNormGrad, {dy: dy2, x: x2, gamma: c.gamma}, {epsilon} as never) as unknown as tf.Tensor[] :
-        compositeLayerNormGrad(dy2, x2, c.gamma, epsilon);
-    return [tf.reshape(r[0], c.x.shape), r[1] as tf.Tensor1D, r[2] as tf.Tensor1D];
-  });
+  const x2 = rows2d(c.x), dy2 = rows2d(dy);
+  const r = hasFusedKernel(KArAtLayerNormGrad) ?
+      tf.engine().runKernel(KArAtLayerNormGrad, {dy: dy2, x: x2, gamma: c.gamma}, {epsilon} as never) as unknown as tf.Tensor[] :
+      compositeLayerNormGrad(dy2, x2, c.gamma, epsilon);
+  return [tf.reshape(r[0], c.x.shape), r[1] as tf.Tensor1D, r[2] as tf.Tensor1D];
 }
+export const layerNormGrad = op({layerNormGrad_});
 
 // ------------------------------------------------------------------ bias + GELU
 
@@ -131,29 +130,27 @@ function checkBiasArgs(op: string, x: unknown, bias: unknown) {
 }
 
 /** gelu(x + bias) (exact, erf-based GELU) with bias over the last axis, any rank. */
-export function biasGelu(x: tf.Tensor, bias: tf.Tensor1D): tf.Tensor {
+function biasGelu_(x: tf.Tensor, bias: tf.Tensor1D): tf.Tensor {
   const c = checkBiasArgs('biasGelu', x, bias);
-  return tf.tidy(() => {
-    const x2 = rows2d(c.x);
-    const y = hasFusedKernel(KArAtBiasGelu) ?
-        tf.engine().runKernel(KArAtBiasGelu, {x: x2, bias: c.bias}, {}) as tf.Tensor :
-        compositeBiasGelu(x2, c.bias);
-    return tf.reshape(y, c.x.shape);
-  });
+  const x2 = rows2d(c.x);
+  const y = hasFusedKernel(KArAtBiasGelu) ?
+      tf.engine().runKernel(KArAtBiasGelu, {x: x2, bias: c.bias}, {}) as tf.Tensor :
+      compositeBiasGelu(x2, c.bias);
+  return tf.reshape(y, c.x.shape);
 }
+export const biasGelu = op({biasGelu_});
 
 /** [dx, dbias] of biasGelu for upstream dy. */
-export function biasGeluGrad(dy: tf.Tensor, x: tf.Tensor, bias: tf.Tensor1D): [tf.Tensor, tf.Tensor1D] {
+function biasGeluGrad_(dy: tf.Tensor, x: tf.Tensor, bias: tf.Tensor1D): [tf.Tensor, tf.Tensor1D] {
   const c = checkBiasArgs('biasGeluGrad', x, bias);
   checkTensor('biasGeluGrad', 'dy', dy, c.x.shape.map((_, i) => `d${i}`), c.x.shape);
-  return tf.tidy(() => {
-    const x2 = rows2d(c.x), dy2 = rows2d(dy);
-    const r = hasFusedKernel(KArAtBiasGeluGrad) ?
-        tf.engine().runKernel(KArAtBiasGeluGrad, {dy: dy2, x: x2, bias: c.bias}, {}) as unknown as tf.Tensor[] :
-        compositeBiasGeluGrad(dy2, x2, c.bias);
-    return [tf.reshape(r[0], c.x.shape), r[1] as tf.Tensor1D];
-  });
+  const x2 = rows2d(c.x), dy2 = rows2d(dy);
+  const r = hasFusedKernel(KArAtBiasGeluGrad) ?
+      tf.engine().runKernel(KArAtBiasGeluGrad, {dy: dy2, x: x2, bias: c.bias}, {}) as unknown as tf.Tensor[] :
+      compositeBiasGeluGrad(dy2, x2, c.bias);
+  return [tf.reshape(r[0], c.x.shape), r[1] as tf.Tensor1D];
 }
+export const biasGeluGrad = op({biasGeluGrad_});
 
 // ------------------------------------------------------------------ softmax (attention)
 
@@ -166,24 +163,24 @@ export function compositeSoftmaxGrad(dy: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor
  * Softmax over the last axis (any rank), with a one-dispatch backward on webgpu (stock tfjs's
  * Softmax gradient is four kernels). Composite: tf.softmax (its stock gradient).
  */
-export function softmaxLastAxis(logits: tf.Tensor): tf.Tensor {
+function softmaxLastAxis_(logits: tf.Tensor): tf.Tensor {
   if (!(logits instanceof tf.Tensor) || logits.rank < 1) checkTensor('softmaxLastAxis', 'logits', logits, ['...', 'C']);
   if (logits.dtype !== 'float32') {
     throw new KArAtArgumentError(`softmaxLastAxis: argument 'logits' must have dtype float32, got ${logits.dtype}`);
   }
   if (!hasFusedKernel(KArAtSoftmax)) return tf.softmax(logits, -1);
-  return tf.tidy(() => tf.reshape(
-      tf.engine().runKernel(KArAtSoftmax, {logits: rows2d(logits)}, {}) as tf.Tensor, logits.shape));
+  return tf.reshape(tf.engine().runKernel(KArAtSoftmax, {logits: rows2d(logits)}, {}) as tf.Tensor, logits.shape);
 }
+export const softmaxLastAxis = op({softmaxLastAxis_});
 
 /**
  * Backward of a softmax over the last axis (any rank): y · (dy - Σ dy·y) for the softmax output
  * y. One dispatch with the webgpu kernel; the composite elsewhere.
  */
-export function softmaxLastAxisGrad(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
+function softmaxLastAxisGrad_(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
   if (!hasFusedKernel(KArAtSoftmaxGrad)) return compositeSoftmaxGrad(dy as tf.Tensor2D, y as tf.Tensor2D);
-  return tf.tidy(() => tf.reshape(
-      tf.engine().runKernel(KArAtSoftmaxGrad, {dy: rows2d(dy), y: rows2d(y)}, {}) as tf.Tensor, y.shape));
+  return tf.reshape(tf.engine().runKernel(KArAtSoftmaxGrad, {dy: rows2d(dy), y: rows2d(y)}, {}) as tf.Tensor, y.shape);
 }
+export const softmaxLastAxisGrad = op({softmaxLastAxisGrad_});
 
 export {adamWScalars, compositeAdamW, adamWUpdate, adamWUpdateVariables} from './adamw';
