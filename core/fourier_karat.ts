@@ -1,7 +1,9 @@
 /**
- * The three public Fourier-KArAt ops. Each dispatches to the fused kernel registered for
- * the active backend (see kernel_names.ts) and otherwise falls back to the composite
- * implementation, so they work on every tfjs backend.
+ * The Fourier-KArAt ops, each a tfjs-core `op()`: fourierKArAtHidden and fourierKArAtGrad
+ * dispatch to the FourierKArAt / FourierKArAtGrad kernel registered for the active backend
+ * (kernel_names.ts) and otherwise fall back to the composite implementation, so they work on
+ * every tfjs backend; karatActivation, karatAttention and foldedAttention are built on them.
+ * The gradient of FourierKArAt is gradients/FourierKArAt_grad.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {op} from '@tensorflow/tfjs-core';
