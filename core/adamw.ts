@@ -5,12 +5,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {hasFusedKernel} from './fourier_karat';
+import {hasFusedKernel} from './flags';
+import {KArAtAdamW, KArAtAdamWInPlace} from './kernel_names';
 import {checkTensor, KArAtArgumentError} from './validate';
 
-export const KArAtAdamW = 'KArAtAdamW';
-/** As KArAtAdamW, but the kernel may update param, m, v in place and return them (used by adamWUpdateVariables). */
-export const KArAtAdamWInPlace = 'KArAtAdamWInPlace';
+export {KArAtAdamW, KArAtAdamWInPlace};
 
 /** Hyper-parameters of one AdamW step (PyTorch AdamW: decay applied to p before the Adam step). */
 export interface AdamWUpdateAttrs {

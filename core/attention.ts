@@ -20,62 +20,42 @@
  *       pass (see below). Otherwise the materialising path: saves q, k, v (and the parameters),
  *       recomputes the N x N scores and ĥ, then runs FourierKArAtGrad (fused or composite).
  *
- * Kernel contract of softmaxAttention (a backend may register them; kernels-webgpu/ does):
- *   KArAtSoftmaxAttention            {q, k, v}     -> softmax(q kᵀ) v             [B,h,T,dv]
- *   KArAtSoftmaxAttentionProbs       {q, k}        -> P = softmax(q kᵀ)           [B,h,T,S]
- *   KArAtSoftmaxAttentionGradScores  {q, k, v, dy} -> dS = P ∘ (dP − rowsum(dP ∘ P)),
- *                                                     dP = dy vᵀ                  [B,h,T,S]
- * for S <= SOFTMAX_ATTENTION_LIMITS.keys and d, dv <= SOFTMAX_ATTENTION_LIMITS.headDim; beyond
- * them, and without the kernels, the op runs the composite (matMul, softmaxLastAxis, matMul).
- * Backward with the kernels: Probs, GradScores and three matmuls (dq = dS k, dk = dSᵀ q, dv = Pᵀ dy).
+ * Kernels (named, with their inputs, in kernel_names.ts; a backend may register them,
+ * kernels-webgpu/ does): softmaxAttention runs KArAtSoftmaxAttention, KArAtSoftmaxAttentionProbs
+ * and KArAtSoftmaxAttentionGradScores for S <= SOFTMAX_ATTENTION_LIMITS.keys and
+ * d, dv <= SOFTMAX_ATTENTION_LIMITS.headDim; beyond them, and without the kernels, the op runs
+ * the composite (matMul, softmaxLastAxis, matMul). Backward with the kernels: Probs, GradScores
+ * and three matmuls (dq = dS k, dk = dSᵀ q, dv = Pᵀ dy).
  *
- * Kernel contract of the flash-style fourierAttention (kernels-webgpu/kernels/KArAtFourierAttention*.ts), with
- * u = projᵀ v [B,h,r,dv] (one batched matmul per call) and dh = dL/dĥ [B,h,N,r]:
- *   KArAtFourierAttention            {q, k, coeffs, u}      -> ĥ(q kᵀ) u                [B,h,N,dv]
- *   KArAtFourierAttentionHidden      {q, k, coeffs}         -> ĥ(q kᵀ)                  [B,h,N,r]
- *   KArAtFourierAttentionGradQ       {q, k, coeffs, dh}     -> dS k                     [B,h,N,d]
- *   KArAtFourierAttentionGradK       {q, k, coeffs, dh}     -> dSᵀ q                    [B,h,N,d]
- *   KArAtFourierAttentionGradCoeffs  {q, k, coeffs, dh}     -> dCoeffs                  [h,2,r,N,G]
- *   KArAtFourierAttentionGradProj    {v, du}                -> Σ_b v duᵀ                [h,N,r]
- * where dS is the score gradient of spec §3, formed per tile inside the kernels. Forward: u and
+ * The flash-style fourierAttention runs the six KArAtFourierAttention* kernels with
+ * u = projᵀ v [B,h,r,dv] (one batched matmul per call) and dh = dL/dĥ [B,h,N,r]; the score
+ * gradient dS of spec §3 is formed per tile inside the kernels. Forward: u and
  * one kernel (2 dispatches); saved: q, k, v, coeffs, proj, u. Backward: dh = dy uᵀ, ĥ (Hidden),
  * du = ĥᵀ dy, GradQ, GradK, GradCoeffs, dv = proj du, GradProj (8 dispatches). Memory per call
  * O(B·h·N·(r + d)).
  *
  * The same kernels run in the forward pass as with the stock composition (on webgpu the
  * softmax is the fused KArAtSoftmax kernel and its backward the one-dispatch
- * KArAtSoftmaxGrad, via softmaxLastAxisGrad). KArAtMultiHeadAttention uses these ops when `useLeanAttention()` (flag
- * KARAT_FUSED_LAYERS on, the default; any backend) for its projections, and
+ * KArAtSoftmaxGrad, via softmaxLastAxisGrad). KArAtMultiHeadAttention uses these ops when `fusedLayersOn()`
+ * (flags.ts: flag KARAT_FUSED_LAYERS on, the default; any backend) for its projections, and
  * softmaxAttention when there is no mask, no attention dropout and no returned scores.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import {op} from '@tensorflow/tfjs-core';
 
-import {fourierKArAtGrad, fourierKArAtHidden, hasFusedKernel} from './fourier_karat';
-import {fusedLayersEnabled, softmaxLastAxis, softmaxLastAxisGrad} from './fused_layers';
+import {hasFusedKernel} from './flags';
+import {fourierKArAtGrad, fourierKArAtHidden} from './fourier_karat';
+import {softmaxLastAxis, softmaxLastAxisGrad} from './fused_layers';
+import {FOURIER_ATTENTION_LIMITS, KArAtFourierAttention, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradK, KArAtFourierAttentionGradProj, KArAtFourierAttentionGradQ, KArAtFourierAttentionHidden, KArAtSoftmaxAttention, KArAtSoftmaxAttentionGradScores, KArAtSoftmaxAttentionProbs, SOFTMAX_ATTENTION_LIMITS} from './kernel_names';
 import {checkTensor, KArAtArgumentError} from './validate';
 
-export const KArAtSoftmaxAttention = 'KArAtSoftmaxAttention';
-export const KArAtSoftmaxAttentionProbs = 'KArAtSoftmaxAttentionProbs';
-export const KArAtSoftmaxAttentionGradScores = 'KArAtSoftmaxAttentionGradScores';
-/** Sizes the fused softmax-attention kernels accept (the score row lives in workgroup memory). */
-export const SOFTMAX_ATTENTION_LIMITS = {keys: 2048, headDim: 256};
+export {FOURIER_ATTENTION_LIMITS, KArAtFourierAttention, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradK, KArAtFourierAttentionGradProj, KArAtFourierAttentionGradQ, KArAtFourierAttentionHidden, KArAtSoftmaxAttention, KArAtSoftmaxAttentionGradScores, KArAtSoftmaxAttentionProbs, SOFTMAX_ATTENTION_LIMITS} from './kernel_names';
+export {useLeanAttention} from './flags';
 
-export const KArAtFourierAttention = 'KArAtFourierAttention';
-export const KArAtFourierAttentionHidden = 'KArAtFourierAttentionHidden';
-export const KArAtFourierAttentionGradQ = 'KArAtFourierAttentionGradQ';
-export const KArAtFourierAttentionGradK = 'KArAtFourierAttentionGradK';
-export const KArAtFourierAttentionGradCoeffs = 'KArAtFourierAttentionGradCoeffs';
-export const KArAtFourierAttentionGradProj = 'KArAtFourierAttentionGradProj';
 const FOURIER_ATTENTION_KERNELS = [
   KArAtFourierAttention, KArAtFourierAttentionHidden, KArAtFourierAttentionGradQ, KArAtFourierAttentionGradK,
   KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradProj,
 ];
-/**
- * Sizes the flash-style Fourier-KArAt kernels accept: rank r and grid G (one output p per
- * thread, unrolled harmonics), the q/k head dim (staged in workgroup memory), tokens N and B·h
- * (one dispatch dimension of at most 65535 workgroups each). The value head dim is free.
- */
-export const FOURIER_ATTENTION_LIMITS = {rank: 64, grid: 8, headDim: 256, tokens: 65535, batchHeads: 65535};
 
 /**
  * Which path fourierAttention takes for these sizes on `backendName` (default: the active one): 'flash' when all
@@ -89,14 +69,6 @@ export function fourierAttentionPath(dims: {B: number, h: number, N: number, d: 
   const fits = dims.r <= L.rank && dims.G <= L.grid && dims.d <= L.headDim && dims.N <= L.tokens &&
       dims.B * dims.h <= L.batchHeads;
   return fits && FOURIER_ATTENTION_KERNELS.every((k) => hasFusedKernel(k, backendName)) ? 'flash' : 'materialise';
-}
-
-/**
- * True when the plugin's attention layers use these ops: flag KARAT_FUSED_LAYERS on (the
- * default) on any backend. Off, they run the stock tfjs composition (the benchmarks' baseline).
- */
-export function useLeanAttention(): boolean {
-  return fusedLayersEnabled();
 }
 
 interface GradResult {value: tf.Tensor, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[]}
@@ -126,7 +98,7 @@ function checkScale(op: string, scale: unknown): number {
 }
 
 /** y = scale · (x W + b) split into heads: x [B,N,F], kernel [F,h,d], bias [h,d] -> [B,h,N,d]. */
-export function projectHeads(x: tf.Tensor3D, kernel: tf.Tensor3D, bias: tf.Tensor2D | null = null, scale = 1): tf.Tensor4D {
+function projectHeads_(x: tf.Tensor3D, kernel: tf.Tensor3D, bias: tf.Tensor2D | null = null, scale = 1): tf.Tensor4D {
   const op = 'projectHeads';
   const xt = checkTensor(op, 'x', x, ['B', 'N', 'F']) as tf.Tensor3D;
   const F = xt.shape[2];
@@ -162,12 +134,13 @@ export function projectHeads(x: tf.Tensor3D, kernel: tf.Tensor3D, bias: tf.Tenso
     };
   }) as tf.Tensor4D;
 }
+export const projectHeads = op({projectHeads_});
 
 /**
  * The attention output projection: o [B,h,T,dv] with heads merged, times kernel [h,dv,...out]
  * plus bias [...out] -> [B,T,...out].
  */
-export function mergeHeadsProject(o: tf.Tensor4D, kernel: tf.Tensor, bias: tf.Tensor | null = null): tf.Tensor {
+function mergeHeadsProject_(o: tf.Tensor4D, kernel: tf.Tensor, bias: tf.Tensor | null = null): tf.Tensor {
   const op = 'mergeHeadsProject';
   const ot = checkTensor(op, 'o', o, ['B', 'h', 'T', 'dv']) as tf.Tensor4D;
   const [B, h, T, dv] = ot.shape;
@@ -208,13 +181,14 @@ export function mergeHeadsProject(o: tf.Tensor4D, kernel: tf.Tensor, bias: tf.Te
     };
   });
 }
+export const mergeHeadsProject = op({mergeHeadsProject_});
 
 /**
  * softmax(q kᵀ) v over the last axis, q [B,h,T,d] (already scaled), k [B,h,S,d], v [B,h,S,dv]
  * -> [B,h,T,dv]. The backward pass recomputes the probabilities from the saved q and k
  * (flash-attention style), so nothing of size T x S is kept between the passes.
  */
-export function softmaxAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
+function softmaxAttention_(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
   const op = 'softmaxAttention';
   const qt = checkTensor(op, 'q', q, ['B', 'h', 'T', 'd']) as tf.Tensor4D;
   const [B, h, , d] = qt.shape;
@@ -250,6 +224,7 @@ export function softmaxAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D)
     };
   }) as tf.Tensor4D;
 }
+export const softmaxAttention = op({softmaxAttention_});
 
 /**
  * Modular Fourier-KArAt attention σ̂(q kᵀ) v = ĥ(q kᵀ) · (projᵀ v) (spec's fold; zero base
@@ -258,7 +233,7 @@ export function softmaxAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D)
  * the kernels, per tile, in both passes. Materialising path: keeps q, k, v for the backward
  * pass, which recomputes the N x N scores and ĥ instead of keeping them.
  */
-export function fourierAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, coeffs: tf.Tensor5D,
+function fourierAttention_(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, coeffs: tf.Tensor5D,
                                  proj: tf.Tensor3D): tf.Tensor4D {
   const op = 'fourierAttention';
   const qt = checkTensor(op, 'q', q, ['B', 'h', 'N', 'd']) as tf.Tensor4D;
@@ -295,6 +270,7 @@ export function fourierAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D,
     };
   }) as tf.Tensor4D;
 }
+export const fourierAttention = op({fourierAttention_});
 
 /** fourierAttention through the KArAtFourierAttention* kernels (sizes already checked). */
 function flashFourierAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, coeffs: tf.Tensor5D, proj: tf.Tensor3D,

@@ -7,14 +7,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+import {KARAT_COMPOSITE_MAX_FLOATS_FLAG} from './flags';
 import {KArAtArgumentError} from './validate';
 
-/**
- * tf.env() flag: most floats (B·h·N²·2G) the composite path may materialise. Default 2^27
- * (512 MiB of cos/sin features; the backward pass needs about three times that).
- */
-export const KARAT_COMPOSITE_MAX_FLOATS_FLAG = 'KARAT_COMPOSITE_MAX_FLOATS';
-tf.env().registerFlag(KARAT_COMPOSITE_MAX_FLOATS_FLAG, () => 2 ** 27);
+export {KARAT_COMPOSITE_MAX_FLOATS_FLAG} from './flags';
 
 /** Floats the composite path materialises for scores [B,h,N,N] and grid G. */
 export function compositeFloats(B: number, h: number, N: number, G: number): number {

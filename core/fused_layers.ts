@@ -1,17 +1,7 @@
 /**
- * Fused layer ops for fast training: LayerNorm, bias + GELU, AdamW update.
- *
- * Op contract (backend-agnostic, like kernel_names.ts for Fourier-KArAt):
- *
- *   KArAtLayerNorm        {x [M,C], gamma [C], beta [C]}, attrs {epsilon}      -> y [M,C]
- *   KArAtLayerNormGrad    {dy [M,C], x [M,C], gamma [C]}, attrs {epsilon}      -> [dx, dgamma, dbeta]
- *   KArAtBiasGelu         {x [M,C], bias [C]}                                  -> gelu(x + bias) [M,C]
- *   KArAtBiasGeluGrad     {dy [M,C], x [M,C], bias [C]}                        -> [dx, dbias]
- *   KArAtSoftmax          {logits [M,C]}                                       -> softmax over C
- *   KArAtSoftmaxGrad      {dy [M,C], y [M,C]}                                  -> y·(dy - Σ dy·y)
- *   KArAtAdamW            {param, m, v, grad} (one shape), attrs AdamWUpdateAttrs
- *                                                                              -> [param', m', v']
- *   KArAtAdamWInPlace     same; the outputs may be the (updated) inputs themselves
+ * Fused layer ops for fast training: LayerNorm, bias + GELU and softmax over the last axis
+ * (and, re-exported from adamw.ts, the AdamW update). Their kernels (KArAtLayerNorm,
+ * KArAtBiasGelu, KArAtSoftmax, their *Grad kernels, KArAtAdamW*) are named in kernel_names.ts.
  *
  * Each public op runs the kernel registered for the active backend when there is one and the
  * KARAT_FUSED flag is on (kernels-webgpu/ registers them for 'webgpu'); otherwise a composite
@@ -19,75 +9,20 @@
  * GELU is the exact (erf) GELU of tfjs-layers' 'gelu' activation; LayerNorm is tfjs-layers'
  * LayerNormalization over the last axis (biased variance, epsilon inside the square root).
  *
- * KARAT_FUSED_LAYERS (tf.env flag, default true): when on, the plugin's layers call these ops
- * — LayerNorm on every backend (cpu, wasm, webgl, webgpu), MLP Dense+GELU on webgpu — and the
- * attention layer uses the memory-lean ops of core/attention.ts on every backend; when off
- * they all run the stock tfjs-layers code, so benchmarks can compare both in one process. It
- * only affects the plugin's own layers (KArAtLayerNormalization, KArAtDense,
- * KArAtMultiHeadAttention), never a stock tfjs-layers layer. Its former name
- * KARAT_WEBGPU_FUSED_LAYERS (which said less than it does) is still read as a deprecated alias:
- * setting either to false turns the paths off.
+ * KARAT_FUSED_LAYERS (tf.env flag, flags.ts) decides whether the plugin's layers call these ops;
+ * fusedLayersOn() / fusedLayerKernelOn() are the checks.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import {op} from '@tensorflow/tfjs-core';
 
-import {hasFusedKernel} from './fourier_karat';
+import {hasFusedKernel} from './flags';
+import {KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad, KArAtSoftmax, KArAtSoftmaxGrad} from './kernel_names';
 import {checkTensor, KArAtArgumentError} from './validate';
 
-export const KArAtLayerNorm = 'KArAtLayerNorm';
-export const KArAtLayerNormGrad = 'KArAtLayerNormGrad';
-export const KArAtBiasGelu = 'KArAtBiasGelu';
-export const KArAtBiasGeluGrad = 'KArAtBiasGeluGrad';
-export const KArAtSoftmax = 'KArAtSoftmax';
-export const KArAtSoftmaxGrad = 'KArAtSoftmaxGrad';
-
-export interface LayerNormAttrs {epsilon: number}
-
-export {KArAtAdamW, KArAtAdamWInPlace} from './adamw';
+export {KArAtAdamW, KArAtAdamWInPlace, KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad, KArAtSoftmax, KArAtSoftmaxGrad} from './kernel_names';
+export type {LayerNormAttrs} from './kernel_names';
 export type {AdamWUpdateAttrs} from './adamw';
-
-
-/** The plugin's fused/lean layer paths on every backend (see above). Default true. */
-export const KARAT_FUSED_LAYERS_FLAG = 'KARAT_FUSED_LAYERS';
-/** @deprecated the former name of KARAT_FUSED_LAYERS_FLAG, still honoured (false turns the paths off). */
-export const KARAT_WEBGPU_FUSED_LAYERS_FLAG = 'KARAT_WEBGPU_FUSED_LAYERS';
-tf.env().registerFlag(KARAT_FUSED_LAYERS_FLAG, () => true);
-tf.env().registerFlag(KARAT_WEBGPU_FUSED_LAYERS_FLAG, () => true);
-
-let deprecatedFlagNoted = false;
-
-/**
- * True while flag KARAT_FUSED_LAYERS is on (and its deprecated alias KARAT_WEBGPU_FUSED_LAYERS
- * has not been set to false): the plugin's layers take their fused / lean paths.
- */
-export function fusedLayersEnabled(): boolean {
-  const env = tf.env();
-  if (!env.getBool(KARAT_WEBGPU_FUSED_LAYERS_FLAG)) {
-    if (!deprecatedFlagNoted) {
-      deprecatedFlagNoted = true;
-      console.warn(`tfjs-karat: flag ${KARAT_WEBGPU_FUSED_LAYERS_FLAG} is deprecated; set ` +
-                   `${KARAT_FUSED_LAYERS_FLAG} instead (it switches the fused layer paths on every backend)`);
-    }
-    return false;
-  }
-  return env.getBool(KARAT_FUSED_LAYERS_FLAG);
-}
-
-/**
- * True when the plugin's LayerNorm layers use the `layerNorm` op: the flag is on (any backend;
- * the op runs the fused kernel where one is registered and its composite elsewhere).
- */
-export function useLayerNormOp(): boolean {
-  return fusedLayersEnabled();
-}
-
-/**
- * True when the plugin's layers should use the fused layer ops: the flag is on, the active
- * backend is webgpu and the kernel `kernelName` is registered for it.
- */
-export function useFusedLayers(kernelName: string = KArAtLayerNorm): boolean {
-  return fusedLayersEnabled() && tf.getBackend() === 'webgpu' &&
-      hasFusedKernel(kernelName);
-}
+export {fusedLayersEnabled, KARAT_FUSED_LAYERS_FLAG, KARAT_WEBGPU_FUSED_LAYERS_FLAG, useFusedLayers, useLayerNormOp} from './flags';
 
 // ------------------------------------------------------------------ LayerNorm
 
@@ -140,39 +75,27 @@ function checkLayerNormArgs(op: string, x: unknown, gamma: unknown, beta: unknow
  * LayerNorm over the last axis: (x - mean) / sqrt(var + epsilon) · gamma + beta, any rank.
  * One dispatch forward and four backward with the webgpu kernel.
  */
-export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon = 1e-3): tf.Tensor {
+function layerNorm_(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon = 1e-3): tf.Tensor {
   const c = checkLayerNormArgs('layerNorm', x, gamma, beta, epsilon);
-  return tf.tidy(() => {
-    const x2 = rows2d(c.x);
-    const y = hasFusedKernel(KArAtLayerNorm) ?
-        tf.engine().runKernel(KArAtLayerNorm, {x: x2, gamma: c.gamma, beta: c.beta!}, {epsilon} as never) as tf.Tensor :
-        compositeLayerNorm(x2, c.gamma, c.beta!, epsilon);
-    return tf.reshape(y, c.x.shape);
-  });
+  const x2 = rows2d(c.x);
+  const y = hasFusedKernel(KArAtLayerNorm) ?
+      tf.engine().runKernel(KArAtLayerNorm, {x: x2, gamma: c.gamma, beta: c.beta!}, {epsilon} as never) as tf.Tensor :
+      compositeLayerNorm(x2, c.gamma, c.beta!, epsilon);
+  return tf.reshape(y, c.x.shape);
 }
+export const layerNorm = op({layerNorm_});
 
 /** [dx, dgamma, dbeta] of layerNorm for upstream dy (the fused kernel when there is one). */
-export function layerNormGrad(dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor1D, epsilon = 1e-3): [tf.Tensor, tf.Tensor1D, tf.Tensor1D] {
+function layerNormGrad_(dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor1D, epsilon = 1e-3): [tf.Tensor, tf.Tensor1D, tf.Tensor1D] {
   const c = checkLayerNormArgs('layerNormGrad', x, gamma, null, epsilon);
   checkTensor('layerNormGrad', 'dy', dy, c.x.shape.map((_, i) => `d${i}`), c.x.shape);
-  return tf.tidy(() => {
-    const x2 = rows2d(c.x), dy2 = rows2d(dy);
-    const r = hasFusedKernel(KArAtLayerNormGrad) ?
-        tf.engine().runKernel(KArAtLayerNormGrad, {dy: dy2, x: x2, gamma: c.gamma}, {epsilon} as never) as unknown as tf.Tensor[] :
-        compositeLayerNormGrad(dy2, x2, c.gamma, epsilon);
-    return [tf.reshape(r[0], c.x.shape), r[1] as tf.Tensor1D, r[2] as tf.Tensor1D];
-  });
+  const x2 = rows2d(c.x), dy2 = rows2d(dy);
+  const r = hasFusedKernel(KArAtLayerNormGrad) ?
+      tf.engine().runKernel(KArAtLayerNormGrad, {dy: dy2, x: x2, gamma: c.gamma}, {epsilon} as never) as unknown as tf.Tensor[] :
+      compositeLayerNormGrad(dy2, x2, c.gamma, epsilon);
+  return [tf.reshape(r[0], c.x.shape), r[1] as tf.Tensor1D, r[2] as tf.Tensor1D];
 }
-
-tf.registerGradient({
-  kernelName: KArAtLayerNorm,
-  inputsToSave: ['x', 'gamma'],
-  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
-    const [x, gamma] = saved as [tf.Tensor2D, tf.Tensor1D];
-    const [dx, dg, db] = layerNormGrad(dy as tf.Tensor, x, gamma, attrs.epsilon as number);
-    return {x: () => dx, gamma: () => dg, beta: () => db};
-  },
-});
+export const layerNormGrad = op({layerNormGrad_});
 
 // ------------------------------------------------------------------ bias + GELU
 
@@ -207,39 +130,27 @@ function checkBiasArgs(op: string, x: unknown, bias: unknown) {
 }
 
 /** gelu(x + bias) (exact, erf-based GELU) with bias over the last axis, any rank. */
-export function biasGelu(x: tf.Tensor, bias: tf.Tensor1D): tf.Tensor {
+function biasGelu_(x: tf.Tensor, bias: tf.Tensor1D): tf.Tensor {
   const c = checkBiasArgs('biasGelu', x, bias);
-  return tf.tidy(() => {
-    const x2 = rows2d(c.x);
-    const y = hasFusedKernel(KArAtBiasGelu) ?
-        tf.engine().runKernel(KArAtBiasGelu, {x: x2, bias: c.bias}, {}) as tf.Tensor :
-        compositeBiasGelu(x2, c.bias);
-    return tf.reshape(y, c.x.shape);
-  });
+  const x2 = rows2d(c.x);
+  const y = hasFusedKernel(KArAtBiasGelu) ?
+      tf.engine().runKernel(KArAtBiasGelu, {x: x2, bias: c.bias}, {}) as tf.Tensor :
+      compositeBiasGelu(x2, c.bias);
+  return tf.reshape(y, c.x.shape);
 }
+export const biasGelu = op({biasGelu_});
 
 /** [dx, dbias] of biasGelu for upstream dy. */
-export function biasGeluGrad(dy: tf.Tensor, x: tf.Tensor, bias: tf.Tensor1D): [tf.Tensor, tf.Tensor1D] {
+function biasGeluGrad_(dy: tf.Tensor, x: tf.Tensor, bias: tf.Tensor1D): [tf.Tensor, tf.Tensor1D] {
   const c = checkBiasArgs('biasGeluGrad', x, bias);
   checkTensor('biasGeluGrad', 'dy', dy, c.x.shape.map((_, i) => `d${i}`), c.x.shape);
-  return tf.tidy(() => {
-    const x2 = rows2d(c.x), dy2 = rows2d(dy);
-    const r = hasFusedKernel(KArAtBiasGeluGrad) ?
-        tf.engine().runKernel(KArAtBiasGeluGrad, {dy: dy2, x: x2, bias: c.bias}, {}) as unknown as tf.Tensor[] :
-        compositeBiasGeluGrad(dy2, x2, c.bias);
-    return [tf.reshape(r[0], c.x.shape), r[1] as tf.Tensor1D];
-  });
+  const x2 = rows2d(c.x), dy2 = rows2d(dy);
+  const r = hasFusedKernel(KArAtBiasGeluGrad) ?
+      tf.engine().runKernel(KArAtBiasGeluGrad, {dy: dy2, x: x2, bias: c.bias}, {}) as unknown as tf.Tensor[] :
+      compositeBiasGeluGrad(dy2, x2, c.bias);
+  return [tf.reshape(r[0], c.x.shape), r[1] as tf.Tensor1D];
 }
-
-tf.registerGradient({
-  kernelName: KArAtBiasGelu,
-  inputsToSave: ['x', 'bias'],
-  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-    const [x, bias] = saved as [tf.Tensor2D, tf.Tensor1D];
-    const [dx, db] = biasGeluGrad(dy as tf.Tensor, x, bias);
-    return {x: () => dx, bias: () => db};
-  },
-});
+export const biasGeluGrad = op({biasGeluGrad_});
 
 // ------------------------------------------------------------------ softmax (attention)
 
@@ -252,33 +163,24 @@ export function compositeSoftmaxGrad(dy: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor
  * Softmax over the last axis (any rank), with a one-dispatch backward on webgpu (stock tfjs's
  * Softmax gradient is four kernels). Composite: tf.softmax (its stock gradient).
  */
-export function softmaxLastAxis(logits: tf.Tensor): tf.Tensor {
+function softmaxLastAxis_(logits: tf.Tensor): tf.Tensor {
   if (!(logits instanceof tf.Tensor) || logits.rank < 1) checkTensor('softmaxLastAxis', 'logits', logits, ['...', 'C']);
   if (logits.dtype !== 'float32') {
     throw new KArAtArgumentError(`softmaxLastAxis: argument 'logits' must have dtype float32, got ${logits.dtype}`);
   }
   if (!hasFusedKernel(KArAtSoftmax)) return tf.softmax(logits, -1);
-  return tf.tidy(() => tf.reshape(
-      tf.engine().runKernel(KArAtSoftmax, {logits: rows2d(logits)}, {}) as tf.Tensor, logits.shape));
+  return tf.reshape(tf.engine().runKernel(KArAtSoftmax, {logits: rows2d(logits)}, {}) as tf.Tensor, logits.shape);
 }
+export const softmaxLastAxis = op({softmaxLastAxis_});
 
 /**
  * Backward of a softmax over the last axis (any rank): y · (dy - Σ dy·y) for the softmax output
  * y. One dispatch with the webgpu kernel; the composite elsewhere.
  */
-export function softmaxLastAxisGrad(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
+function softmaxLastAxisGrad_(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
   if (!hasFusedKernel(KArAtSoftmaxGrad)) return compositeSoftmaxGrad(dy as tf.Tensor2D, y as tf.Tensor2D);
-  return tf.tidy(() => tf.reshape(
-      tf.engine().runKernel(KArAtSoftmaxGrad, {dy: rows2d(dy), y: rows2d(y)}, {}) as tf.Tensor, y.shape));
+  return tf.reshape(tf.engine().runKernel(KArAtSoftmaxGrad, {dy: rows2d(dy), y: rows2d(y)}, {}) as tf.Tensor, y.shape);
 }
-
-tf.registerGradient({
-  kernelName: KArAtSoftmax,
-  outputsToSave: [true],
-  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-    const [y] = saved as [tf.Tensor2D];
-    return {logits: () => softmaxLastAxisGrad(dy as tf.Tensor, y)};
-  },
-});
+export const softmaxLastAxisGrad = op({softmaxLastAxisGrad_});
 
 export {adamWScalars, compositeAdamW, adamWUpdate, adamWUpdateVariables} from './adamw';

@@ -1,7 +1,14 @@
+/**
+ * The op contract's public surface: kernel names (kernel_names.ts), flags (flags.ts), the
+ * Fourier-KArAt and attention ops, and the registration of every gradient.
+ */
+import './register_all_gradients';
+
 export * from './kernel_names';
-export {fourierKArAtHidden, fourierKArAtGrad, karatActivation, karatAttention, foldedAttention, hasFusedKernel, KARAT_FUSED_FLAG} from './fourier_karat';
+export {KARAT_FUSED_FLAG, KARAT_COMPOSITE_MAX_FLOATS_FLAG, KARAT_FUSED_LAYERS_FLAG, KARAT_WEBGPU_FUSED_LAYERS_FLAG, KARAT_WEBGL_FUSED_FLAG, KARAT_WASM_SIMD_FLAG, hasFusedKernel, fusedLayersOn, fusedLayerKernelOn, useLeanAttention} from './flags';
+export {fourierKArAtHidden, fourierKArAtGrad, karatActivation, karatAttention, foldedAttention} from './fourier_karat';
 export {compositeFourierKArAtHidden, compositeFourierKArAtGrad, fourierFeatures} from './composite';
-export {KARAT_COMPOSITE_MAX_FLOATS_FLAG, compositeFloats} from './composite_limits';
+export {compositeFloats} from './composite_limits';
 export {KArAtArgumentError} from './validate';
 export {leanGradients, leanVariableGrads, leanGradientsAvailable, enableLeanGradients, leanGradientsEnabled, leanGradientsSupportsVersion, LEAN_GRADIENTS_TFJS_VERSIONS} from './lean_grads';
-export {projectHeads, mergeHeadsProject, softmaxAttention, fourierAttention, useLeanAttention, KArAtSoftmaxAttention, KArAtSoftmaxAttentionProbs, KArAtSoftmaxAttentionGradScores, SOFTMAX_ATTENTION_LIMITS, FOURIER_ATTENTION_LIMITS, fourierAttentionPath, KArAtFourierAttention, KArAtFourierAttentionHidden, KArAtFourierAttentionGradQ, KArAtFourierAttentionGradK, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradProj} from './attention';
+export {projectHeads, mergeHeadsProject, softmaxAttention, fourierAttention, fourierAttentionPath} from './attention';

@@ -18,11 +18,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+import {KARAT_WASM_SIMD_FLAG} from '../core/flags';
 import type {FourierKArAtDims} from '../core/kernel_names';
 import {FOURIER_KARAT_WASM_BASE64} from './fourier_karat_module';
 
-export const KARAT_WASM_SIMD_FLAG = 'KARAT_WASM_SIMD';
-tf.env().registerFlag(KARAT_WASM_SIMD_FLAG, () => true);
+export {KARAT_WASM_SIMD_FLAG} from '../core/flags';
 
 interface SimdExports {
   memory: WebAssembly.Memory;

@@ -3,14 +3,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
 import {compositeFourierKArAtHidden} from '../core/composite';
-import {FourierKArAt, fourierKArAtDims, FourierKArAtInputs} from '../core/kernel_names';
-import {CoeffPackProgram, Dims, ForwardProgram} from './fourier_karat_gpu';
+import {FourierKArAt, FourierKArAtInputs} from '../core/kernel_names';
+import {CoeffPackProgram, ForwardProgram, webglDims} from './fourier_karat_gpu';
 import {asTensor, fusedUnsupportedReason, noteFallback, WebGLLikeBackend} from './util';
-
-export function webglDims(scores: TensorInfo, coeffs: TensorInfo): Dims {
-  const d = fourierKArAtDims(scores, coeffs);
-  return {B: d.batch, H: d.heads, N: d.tokens, R: d.rank, G: d.grid};
-}
 
 export function fourierKArAtWebGL(
     args: {inputs: FourierKArAtInputs, backend: WebGLLikeBackend}): TensorInfo {

@@ -23,6 +23,9 @@
  * never read into a valid output: tails are peeled at code-generation time.
  */
 import type {GPGPUProgram} from '@tensorflow/tfjs-backend-webgl';
+import type {TensorInfo} from '@tensorflow/tfjs-core';
+
+import {fourierKArAtDims} from '../core/kernel_names';
 
 /** GLSL float literal. */
 function f(x: number): string {
@@ -54,6 +57,12 @@ export const SINCOS_GLSL = `
 
 /** Sizes shared by the programs. */
 export interface Dims {B: number; H: number; N: number; R: number; G: number}
+
+/** The programs' sizes for the kernel inputs scores and coeffs. */
+export function webglDims(scores: TensorInfo, coeffs: TensorInfo): Dims {
+  const d = fourierKArAtDims(scores, coeffs);
+  return {B: d.batch, H: d.heads, N: d.tokens, R: d.rank, G: d.grid};
+}
 
 /** coeffs [h,2,r,N,G] (unpacked) -> C' [h, 2·N·G, r] packed (see the file comment). */
 export class CoeffPackProgram implements GPGPUProgram {

@@ -8,8 +8,7 @@ import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
 import {compositeFourierKArAtGrad} from '../core/composite';
 import {FourierKArAtGrad, FourierKArAtGradInputs} from '../core/kernel_names';
-import {webglDims} from './fourier_karat';
-import {CoeffPackProgram, coeffChunks, GradCoeffsPartialProgram, GradCoeffsReduceProgram, GradScoresProgram} from './fourier_karat_gpu';
+import {CoeffPackProgram, coeffChunks, GradCoeffsPartialProgram, GradCoeffsReduceProgram, GradScoresProgram, webglDims} from './fourier_karat_gpu';
 import {asTensor, fusedUnsupportedReason, noteFallback, WebGLLikeBackend} from './util';
 
 export function fourierKArAtGradWebGL(

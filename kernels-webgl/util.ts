@@ -6,7 +6,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type {GPGPUProgram} from '@tensorflow/tfjs-backend-webgl';
 
+import {KARAT_WEBGL_FUSED_FLAG} from '../core/flags';
 import {MAX_FUSED_GRID} from '../core/kernel_names';
+
+export {KARAT_WEBGL_FUSED_FLAG} from '../core/flags';
 
 export interface WebGLLikeBackend {
   runWebGLProgram(
@@ -14,14 +17,6 @@ export interface WebGLLikeBackend {
       customUniformValues?: number[][], preventEagerUnpackingOfOutput?: boolean): tf.TensorInfo;
   disposeIntermediateTensorInfo(info: tf.TensorInfo): void;
 }
-
-/**
- * tf.env() flag: when false, the WebGL kernels compute with the composite path (stock
- * tfjs ops) instead of their own shaders. Default true. (KARAT_FUSED=false bypasses the
- * kernels altogether.)
- */
-export const KARAT_WEBGL_FUSED_FLAG = 'KARAT_WEBGL_FUSED';
-tf.env().registerFlag(KARAT_WEBGL_FUSED_FLAG, () => true);
 
 const noted = new Set<string>();
 

@@ -6,7 +6,7 @@
  */
 import type {NamedAttrMap} from '@tensorflow/tfjs-core';
 
-import {AdamWUpdateAttrs, adamWScalars} from '../core/fused_layers';
+import {AdamWUpdateAttrs, adamWScalars} from '../core/adamw';
 import {ElementwiseProgram} from './elementwise_program';
 
 /** Uniforms of the AdamW programs, in declaration order. */

@@ -17,13 +17,14 @@ import * as path from 'node:path';
 
 import * as tf from '@tensorflow/tfjs-core';
 
-import {FourierKArAt, FourierKArAtGrad, FourierKArAtGradInputs, FourierKArAtInputs} from '../../core/kernel_names';
+import {FourierKArAt} from '../../core/kernel_names';
 import {requireFromCwd} from '../../core/node_require';
 import {loadCudaAddon} from '../addon';
+import {fourierKArAtTensorFlowConfig} from './fourier_karat';
+import {fourierKArAtGradTensorFlowConfig} from './fourier_karat_grad';
+import {TF_BACKEND} from './util';
 
-export const TF_BACKEND = 'tensorflow';
-export const TF_FWD_OP = 'KaratFourierKArAt';
-export const TF_GRAD_OP = 'KaratFourierKArAtGrad';
+export {TF_BACKEND, TF_FWD_OP, TF_GRAD_OP} from './util';
 export const DEFAULT_TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
 export const OP_LIBRARY_RELATIVE_PATH = 'kernels-cuda/build/libkarat_tf_ops.so';
 /** The CPU-only build (`make -C kernels-cuda tfops-cpu`, g++ only) for @tensorflow/tfjs-node. */
@@ -63,40 +64,8 @@ export interface TensorFlowKernelStatus {
   kernels: string[];
 }
 
-/** The part of tfjs-node's NodeJSKernelBackend used here. */
-interface TensorFlowBackendLike {
-  executeSingleOutput(name: string, opAttrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
-  executeMultipleOutputs(name: string, opAttrs: unknown[], inputs: tf.TensorInfo[], numOutputs: number):
-      tf.TensorInfo[];
-}
-
-function isTensorFlowBackend(b: unknown): b is TensorFlowBackendLike {
-  const x = b as Partial<TensorFlowBackendLike> | null;
-  return x != null && typeof x.executeSingleOutput === 'function' &&
-      typeof x.executeMultipleOutputs === 'function';
-}
-
 /** The tfjs KernelConfigs that run our TensorFlow ops (exported for inspection and tests). */
-export const tensorFlowKernelConfigs: tf.KernelConfig[] = [
-  {
-    kernelName: FourierKArAt,
-    backendName: TF_BACKEND,
-    kernelFunc: ({inputs, backend}) => {
-      if (!isTensorFlowBackend(backend)) throw new Error(`${FourierKArAt}: backend is not tfjs-node's`);
-      const {scores, coeffs} = inputs as unknown as FourierKArAtInputs;
-      return backend.executeSingleOutput(TF_FWD_OP, [], [scores, coeffs]);
-    },
-  },
-  {
-    kernelName: FourierKArAtGrad,
-    backendName: TF_BACKEND,
-    kernelFunc: ({inputs, backend}) => {
-      if (!isTensorFlowBackend(backend)) throw new Error(`${FourierKArAtGrad}: backend is not tfjs-node's`);
-      const {dy, scores, coeffs} = inputs as unknown as FourierKArAtGradInputs;
-      return backend.executeMultipleOutputs(TF_GRAD_OP, [], [dy, scores, coeffs], 2);
-    },
-  },
-];
+export const tensorFlowKernelConfigs: tf.KernelConfig[] = [fourierKArAtTensorFlowConfig, fourierKArAtGradTensorFlowConfig];
 
 function registered(): string[] {
   return tensorFlowKernelConfigs.map((c) => c.kernelName).filter((n) => tf.getKernel(n, TF_BACKEND) != null);

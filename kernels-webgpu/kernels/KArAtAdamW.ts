@@ -2,7 +2,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, NamedAttrMap, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtAdamW} from '../../core/fused_layers';
+import {KArAtAdamW} from '../../core/kernel_names';
 import {AdamWProgram, adamWUniformData} from '../adamw_webgpu';
 
 export type AdamWArgs = {inputs: {param: TensorInfo, m: TensorInfo, v: TensorInfo, grad: TensorInfo}, backend: WebGPUBackend,

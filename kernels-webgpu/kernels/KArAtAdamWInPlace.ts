@@ -5,7 +5,7 @@
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 import {env} from '@tensorflow/tfjs-core';
 
-import {KArAtAdamWInPlace} from '../../core/fused_layers';
+import {KArAtAdamWInPlace} from '../../core/kernel_names';
 import {adamWInPlace} from '../adamw_inplace';
 import {adamWUniformData} from '../adamw_webgpu';
 import {adamW, AdamWArgs} from './KArAtAdamW';

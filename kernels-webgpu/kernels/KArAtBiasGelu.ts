@@ -2,7 +2,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtBiasGelu} from '../../core/fused_layers';
+import {KArAtBiasGelu} from '../../core/kernel_names';
 import {BiasGeluProgram} from '../bias_gelu_webgpu';
 
 export function biasGelu(args: {inputs: {x: TensorInfo, bias: TensorInfo}, backend: WebGPUBackend}): TensorInfo {

@@ -2,7 +2,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtBiasGeluGrad} from '../../core/fused_layers';
+import {KArAtBiasGeluGrad} from '../../core/kernel_names';
 import {BiasGeluProgram} from '../bias_gelu_webgpu';
 import {ColumnSumProgram} from '../column_sum_webgpu';
 

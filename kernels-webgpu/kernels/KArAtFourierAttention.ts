@@ -5,7 +5,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtFourierAttention} from '../../core/attention';
+import {KArAtFourierAttention} from '../../core/kernel_names';
 import {fourierAttentionDims} from '../fourier_attention_program';
 import {FourierAttentionRowProgram} from '../fourier_attention_row_webgpu';
 import {coeffsView} from '../util';

@@ -5,7 +5,7 @@
  */
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtFourierAttentionGradCoeffs} from '../../core/attention';
+import {KArAtFourierAttentionGradCoeffs} from '../../core/kernel_names';
 import {FourierAttentionColumnProgram} from '../fourier_attention_column_webgpu';
 import {fourierAttentionDims} from '../fourier_attention_program';
 import type {FourierAttentionArgs} from './KArAtFourierAttention';

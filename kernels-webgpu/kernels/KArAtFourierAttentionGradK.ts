@@ -4,7 +4,7 @@
  */
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtFourierAttentionGradK} from '../../core/attention';
+import {KArAtFourierAttentionGradK} from '../../core/kernel_names';
 import {fourierAttentionDims} from '../fourier_attention_program';
 import {FourierAttentionColumnProgram} from '../fourier_attention_column_webgpu';
 import {coeffsView} from '../util';

@@ -5,7 +5,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtFourierAttentionGradProj} from '../../core/attention';
+import {KArAtFourierAttentionGradProj} from '../../core/kernel_names';
 import {FourierAttentionGradProjProgram} from '../fourier_attention_grad_proj_webgpu';
 
 export function fourierAttentionGradProj(args: {inputs: {v: TensorInfo, du: TensorInfo}, backend: WebGPUBackend}): TensorInfo {

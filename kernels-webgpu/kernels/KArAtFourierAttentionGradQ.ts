@@ -4,7 +4,7 @@
  */
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtFourierAttentionGradQ} from '../../core/attention';
+import {KArAtFourierAttentionGradQ} from '../../core/kernel_names';
 import {fourierAttentionDims} from '../fourier_attention_program';
 import {FourierAttentionRowProgram} from '../fourier_attention_row_webgpu';
 import {coeffsView} from '../util';

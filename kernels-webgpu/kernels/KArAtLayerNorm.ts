@@ -2,7 +2,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, NamedAttrMap, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtLayerNorm} from '../../core/fused_layers';
+import {KArAtLayerNorm} from '../../core/kernel_names';
 import {LayerNormProgram} from '../layer_norm_webgpu';
 
 /** The epsilon attr (default 1e-3) as the uniform data of the LayerNorm programs. */

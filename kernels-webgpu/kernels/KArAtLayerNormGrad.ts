@@ -5,7 +5,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, NamedAttrMap, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtLayerNormGrad} from '../../core/fused_layers';
+import {KArAtLayerNormGrad} from '../../core/kernel_names';
 import {ColumnSumProgram} from '../column_sum_webgpu';
 import {LayerNormGradDxProgram} from '../layer_norm_grad_dx_webgpu';
 import {LayerNormStatsProgram} from '../layer_norm_stats_webgpu';

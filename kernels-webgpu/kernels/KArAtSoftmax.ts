@@ -2,7 +2,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtSoftmax} from '../../core/fused_layers';
+import {KArAtSoftmax} from '../../core/kernel_names';
 import {SoftmaxRowProgram} from '../softmax_webgpu';
 
 export function softmax(args: {inputs: {logits: TensorInfo}, backend: WebGPUBackend}): TensorInfo {

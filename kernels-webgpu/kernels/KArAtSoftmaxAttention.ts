@@ -5,7 +5,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtSoftmaxAttention} from '../../core/attention';
+import {KArAtSoftmaxAttention} from '../../core/kernel_names';
 import {AttentionMode, AttentionRowProgram} from '../attention_webgpu';
 
 export type AttentionArgs = {inputs: {q: TensorInfo, k: TensorInfo, v?: TensorInfo, dy?: TensorInfo}, backend: WebGPUBackend};

@@ -2,7 +2,7 @@
 import type {WebGPUBackend} from '@tensorflow/tfjs-backend-webgpu';
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 
-import {KArAtSoftmaxGrad} from '../../core/fused_layers';
+import {KArAtSoftmaxGrad} from '../../core/kernel_names';
 import {SoftmaxGradRowProgram} from '../softmax_grad_webgpu';
 
 export function softmaxGrad(args: {inputs: {dy: TensorInfo, y: TensorInfo}, backend: WebGPUBackend}): TensorInfo {

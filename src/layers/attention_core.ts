@@ -12,9 +12,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import {operatorActivation, operatorAttention, operatorHidden, ResolvedOperatorConfig} from '../bases/index';
-import {fourierAttention, softmaxAttention, useLeanAttention} from '../../core/attention';
+import {fourierAttention, softmaxAttention} from '../../core/attention';
+import {fusedLayerKernelOn, fusedLayersOn} from '../../core/flags';
 import {foldedAttention} from '../../core/fourier_karat';
-import {KArAtSoftmax, softmaxLastAxis, useFusedLayers} from '../../core/fused_layers';
+import {softmaxLastAxis} from '../../core/fused_layers';
+import {KArAtSoftmax} from '../../core/kernel_names';
 import {KArAtArgumentError} from '../../core/validate';
 
 export type CoreActivation =
@@ -60,14 +62,14 @@ export function attentionCore(a: AttentionCoreArgs): AttentionCoreResult {
   }
   return tf.tidy(() => {
     const drop = a.training && a.dropout > 0;
-    if (a.activation.kind === 'softmax' && a.mask == null && !drop && !a.returnScores && useLeanAttention()) {
+    if (a.activation.kind === 'softmax' && a.mask == null && !drop && !a.returnScores && fusedLayersOn()) {
       // Flash-style: only q, k, v are kept for the backward pass, which recomputes the probabilities.
       return {output: softmaxAttention(a.query, a.key, a.value)};
     }
     if (a.activation.kind === 'karat') {
       const {cfg, params} = a.activation;
       if (cfg.basis === 'fourier' && cfg.baseActivation === 'zero' && cfg.rank !== 'full' && !drop &&
-          !a.returnScores && a.mask == null && useLeanAttention()) {
+          !a.returnScores && a.mask == null && fusedLayersOn()) {
         // Keeps q, k, v only; no N x N scores here (fourierAttention forms them itself, or not at all).
         return {output: fourierAttention(a.query, a.key, a.value, params.coeffs as tf.Tensor5D, params.proj as tf.Tensor3D)};
       }
@@ -81,7 +83,7 @@ export function attentionCore(a: AttentionCoreArgs): AttentionCoreResult {
         logits = tf.add(logits, tf.mul(tf.sub(1, keep), -1e9)) as tf.Tensor4D;
       }
       // On webgpu (flag KARAT_FUSED_LAYERS) a softmax whose backward is one dispatch.
-      const p = (a.mask == null && useFusedLayers(KArAtSoftmax) ?
+      const p = (a.mask == null && fusedLayerKernelOn(KArAtSoftmax) ?
           softmaxLastAxis(logits) : tf.softmax(logits, -1)) as tf.Tensor4D;
       const pd = drop ? tf.dropout(p, a.dropout) as tf.Tensor4D : p;
       const output = tf.matMul(pd, a.value) as tf.Tensor4D;

@@ -10,7 +10,7 @@
  *     elsewhere its composite, whose gradient avoids the per-channel Slice + Add that the
  *     stock layer's tf.tile gradient costs (~1.5x faster cpu/wasm training steps)
  *   - Dense with activation 'gelu' and a bias -> matMul + biasGelu (2 dispatches), when
- *     useFusedLayers() holds (flag on and backend webgpu)
+ *     fusedLayerKernelOn(KArAtBiasGelu) holds (flag on and backend webgpu)
  * Everything else falls through to the stock implementation.
  *
  * The subclasses are registered for deserialisation under their OWN class names only, so a
@@ -24,7 +24,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 
-import {biasGelu, KArAtBiasGelu, layerNorm, useFusedLayers, useLayerNormOp} from '../../core/fused_layers';
+import {fusedLayerKernelOn, fusedLayersOn} from '../../core/flags';
+import {biasGelu, layerNorm} from '../../core/fused_layers';
+import {KArAtBiasGelu} from '../../core/kernel_names';
 import {registerClassOnce} from './layer_utils';
 
 type LayerCtor = new (args: Record<string, unknown>) => tfl.layers.Layer;
@@ -64,7 +66,7 @@ function layerNormClass(): LayerCtor {
       override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor | tf.Tensor[] {
         const self = this as unknown as LayerNormFields;
         const x = one(inputs);
-        if (useLayerNormOp() && self.center && self.scale && self.axis.length === 1 &&
+        if (fusedLayersOn() && self.center && self.scale && self.axis.length === 1 &&
             self.axis[0] === x.rank - 1 && x.dtype === 'float32') {
           return tf.tidy(() => layerNorm(x, self.gamma.read() as tf.Tensor1D, self.beta.read() as tf.Tensor1D, self.epsilon));
         }
@@ -84,7 +86,7 @@ function denseClassOf(): LayerCtor {
         const self = this as unknown as DenseFields;
         const x = one(inputs);
         if (self.bias != null && self.activation?.getClassName() === 'gelu' && x.rank >= 2 &&
-            x.dtype === 'float32' && useFusedLayers(KArAtBiasGelu)) {
+            x.dtype === 'float32' && fusedLayerKernelOn(KArAtBiasGelu)) {
           return tf.tidy(() => {
             const K = x.shape[x.rank - 1];
             const kernel = self.kernel.read() as tf.Tensor2D;

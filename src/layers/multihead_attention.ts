@@ -30,7 +30,8 @@ import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 
 import {operatorParamSpecs} from '../bases/index';
 import {KArAtArgumentError} from '../../core/validate';
-import {mergeHeadsProject, projectHeads, useLeanAttention} from '../../core/attention';
+import {mergeHeadsProject, projectHeads} from '../../core/attention';
+import {fusedLayersOn} from '../../core/flags';
 import {AnyTensor, AttentionCallOptions, checkBool, checkComputeInputs, checkSignature, flagKwargs, GraphCallOptions, inputList, LAYER, normaliseAttentionAxes, outputFeatures, outputShapeFor, parseCall, ParsedCall, parseOutputShape, parseSignature, ShapeSignature, splitShapes, tokensOf} from './attention_call_args';
 import {attentionCore, CoreActivation} from './attention_core';
 import {AttentionActivation, resolveAttention, ResolvedAttention, serializeAttention} from './attention_config';
@@ -396,7 +397,7 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
   private projectHeads(x: tf.Tensor, which: 'query' | 'key' | 'value', scale = 1): tf.Tensor4D {
     const w = this.kernels[`${which}/kernel`].read() as tf.Tensor3D;
     const bias = this.useBias ? this.kernels[`${which}/bias`].read() as tf.Tensor2D : null;
-    if (useLeanAttention()) return projectHeads(x as tf.Tensor3D, w, bias, scale);
+    if (fusedLayersOn()) return projectHeads(x as tf.Tensor3D, w, bias, scale);
     const [B, N, F] = x.shape, [, h, d] = w.shape;
     let y = tf.matMul(tf.reshape(x, [B * N, F]), tf.reshape(w, [F, h * d]));
     if (bias != null) y = tf.add(y, tf.reshape(bias, [h * d]));
@@ -408,7 +409,7 @@ export class KArAtMultiHeadAttention extends tfl.layers.Layer {
   private projectOutput(o: tf.Tensor4D): tf.Tensor {
     const w = this.kernels['attentionOutput/kernel'].read();
     const bias = this.useBias ? this.kernels['attentionOutput/bias'].read() : null;
-    if (useLeanAttention()) return mergeHeadsProject(o, w, bias);
+    if (fusedLayersOn()) return mergeHeadsProject(o, w, bias);
     const [B, h, T, dv] = o.shape, out = w.shape.slice(2), n = out.reduce((a, c) => a * c, 1);
     let y = tf.matMul(tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * T, h * dv]), tf.reshape(w, [h * dv, n]));
     if (bias != null) y = tf.add(y, tf.reshape(bias, [n]));

@@ -15,8 +15,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {AdamWUpdateAttrs, adamWUpdateVariables, compositeAdamW, KArAtAdamWInPlace} from '../../core/adamw';
-import {useFusedLayers} from '../../core/fused_layers';
+import {AdamWUpdateAttrs, adamWUpdateVariables, compositeAdamW} from '../../core/adamw';
+import {fusedLayerKernelOn} from '../../core/flags';
+import {KArAtAdamWInPlace} from '../../core/kernel_names';
 
 export interface ParamGroupRule {
   /** Apply weight decay to this parameter. */
@@ -74,7 +75,7 @@ export class AdamW {
     }
     this.step++;
     const {beta1, beta2, epsilon, weightDecay} = this.config;
-    const fused = useFusedLayers(KArAtAdamWInPlace);
+    const fused = fusedLayerKernelOn(KArAtAdamWInPlace);
     this.params.forEach((p, i) => {
       const attrs: AdamWUpdateAttrs = {
         learningRate: lr * p.rule.lrScale, beta1, beta2, epsilon, weightDecay: p.rule.decay ? weightDecay : 0, step: this.step,

@@ -15,7 +15,7 @@ import {Rng} from '../data/rng';
 import {AdamW, clipByGlobalNorm} from './adamw';
 import {leanVariableGrads} from '../../core/lean_grads';
 import {checkCompositeMemory} from '../../core/composite_limits';
-import {hasFusedKernel} from '../../core/fourier_karat';
+import {hasFusedKernel} from '../../core/flags';
 import {FourierKArAt, FourierKArAtGrad} from '../../core/kernel_names';
 import {BackendInfo, selectBackend} from './backend';
 import {enableWasmMatMulNN} from '../../kernels-wasm/matmul_nn';
