@@ -4,7 +4,7 @@
  *
  *     npx tsx examples/demo/train_demo_model.ts --from-run RUN_DIR [--out examples/demo]
  *         ships a `karat train` run: its best.ckpt becomes <out>/model (softmax output), scored
- *         on the CIFAR-10 test split embedded in the package (data/cifar10-subset.kds)
+ *         on the CIFAR-10 test split of the subset data package (packages/cifar10-subset/cifar10-subset.kds)
  *     npx tsx examples/demo/train_demo_model.ts [--data cifar-10-binary.tar.gz]   (default: the --download cache)
  *         [--train 10000] [--epochs 2] [--out examples/demo] [--analysis runs/demo-analysis]
  *         trains the earlier, smaller demo model here (ViT patch 8, dim 32, depth 3, 2 heads,
@@ -166,7 +166,7 @@ async function fromRun(runDir: string) {
       return c.trainLimit - c.valSplit;
     })(), epochs: log.length - 1,
     recipe: 'karat train --config docs/results/study-cifar10/config.json --seed 1 (best.ckpt by validation top-1)',
-    testSet: `CIFAR-10 test split embedded in the package (data/cifar10-subset.kds, ${test.size} images)`,
+    testSet: `CIFAR-10 test split of the subset data package (packages/cifar10-subset/cifar10-subset.kds, ${test.size} images)`,
   }, test.size);
 }
 
