@@ -18,6 +18,7 @@ import {vitFromSafetensors} from '../io/torch_vit';
 import {selectBackend} from '../training/backend';
 import {loadCheckpointModel, readCheckpoint} from '../training/checkpoint';
 import {FIELD_KINDS, kebab, resolveConfig, TrainConfig} from '../training/config';
+import {runStamp} from '../training/run_dir';
 import {ModelFactory, StartInfo} from '../training/trainer';
 import type {SwapSource} from '../swap';
 import {DEFAULT_MAX_BYTES, readFileChecked} from './convert';
@@ -234,8 +235,7 @@ async function resolveFinetuneConfig(flags: Record<string, unknown>, args: Finet
   }
   if (!layers.some((l) => l.from !== 'finetune defaults' && 'warmupEpochs' in l.values)) cfg = {...cfg, warmupEpochs: cfg.epochs / 10};
   if (cfg.runName == null) {
-    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-    cfg = {...cfg, runName: `finetune-${attentionName(cfg)}-${stamp}`};
+    cfg = {...cfg, runName: `finetune-${attentionName(cfg)}-${runStamp()}`};
   }
   return {cfg, source};
 }
