@@ -37,6 +37,7 @@ import * as karat from '../../src/node';
 import {loadCifar} from '../../src/data/cifar';
 import type {ImageDataset} from '../../src/data/dataset';
 import {defaultCacheDir} from '../../src/data/download';
+import {mulberry32} from '../../src/data/rng';
 
 /** Where `karat train --dataset cifar10 --download` puts the archive. */
 const CIFAR10_ARCHIVE = join(defaultCacheDir(), 'cifar-10-binary.tar.gz');
@@ -77,17 +78,6 @@ function augment(px: Uint8Array, n: number, rnd: () => number): Uint8Array {
     }
   }
   return out;
-}
-
-function mulberry(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -196,7 +186,7 @@ async function main() {
   const batch = 32, steps = Math.floor(nTrain / batch) * epochs;
   const lr0 = 2e-3;
   const opt = tf.train.adam(lr0);
-  const rnd = mulberry(1);
+  const rnd = mulberry32(1);
   const checkpoints: Float32Array[][] = [model.getWeights().map(w => w.dataSync().slice() as Float32Array)];
   let step = 0;
   const t0 = Date.now();
