@@ -1,7 +1,7 @@
 /**
  * Builds the ViT described by a TrainConfig with the project's models.vit (logits output),
- * deterministically: tfjs initialisers draw their seeds from Math.random, which is
- * replaced by a seeded generator while the model is built.
+ * deterministically: the caller passes the seeded generator (RandomSource) that tfjs'
+ * initialisers draw their seeds from while the model is built.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 
@@ -51,37 +51,60 @@ export function modelSpecFor(cfg: TrainConfig, data: {height: number, width: num
   };
 }
 
-/** Runs `fn` with Math.random drawing from `rng` (restored afterwards, even on error). */
-export function withMathRandom<T>(rng: Rng, fn: () => T): T {
+/** A generator shaped like Math.random: uniform floats in [0, 1). */
+export type RandomSource = () => number;
+
+/** The seeded generator that initialises the model of a run with seed `seed`. */
+export function initRandom(seed: number): RandomSource {
+  const rng = new Rng(seed ^ 0x1badb002);
+  return () => rng.uniform();
+}
+
+/**
+ * Runs `fn` with `random` (a RandomSource, or an Rng's uniform draws) as the seed source of
+ * tfjs' unseeded random ops: tfjs-core's random ops, and so tfjs-layers' initialisers, dropout
+ * and drop-path masks, take their seed from Math.random when none is given, so Math.random is
+ * `random` while `fn` runs (an async `fn`: until its promise settles) and is restored
+ * afterwards, even on error. The one place the trainer hands tfjs a generator.
+ */
+export function withMathRandom<T>(random: RandomSource | Rng, fn: () => T): T {
+  const draw: RandomSource = typeof random === 'function' ? random : () => random.uniform();
   const orig = Math.random;
-  Math.random = () => rng.uniform();
+  Math.random = draw;
+  let out: T;
   try {
-    return fn();
-  } finally {
+    out = fn();
+  } catch (e) {
     Math.random = orig;
+    throw e;
   }
-}
-
-/** Runs the async `fn` with Math.random drawing from `rng` until it settles. */
-export async function withMathRandomAsync<T>(rng: Rng, fn: () => Promise<T>): Promise<T> {
-  const orig = Math.random;
-  Math.random = () => rng.uniform();
-  try {
-    return await fn();
-  } finally {
-    Math.random = orig;
+  if (out instanceof Promise) {
+    return out.finally(() => {
+      Math.random = orig;
+    }) as T;
   }
+  Math.random = orig;
+  return out;
 }
 
-export function buildModel(spec: ViTArgs, seed: number): tfl.LayersModel {
-  return withMathRandom(new Rng(seed ^ 0x1badb002), () => vit(spec));
+/** withMathRandom for an async `fn`: `random` is Math.random until its promise settles. */
+export async function withMathRandomAsync<T>(random: RandomSource | Rng, fn: () => Promise<T>): Promise<T> {
+  return withMathRandom(random, fn);
 }
 
-/** Builds the model of any spec (a ViT configuration or a layers topology), weights initialised. */
-export async function modelFromSpec(spec: ModelSpec, seed: number): Promise<tfl.LayersModel> {
-  if (!isTopologySpec(spec)) return buildModel(spec, seed);
-  return withMathRandomAsync(new Rng(seed ^ 0x1badb002),
-      () => tfl.models.modelFromJSON({modelTopology: spec.topology} as never));
+/** The ViT of `spec`, its weights initialised from `random` (a seed: that seed's initRandom). */
+export function buildModel(spec: ViTArgs, random: RandomSource | number): tfl.LayersModel {
+  return withMathRandom(typeof random === 'number' ? initRandom(random) : random, () => vit(spec));
+}
+
+/**
+ * Builds the model of any spec (a ViT configuration or a layers topology), its weights
+ * initialised from `random` (a seed: that seed's initRandom).
+ */
+export async function modelFromSpec(spec: ModelSpec, random: RandomSource | number): Promise<tfl.LayersModel> {
+  const source = typeof random === 'number' ? initRandom(random) : random;
+  if (!isTopologySpec(spec)) return buildModel(spec, source);
+  return withMathRandom(source, () => tfl.models.modelFromJSON({modelTopology: spec.topology} as never));
 }
 
 /** Parameter count (unique variables). */

@@ -25,7 +25,7 @@ import {openResume} from './resume';
 import {defaultRunName, prepareRunDir, removeIfEmpty} from './run_dir';
 import {specProblems} from './checkpoint_validate';
 import {confusionMatrix, softCrossEntropy, topKCorrect} from './metrics';
-import {buildModel, countParams, isTopologySpec, ModelSpec, modelFromSpec, modelSpecFor, withMathRandom} from './model';
+import {buildModel, countParams, initRandom, isTopologySpec, ModelSpec, modelFromSpec, modelSpecFor, withMathRandom} from './model';
 import {modelFacts, parameterPlan, ParamPlanEntry} from './param_groups';
 import {learningRate, ScheduleConfig} from './schedule';
 import * as nodeFs from 'node:fs';
@@ -275,7 +275,7 @@ async function buildRunModel(cfg: TrainConfig, resume: {ck: Checkpoint, from: st
   let out: {spec: ModelSpec, model: tfl.LayersModel, newParams: string[] | null};
   if (resume && isTopologySpec(savedSpec)) {
     checkSpecFitsWeights(resume.ck, `--resume: checkpoint '${resume.from}'`);
-    out = {spec: savedSpec, model: await modelFromSpec(savedSpec, seed), newParams: (resume.ck.header.trainer.newParams as string[] | undefined) ?? []};
+    out = {spec: savedSpec, model: await modelFromSpec(savedSpec, initRandom(seed)), newParams: (resume.ck.header.trainer.newParams as string[] | undefined) ?? []};
   } else if (factory && !resume) {
     out = await factory({height: H, width: W, channels: C, numClasses: K}, seed);
   } else {
@@ -298,7 +298,7 @@ async function buildRunModel(cfg: TrainConfig, resume: {ck: Checkpoint, from: st
         checkCompositeMemory(`evaluation on ${backendName}`, Math.min(cfg.evalBatchSize, data.testDs.size), cfg.heads, N, cfg.grid);
       }
     }
-    out = {spec: vitSpec, model: buildModel(vitSpec, seed), newParams: null};
+    out = {spec: vitSpec, model: buildModel(vitSpec, initRandom(seed)), newParams: null};
   }
   const spec = out.spec;
   if (isTopologySpec(spec) && (spec.imageSize[0] !== H || spec.imageSize[1] !== W || spec.channels !== C || spec.numClasses !== K)) {
