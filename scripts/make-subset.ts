@@ -1,9 +1,10 @@
 /**
- * Builds the CIFAR-10 subset embedded in the repository (data/cifar10-subset.kds), the
- * default data of `karat train`, from the full CIFAR-10 binary archive:
+ * Builds the CIFAR-10 subset of the data package tfjs-karat-cifar10-subset
+ * (packages/cifar10-subset/cifar10-subset.kds), the default data of `karat train`, from the full
+ * CIFAR-10 binary archive:
  *
  *     npx tsx scripts/make-subset.ts [--src cifar-10-binary.tar.gz]   (default: the --download cache)
- *         [--train 5000] [--test 1000] [--out data/cifar10-subset.kds]
+ *         [--train 5000] [--test 1000] [--out packages/cifar10-subset/cifar10-subset.kds]
  *
  * Class-balanced and deterministic: the first train/10 images of each class in the
  * archive's training order, and the first test/10 of each class of the test batch.
@@ -36,7 +37,7 @@ function balanced(ds: ImageDataset, n: number): number[] {
 
 async function main() {
   const src = arg('src', join(defaultCacheDir(), 'cifar-10-binary.tar.gz'));
-  const out = arg('out', 'data/cifar10-subset.kds');
+  const out = arg('out', 'packages/cifar10-subset/cifar10-subset.kds');
   const nTrain = Number(arg('train', '5000')), nTest = Number(arg('test', '1000'));
   const t0 = Date.now();
   const train = await loadCifar(src, 'cifar10', 'train');

@@ -14,7 +14,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 import {AttentionActivation, resolveAttention, ResolvedAttention} from './layers/attention_config';
 import {KArAtArgumentError} from '../core/validate';
-import {Rng, withRandomSource} from './data/rng';
+import {Rng, withMathRandom} from './data/rng';
 import {checkKerasViTTopology} from './keras';
 import {PosEmbedInterpolation, resamplePositionEmbedding} from './models/pos_embedding';
 import {topologyLayers, vitSpecOf, ViTSpec} from './models/vit_spec';
@@ -231,7 +231,7 @@ async function rebuild(plan: AdaptPlan, topology: Json, weights: Map<string, tf.
   // swap cannot carry over is checked afterwards, against options.allowInitialised.
   const swap = () => swapAttentionWithReport(artifacts, attention, {allowInitialised: true});
   try {
-    return await (random != null ? withRandomSource(random, swap) : swap());
+    return await (random != null ? withMathRandom(random, swap) : swap());
   } catch (e) {
     if (e instanceof Error && e.name !== 'KArAtArgumentError' && plan.resize) {
       throw new KArAtArgumentError(`finetune: cannot rebuild the model at ${plan.to[0]}x${plan.to[1]}: ${e.message}`);

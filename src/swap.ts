@@ -240,6 +240,157 @@ function lostWeightsMessage(lost: string[], sourceWeights: number): string {
       `or pass {allowInitialised: true} to accept freshly initialised weights.`;
 }
 
+/** The attention layers of a model config (an error naming the layers when there is none). */
+function attentionLayersOf(mc: Json): Json[] {
+  const layers = collectLayers(mc);
+  const att = layers.filter(l => l?.class_name === STOCK || l?.class_name === OURS);
+  if (att.length === 0) {
+    throw new KArAtArgumentError(
+        `swapAttention: argument 'model' has no attention layer (${STOCK} or ${OURS}); layers: ` +
+        `${layers.map(l => `${l?.config?.name}:${l?.class_name}`).join(', ')}`);
+  }
+  return att;
+}
+
+/** `<layer>/karat/<weight>`: a KArAt operator weight of attention layer `<layer>`. */
+const OPERATOR_WEIGHT = /^(.*)\/karat\/([^/]+)$/;
+
+/** What the copy step reads: the source's weights and operators, and the target attention. */
+interface SwapSources {
+  target: ResolvedAttention;
+  attNames: string[];
+  /** Old operator tensors per attention layer (`<layer>/karat/<name>` -> name -> tensor). */
+  oldOps: Map<string, Map<string, tf.Tensor>>;
+  /** The first attention layer's old operator (for blockwise -> universal and back). */
+  firstOld: Map<string, tf.Tensor> | null;
+  /** The basis each attention layer was trained with (null: softmax). */
+  oldBasis: Map<string, string | null>;
+  /** The source's weights under tfjs names (Keras' attention_output -> attentionOutput). */
+  renamed: Map<string, tf.Tensor>;
+}
+
+function oldOperators(weights: Map<string, tf.Tensor>, attNames: string[]): Map<string, Map<string, tf.Tensor>> {
+  const oldOps = new Map<string, Map<string, tf.Tensor>>();
+  for (const [name, t] of weights) {
+    for (const ln of attNames) {
+      const prefix = `${ln}/karat/`;
+      if (name.startsWith(prefix)) {
+        if (!oldOps.has(ln)) oldOps.set(ln, new Map());
+        oldOps.get(ln)!.set(name.slice(prefix.length), t);
+      }
+    }
+  }
+  return oldOps;
+}
+
+/** Turns every attention layer config into ours with `target`; returns each layer's old basis. */
+function rewriteAttentionLayers(att: Json[], target: ResolvedAttention): Map<string, string | null> {
+  const oldBasis = new Map<string, string | null>();
+  for (const l of att) {
+    const a = l.config.attention_activation;
+    oldBasis.set(l.config.name, a != null && typeof a === 'object' ? String(a.basis) : null);
+    l.class_name = OURS;
+    for (const k of ['query_shape', 'key_shape', 'value_shape']) delete l.config[k];
+    l.config.attention_activation = pythonic(serializeAttention(target));
+    rewriteInboundNodes(l);
+  }
+  return oldBasis;
+}
+
+/** Maps old names to new names (Keras -> tfjs spelling of the output projection). */
+function tfjsWeightNames(weights: Map<string, tf.Tensor>, attNames: string[]): Map<string, tf.Tensor> {
+  const renamed = new Map<string, tf.Tensor>();
+  for (const [name, t] of weights) {
+    let n = name;
+    for (const ln of attNames) {
+      if (n.startsWith(`${ln}/attention_output/`)) n = `${ln}/attentionOutput/` + n.slice(`${ln}/attention_output/`.length);
+    }
+    renamed.set(n, t);
+  }
+  return renamed;
+}
+
+/**
+ * Operator weight `op` of swapped layer `layer`: copies what matches (same basis only) into `w`.
+ * Returns 'copied', 'partial' (Fourier coefficients regridded; the new tensor goes to
+ * `toDispose`) or null (left initialised).
+ */
+function copyOperatorWeight(w: tfl.LayerVariable, layer: string, op: string, src: SwapSources, used: Set<string>,
+                            toDispose: tf.Tensor[]): 'copied' | 'partial' | null {
+  const {target, oldOps, firstOld, oldBasis, attNames} = src;
+  if (target.kind !== 'karat') return null;
+  const own = oldOps.get(layer);
+  const from = own ?? firstOld;
+  const srcLayer = own != null ? layer : attNames.find(n => oldOps.get(n) === firstOld);
+  const sameBasis = srcLayer != null &&
+      (oldBasis.get(srcLayer) ?? '').replace(/_/g, '').toLowerCase() ===
+      target.operator.basis.replace(/_/g, '').toLowerCase();
+  const t = from?.get(op);
+  if (t == null || !sameBasis) return null;
+  if (shapeKey(t) === w.shape.join(',')) {
+    used.add(`${srcLayer}/karat/${op}`);
+    w.write(t);
+    return 'copied';
+  }
+  if (op === 'coeffs' && target.operator.basis === 'fourier') {
+    const r = regridCoeffs(t, w.shape as number[]);
+    if (r != null) {
+      used.add(`${srcLayer}/karat/${op}`);
+      w.write(r);
+      toDispose.push(r);
+      return 'partial';
+    }
+  }
+  return null;
+}
+
+/** Writes every weight of `newModel` that the source provides; fills the report's lists. */
+function copyWeights(newModel: tfl.LayersModel, src: SwapSources, report: SwapReport): void {
+  const used = new Set<string>();
+  const toDispose: tf.Tensor[] = [];
+  for (const w of newModel.weights) {
+    const name = w.originalName;
+    const m = OPERATOR_WEIGHT.exec(name);
+    const isOperator = m != null && src.attNames.includes(m[1]);
+    const old = src.renamed.get(name);
+    if (!isOperator && old != null && shapeKey(old) === w.shape.join(',')) {
+      w.write(old);
+      used.add(name);
+      report.copied.push(name);
+      continue;
+    }
+    const how = isOperator ? copyOperatorWeight(w, m![1], m![2], src, used, toDispose) : null;
+    if (how === 'copied') report.copied.push(name);
+    else if (how === 'partial') report.partiallyCopied.push(name);
+    else report.initialised.push(name);
+  }
+  for (const [name] of src.renamed) {
+    if (used.has(name)) continue;
+    const isOperator = src.attNames.some(ln => name.startsWith(`${ln}/karat/`));
+    if (isOperator) {
+      report.dropped.push(name);
+      continue;
+    }
+    newModel.dispose();
+    throw new Error(
+        `swapAttention: weight '${name}' of the source model has no counterpart in the new model ` +
+        `(weight names must follow tfjs-layers' naming: <layer>/<weight>)`);
+  }
+  tf.dispose(toDispose);
+}
+
+/** Weights left initialised that are not new operator weights: an error unless allowed. */
+function checkLostWeights(report: SwapReport, src: SwapSources, allowInitialised: boolean): void {
+  const lost = report.initialised.filter((name) => {
+    const m = OPERATOR_WEIGHT.exec(name);
+    return !(m != null && src.attNames.includes(m[1]) && src.target.kind === 'karat');
+  });
+  if (lost.length > 0 && !allowInitialised) {
+    report.model.dispose();
+    throw new KArAtArgumentError(lostWeightsMessage(lost, src.renamed.size));
+  }
+}
+
 /**
  * Returns a new model in which every attention layer uses `attention`, with a report of what
  * was copied. See swapAttention. Weights of the new model that the source cannot provide are an
@@ -252,36 +403,11 @@ export async function swapAttentionWithReport(
   const {topology, weights, owned} = await readModelSource(model);
   try {
     const newTopology = JSON.parse(JSON.stringify(topology));
-    const mc = modelConfigOf(newTopology);
-    const layers = collectLayers(mc);
-    const att = layers.filter(l => l?.class_name === STOCK || l?.class_name === OURS);
-    if (att.length === 0) {
-      throw new KArAtArgumentError(
-          `swapAttention: argument 'model' has no attention layer (${STOCK} or ${OURS}); layers: ` +
-          `${layers.map(l => `${l?.config?.name}:${l?.class_name}`).join(', ')}`);
-    }
-    // Old operator tensors per attention layer, and the mode they were trained in.
-    const oldOps = new Map<string, Map<string, tf.Tensor>>();
+    const att = attentionLayersOf(modelConfigOf(newTopology));
     const attNames = att.map(l => l.config.name as string);
-    for (const [name, t] of weights) {
-      for (const ln of attNames) {
-        const prefix = `${ln}/karat/`;
-        if (name.startsWith(prefix)) {
-          if (!oldOps.has(ln)) oldOps.set(ln, new Map());
-          oldOps.get(ln)!.set(name.slice(prefix.length), t);
-        }
-      }
-    }
+    const oldOps = oldOperators(weights, attNames);
     const firstOld = attNames.map(n => oldOps.get(n)).find(o => o != null) ?? null;
-    const oldBasis = new Map<string, string | null>();
-    for (const l of att) {
-      const a = l.config.attention_activation;
-      oldBasis.set(l.config.name, a != null && typeof a === 'object' ? String(a.basis) : null);
-      l.class_name = OURS;
-      for (const k of ['query_shape', 'key_shape', 'value_shape']) delete l.config[k];
-      l.config.attention_activation = pythonic(serializeAttention(target));
-      rewriteInboundNodes(l);
-    }
+    const oldBasis = rewriteAttentionLayers(att, target);
     if (topology.model_config != null) {
       // A Keras file: keep only what tfjs' deserializer reads.
       delete newTopology.training_config;
@@ -289,84 +415,12 @@ export async function swapAttentionWithReport(
     // Untrusted files: layer sizes must agree with the stored weights before anything is built.
     checkLayerSizes(collectLayers(modelConfigOf(topology)), new Map([...weights].map(([k, t]) => [k, t.shape])), 'swapAttention');
     const newModel = await tfl.models.modelFromJSON({modelTopology: newTopology} as Json);
-
-    // Map old names to new names (Keras -> tfjs spelling of the output projection).
-    const renamed = new Map<string, tf.Tensor>();
-    for (const [name, t] of weights) {
-      let n = name;
-      for (const ln of attNames) {
-        if (n.startsWith(`${ln}/attention_output/`)) n = `${ln}/attentionOutput/` + n.slice(`${ln}/attention_output/`.length);
-      }
-      renamed.set(n, t);
-    }
+    const src: SwapSources = {target, attNames, oldOps, firstOld, oldBasis, renamed: tfjsWeightNames(weights, attNames)};
     const report: SwapReport = {
       model: newModel, attentionLayers: attNames, copied: [], partiallyCopied: [], initialised: [], dropped: [],
     };
-    const used = new Set<string>();
-    const toDispose: tf.Tensor[] = [];
-    for (const w of newModel.weights) {
-      const name = w.originalName;
-      const m = /^(.*)\/karat\/([^/]+)$/.exec(name);
-      const isOperator = m != null && attNames.includes(m[1]);
-      const old = renamed.get(name);
-      if (!isOperator && old != null && shapeKey(old) === w.shape.join(',')) {
-        w.write(old);
-        used.add(name);
-        report.copied.push(name);
-        continue;
-      }
-      // Operator weights of a swapped layer: copy what matches (same basis only).
-      if (isOperator && target.kind === 'karat') {
-        const own = oldOps.get(m![1]);
-        const src = own ?? firstOld;
-        const srcLayer = own != null ? m![1] : attNames.find(n => oldOps.get(n) === firstOld);
-        const sameBasis = srcLayer != null &&
-            (oldBasis.get(srcLayer) ?? '').replace(/_/g, '').toLowerCase() ===
-            target.operator.basis.replace(/_/g, '').toLowerCase();
-        const t = src?.get(m![2]);
-        if (t != null && sameBasis) {
-          if (shapeKey(t) === w.shape.join(',')) {
-            used.add(`${srcLayer}/karat/${m![2]}`);
-            w.write(t);
-            report.copied.push(name);
-            continue;
-          }
-          if (m[2] === 'coeffs' && target.operator.basis === 'fourier') {
-            const r = regridCoeffs(t, w.shape as number[]);
-            if (r != null) {
-              used.add(`${srcLayer}/karat/${m![2]}`);
-              w.write(r);
-              toDispose.push(r);
-              report.partiallyCopied.push(name);
-              continue;
-            }
-          }
-        }
-      }
-      report.initialised.push(name);
-    }
-    for (const [name] of renamed) {
-      if (used.has(name)) continue;
-      const isOperator = attNames.some(ln => name.startsWith(`${ln}/karat/`));
-      if (isOperator) {
-        report.dropped.push(name);
-        continue;
-      }
-      newModel.dispose();
-      throw new Error(
-          `swapAttention: weight '${name}' of the source model has no counterpart in the new model ` +
-          `(weight names must follow tfjs-layers' naming: <layer>/<weight>)`);
-    }
-    tf.dispose(toDispose);
-    // Weights that could not be found in the source (not new operator weights): an error unless allowed.
-    const lost = report.initialised.filter((name) => {
-      const m = /^(.*)\/karat\/([^/]+)$/.exec(name);
-      return !(m != null && attNames.includes(m[1]) && target.kind === 'karat');
-    });
-    if (lost.length > 0 && !allowInitialised) {
-      newModel.dispose();
-      throw new KArAtArgumentError(lostWeightsMessage(lost, renamed.size));
-    }
+    copyWeights(newModel, src, report);
+    checkLostWeights(report, src, allowInitialised);
     return report;
   } finally {
     if (owned) tf.dispose([...weights.values()]);

@@ -9,20 +9,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 
+import {mulberry32 as mulberry} from '../src/data/rng';
 import * as karat from '../src/index';
 
 const MEAN = [0.5, 0.5, 0.5], STD = [0.25, 0.25, 0.25];
-
-function mulberry(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** An RGBA image of `w` x `h`: class 0 reddish with a bright left half, class 1 bluish with a bright top half; noise on top. */
 function classImage(label: number, w: number, h: number, rnd: () => number): karat.PixelArray {

@@ -6,11 +6,13 @@
  * No network: the @tensorflow peers are linked from this repository's node_modules, and the
  * decoders are packed from there and installed with the tarball (the npm cache of `npm ci`
  * holds their tarballs but not the registry metadata a range needs); the test checks that
- * the package declares them with ranges those versions satisfy.
+ * the package declares them with ranges those versions satisfy. The package holds no dataset:
+ * the CIFAR-10 subset is the data package packages/cifar10-subset (tfjs-karat-cifar10-subset),
+ * packed and installed here too once the test has seen the CLI ask for it.
  */
 import * as assert from 'node:assert/strict';
 import {execFileSync, spawnSync} from 'node:child_process';
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs';
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 
@@ -18,6 +20,7 @@ import {PNG} from 'pngjs';
 
 const root = join(__dirname, '..');
 const PEERS = ['tfjs-core', 'tfjs-layers', 'tfjs-backend-cpu'];
+const SUBSET_PACKAGE = join(root, 'packages', 'cifar10-subset');
 const DECODERS = ['pngjs', 'jpeg-js'];
 
 const readJson = (f: string) => JSON.parse(readFileSync(f, 'utf8'));
@@ -41,7 +44,9 @@ function png(value: number): Buffer {
 
 describe('the packed package (npm pack, installed into an empty folder)', function() {
   this.timeout(300000);
-  let dir: string;
+  let dir: string, tarball: string;
+  const pack = (what: string) => join(dir, execFileSync('npm', ['pack', '--silent', '--pack-destination', dir, what],
+                                                        {cwd: root, encoding: 'utf8'}).trim().split('\n').pop()!);
   const karat = (args: string[]) => spawnSync(process.execPath, [join(dir, 'node_modules/tfjs-karat/bin/karat.cjs'), ...args],
                                               {cwd: dir, encoding: 'utf8', timeout: 240000});
 
@@ -51,9 +56,8 @@ describe('the packed package (npm pack, installed into an empty folder)', functi
       this.skip();
     }
     dir = mkdtempSync(join(tmpdir(), 'karat-pack-'));
-    const pack = (what: string) => join(dir, execFileSync('npm', ['pack', '--silent', '--pack-destination', dir, what],
-                                                          {cwd: root, encoding: 'utf8'}).trim().split('\n').pop()!);
-    const tarballs = [pack('.'), ...DECODERS.map((d) => pack(join(root, 'node_modules', d)))];
+    tarball = pack('.');
+    const tarballs = [tarball, ...DECODERS.map((d) => pack(join(root, 'node_modules', d)))];
     writeFileSync(join(dir, 'package.json'), JSON.stringify({name: 'karat-pack-check', version: '1.0.0', private: true}));
     execFileSync('npm', ['install', '--offline', '--legacy-peer-deps', '--ignore-scripts', '--no-audit', '--no-fund',
                          '--no-package-lock', ...tarballs], {cwd: dir, stdio: 'pipe'});
@@ -79,6 +83,40 @@ describe('the packed package (npm pack, installed into an empty folder)', functi
       assert.ok(range != null, `tfjs-karat declares ${dep}`);
       assert.ok(caretSatisfies(range, installed), `${dep}@${installed} satisfies the declared ${range}`);
     }
+  });
+
+  it('the tarball holds no dataset: no .kds file, under 2 MB', () => {
+    const files = execFileSync('tar', ['-tzf', tarball], {encoding: 'utf8'}).trim().split('\n');
+    assert.deepEqual(files.filter((f) => /\.kds$/.test(f) || /^package\/data\//.test(f)), []);
+    const size = statSync(tarball).size;
+    assert.ok(size < 2e6, `the tarball is ${(size / 1e6).toFixed(1)} MB`);
+    assert.ok(!readJson(join(root, 'package.json')).files.includes('data'), 'package.json files has no data folder');
+  });
+
+  it('the data package tfjs-karat-cifar10-subset holds only the subset and its index', () => {
+    const [report] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json'], {cwd: SUBSET_PACKAGE, encoding: 'utf8'}));
+    assert.equal(report.name, 'tfjs-karat-cifar10-subset');
+    assert.deepEqual(report.files.map((f: {path: string}) => f.path).sort(),
+                     ['README.md', 'cifar10-subset.kds', 'index.cjs', 'index.d.ts', 'package.json']);
+  });
+
+  it('without the data package, karat train on cifar10-subset names the package to install; with it, finds the subset', () => {
+    const miss = karat(['train', '--preset', 'quick', '--backend', 'cpu', '--epochs', '1', '--out-dir', 'runs']);
+    assert.equal(miss.status, 2, miss.stderr + miss.stdout);
+    assert.match(miss.stderr, /^karat: error: the CIFAR-10 subset \(dataset 'cifar10-subset'\) is not installed: run `npm install tfjs-karat-cifar10-subset`, or pass a \.kds file with --data-dir, or another --dataset\n$/);
+    // unpacked where npm puts it (a second `npm install` would prune the linked @tensorflow peers)
+    const data = join(dir, 'node_modules', 'tfjs-karat-cifar10-subset');
+    mkdirSync(data);
+    execFileSync('tar', ['-xzf', pack(SUBSET_PACKAGE), '-C', data, '--strip-components=1']);
+    const found = spawnSync(process.execPath, ['-e',
+      "const k = require('tfjs-karat/node'); const p = k.data.embeddedSubsetPath();" +
+      "console.log(JSON.stringify([p, require('tfjs-karat-cifar10-subset').path, k.data.loadSubset('test').size]));"],
+                            {cwd: dir, encoding: 'utf8'});
+    assert.equal(found.status, 0, found.stderr);
+    const [p, exported, testSize] = JSON.parse(found.stdout.trim().split('\n').pop()!);
+    assert.equal(p, exported);
+    assert.equal(p, join(dir, 'node_modules', 'tfjs-karat-cifar10-subset', 'cifar10-subset.kds'));
+    assert.equal(testSize, 1000);
   });
 
   it('karat --help and karat info run from the installed package', () => {

@@ -229,7 +229,7 @@ describe('data: embedded subset format and the committed CIFAR-10 subset', () =>
     await expectDataError(() => decodeSubset(tampered, 't.kds'), /t\.kds: checksum mismatch/);
   });
 
-  it('the committed data/cifar10-subset.kds holds 5,000 + 1,000 class-balanced CIFAR-10 images', function() {
+  it('the committed packages/cifar10-subset/cifar10-subset.kds holds 5,000 + 1,000 class-balanced CIFAR-10 images', function() {
     const p = embeddedSubsetPath();
     assert.ok(statSync(p).size < 16e6, 'a few MB');
     const train = loadSubset('train', p), test = loadSubset('test', p);

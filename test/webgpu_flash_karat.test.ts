@@ -25,6 +25,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '../src/index';
 import {compositeFourierKArAtHidden, fourierAttention, fourierAttentionPath, fourierKArAtHidden, FOURIER_ATTENTION_LIMITS, FourierKArAt, KARAT_FUSED_FLAG, KArAtFourierAttention, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradK, KArAtFourierAttentionGradProj, KArAtFourierAttentionGradQ, KArAtFourierAttentionHidden} from '../src/index';
 import {fourierAttentionPlan} from '../kernels-webgpu/plan';
+import {mulberry32} from '../src/data/rng';
 import {releaseWebGPUAfterAllTests, setupWebGPUNode, useWebGPUBackend} from './support/webgpu_node';
 import {maxErrorOverUnit as relErr} from './support/reference';
 import {expectFollowsCpu, trainTinyViT} from './support/vit_steps';
@@ -37,14 +38,7 @@ releaseWebGPUAfterAllTests();
 
 /** Deterministic pseudo-random floats (mulberry32 + Box-Muller). */
 function randn(n: number, seed: number, scale = 1): Float32Array {
-  let a = seed >>> 0;
-  const u = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const u = mulberry32(seed);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = scale * Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u());
   return out;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the `karat` CLI as one file for the GPU machine (no npm, no node_modules there):
 #   build/device/karat-cli.mjs   src/cli/run.ts + tfjs + tfjs-karat, `webgpu` (Dawn) external
-# The embedded CIFAR-10 subset is found in data/ of the working tree that travels along.
+# The CIFAR-10 subset is found in packages/cifar10-subset/ of the working tree that travels along.
 # Usage, from the project root:  bash bench/device/build-train.sh [--smoke]
 # Send: the working tree plus build/device and .device; run there: bash bench/device/run-train.sh
 set -euo pipefail

@@ -4,7 +4,7 @@
  *
  *     npx tsx examples/demo/train_demo_model.ts --from-run RUN_DIR [--out examples/demo]
  *         ships a `karat train` run: its best.ckpt becomes <out>/model (softmax output), scored
- *         on the CIFAR-10 test split embedded in the package (data/cifar10-subset.kds)
+ *         on the CIFAR-10 test split of the subset data package (packages/cifar10-subset/cifar10-subset.kds)
  *     npx tsx examples/demo/train_demo_model.ts [--data cifar-10-binary.tar.gz]   (default: the --download cache)
  *         [--train 10000] [--epochs 2] [--out examples/demo] [--analysis runs/demo-analysis]
  *         trains the earlier, smaller demo model here (ViT patch 8, dim 32, depth 3, 2 heads,
@@ -37,6 +37,7 @@ import * as karat from '../../src/node';
 import {loadCifar} from '../../src/data/cifar';
 import type {ImageDataset} from '../../src/data/dataset';
 import {defaultCacheDir} from '../../src/data/download';
+import {mulberry32} from '../../src/data/rng';
 
 /** Where `karat train --dataset cifar10 --download` puts the archive. */
 const CIFAR10_ARCHIVE = join(defaultCacheDir(), 'cifar-10-binary.tar.gz');
@@ -77,17 +78,6 @@ function augment(px: Uint8Array, n: number, rnd: () => number): Uint8Array {
     }
   }
   return out;
-}
-
-function mulberry(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -166,7 +156,7 @@ async function fromRun(runDir: string) {
       return c.trainLimit - c.valSplit;
     })(), epochs: log.length - 1,
     recipe: 'karat train --config docs/results/study-cifar10/config.json --seed 1 (best.ckpt by validation top-1)',
-    testSet: `CIFAR-10 test split embedded in the package (data/cifar10-subset.kds, ${test.size} images)`,
+    testSet: `CIFAR-10 test split of the subset data package (packages/cifar10-subset/cifar10-subset.kds, ${test.size} images)`,
   }, test.size);
 }
 
@@ -196,7 +186,7 @@ async function main() {
   const batch = 32, steps = Math.floor(nTrain / batch) * epochs;
   const lr0 = 2e-3;
   const opt = tf.train.adam(lr0);
-  const rnd = mulberry(1);
+  const rnd = mulberry32(1);
   const checkpoints: Float32Array[][] = [model.getWeights().map(w => w.dataSync().slice() as Float32Array)];
   let step = 0;
   const t0 = Date.now();

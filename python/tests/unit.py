@@ -163,7 +163,7 @@ class Data(unittest.TestCase):
             f.write(b"NOTKARAT" + b"\0" * 8)
         with self.assertRaisesRegex(D.DataError, "wrong magic number"):
             D.load_kds(p)
-        with open(os.path.join(os.path.dirname(__file__), "..", "..", "data", "cifar10-subset.kds"), "rb") as f:
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "packages", "cifar10-subset", "cifar10-subset.kds"), "rb") as f:
             raw = f.read()
         with open(p, "wb") as f:
             f.write(raw[:len(raw) // 2])

@@ -1,4 +1,4 @@
-"""Datasets for the PyTorch trainer: the embedded CIFAR-10 subset (data/cifar10-subset.kds, the
+"""Datasets for the PyTorch trainer: the CIFAR-10 subset (packages/cifar10-subset/cifar10-subset.kds, the
 format of src/data/subset.ts) and the CIFAR-10 / CIFAR-100 binary version (the official .tar.gz or
 its extracted directory). Images are uint8 NHWC numpy arrays, labels int64.
 
@@ -190,12 +190,13 @@ def load_cifar(path, variant, split):
 
 
 def load_dataset(dataset, data_dir=None):
-    """(train, test) ImageData for 'cifar10-subset' (data_dir: a .kds file, default the embedded one),
+    """(train, test) ImageData for 'cifar10-subset' (data_dir: a .kds file, default the repository's),
     'cifar10' or 'cifar100' (data_dir: the binary .tar.gz or directory)."""
     if dataset == "cifar10-subset" or (dataset.endswith(".kds")):
         path = data_dir if dataset == "cifar10-subset" else dataset
         if path is None:
-            path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data", "cifar10-subset.kds")
+            path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "packages", "cifar10-subset",
+                                "cifar10-subset.kds")
         s = load_kds(path)
         if "train" not in s or "test" not in s:
             raise DataError(f"{path}: needs 'train' and 'test' splits, has {', '.join(s)}")

@@ -18,6 +18,7 @@ import {vitFromSafetensors} from '../io/torch_vit';
 import {selectBackend} from '../training/backend';
 import {loadCheckpointModel, readCheckpoint} from '../training/checkpoint';
 import {FIELD_KINDS, kebab, resolveConfig, TrainConfig} from '../training/config';
+import {runStamp} from '../training/run_dir';
 import {ModelFactory, StartInfo} from '../training/trainer';
 import type {SwapSource} from '../swap';
 import {DEFAULT_MAX_BYTES, readFileChecked} from './convert';
@@ -147,13 +148,18 @@ function describeRun(cfg: TrainConfig, i: StartInfo): string {
   ].join('\n');
 }
 
-export async function cmdFinetune(argv: string[]): Promise<number> {
-  const {flags, positional} = parseFlags(argv, BOOLEANS);
-  if (flags.help) {
-    console.log(finetuneHelp());
-    return 0;
-  }
-  if (positional.length) throw new UsageError(`karat finetune: unexpected argument '${positional[0]}' (flags start with --)`);
+/** What karat finetune takes from the command line besides karat train's flags (removed from `flags`). */
+interface FinetuneArgs {
+  modelPath: string | undefined;
+  allowInitialised: boolean;
+  interpolation: PosEmbedInterpolation;
+  configPath: string | undefined;
+  /** a PyTorch (timm) .safetensors file does not store its heads: --heads N or --arch NAME */
+  torch: {heads?: number, arch?: string};
+  resume: string | undefined;
+}
+
+function takeFinetuneArgs(flags: Record<string, unknown>): FinetuneArgs {
   const modelPath = flags.model as string | undefined;
   const allowInitialised = flags.allowInitialised === true || flags.allowInitialised === 'true';
   const interpolation = (flags.interpolation ?? 'bicubic') as PosEmbedInterpolation;
@@ -162,7 +168,6 @@ export async function cmdFinetune(argv: string[]): Promise<number> {
   if (interpolation !== 'bicubic' && interpolation !== 'bilinear') {
     throw new UsageError(`karat finetune: --interpolation must be bicubic or bilinear, got '${interpolation}'`);
   }
-  // a PyTorch (timm) .safetensors file does not store its heads: --heads N or --arch NAME
   const torch: {heads?: number, arch?: string} = {};
   if (modelPath != null && modelPath.endsWith('.safetensors')) {
     if (flags.heads != null) {
@@ -186,7 +191,19 @@ export async function cmdFinetune(argv: string[]): Promise<number> {
   if (modelPath == null && (resume == null || resume === 'auto')) {
     throw new UsageError(`karat finetune: --model <model.json | run folder | file.ckpt> is required`);
   }
+  return {modelPath, allowInitialised, interpolation, configPath, torch, resume};
+}
 
+type FinetuneSource = Awaited<ReturnType<typeof loadFinetuneSource>>;
+
+/**
+ * The run's configuration: finetune defaults < the resumed checkpoint's < the model's
+ * architecture < --config < the command line. Loads the pretrained model (on the run's
+ * backend) when there is one.
+ */
+async function resolveFinetuneConfig(flags: Record<string, unknown>, args: FinetuneArgs):
+    Promise<{cfg: TrainConfig, source: FinetuneSource | null}> {
+  const {resume, configPath, modelPath} = args;
   const layers: Array<{from: string, values: Record<string, unknown>}> = [{from: 'finetune defaults', values: {...FINETUNE_DEFAULTS}}];
   if (resume != null && resume !== 'auto') {
     const p = existsSync(resume) && !resume.endsWith('.ckpt') ? join(resume, 'last.ckpt') : resume;
@@ -201,11 +218,11 @@ export async function cmdFinetune(argv: string[]): Promise<number> {
   if (configPath) layers.push({from: `--config ${configPath}`, values: fileValues});
   layers.push({from: 'command line', values: flags});
   let cfg = resolveConfig(layers);
-  let source: Awaited<ReturnType<typeof loadFinetuneSource>> | null = null;
+  let source: FinetuneSource | null = null;
   if (modelPath != null) {
     // the model's weights are tensors: start the backend of the run first
     await selectBackend(cfg.backend);
-    source = await loadFinetuneSource(modelPath, torch);
+    source = await loadFinetuneSource(modelPath, args.torch);
     const d = await describeViT(source.source);
     layers.splice(1, 0, {from: `model ${source.file}`, values: {
       dim: d.dim, depth: d.depth, heads: d.heads, ...(d.patchSize != null ? {patchSize: d.patchSize} : {}),
@@ -218,24 +235,39 @@ export async function cmdFinetune(argv: string[]): Promise<number> {
   }
   if (!layers.some((l) => l.from !== 'finetune defaults' && 'warmupEpochs' in l.values)) cfg = {...cfg, warmupEpochs: cfg.epochs / 10};
   if (cfg.runName == null) {
-    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-    cfg = {...cfg, runName: `finetune-${attentionName(cfg)}-${stamp}`};
+    cfg = {...cfg, runName: `finetune-${attentionName(cfg)}-${runStamp()}`};
   }
+  return {cfg, source};
+}
 
+/** The trainer's model factory: the pretrained model adapted to the dataset and the target attention. */
+function finetuneFactory(source: FinetuneSource, cfg: TrainConfig, args: FinetuneArgs): ModelFactory {
   const target = cfg.attention === 'softmax' ? 'softmax' as const : {type: 'fourier' as const, grid: cfg.grid, rank: cfg.rank, mode: cfg.mode};
-  const factory: ModelFactory | undefined = source == null ? undefined : async (data, seed) => {
-    const a = await adaptForFinetune(source!.source, {
+  return async (data, seed) => {
+    const a = await adaptForFinetune(source.source, {
       attention: target, imageSize: [data.height, data.width], channels: data.channels, numClasses: data.numClasses,
-      interpolation, allowInitialised, random: finetuneRandom(seed),
+      interpolation: args.interpolation, allowInitialised: args.allowInitialised, random: finetuneRandom(seed),
     });
-    source!.dispose();
-    console.log(formatAdaptation(a, source!.file));
+    source.dispose();
+    console.log(formatAdaptation(a, source.file));
     const model: tfl.LayersModel = a.model;
     return {
       model, newParams: a.newParams,
       spec: {topology: model.toJSON(null, false) as object, imageSize: a.to.imageSize, channels: a.to.channels, numClasses: a.to.numClasses},
     };
   };
+}
+
+export async function cmdFinetune(argv: string[]): Promise<number> {
+  const {flags, positional} = parseFlags(argv, BOOLEANS);
+  if (flags.help) {
+    console.log(finetuneHelp());
+    return 0;
+  }
+  if (positional.length) throw new UsageError(`karat finetune: unexpected argument '${positional[0]}' (flags start with --)`);
+  const args = takeFinetuneArgs(flags);
+  const {cfg, source} = await resolveFinetuneConfig(flags, args);
+  const factory = source == null ? undefined : finetuneFactory(source, cfg, args);
   try {
     return await runTraining(cfg, {factory, describeModel: (i) => describeRun(cfg, i)});
   } finally {

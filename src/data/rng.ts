@@ -127,8 +127,9 @@ function rotl(x: number, k: number): number {
 }
 
 /**
- * mulberry32: a tiny seeded generator of numbers in [0, 1) (32-bit state). Not serialisable
- * like Rng; for fixtures and tests that need a short deterministic stream.
+ * mulberry32: a small seeded generator of floats in [0, 1) with one 32-bit word of state, for
+ * reproducible test data, sample images and `Math.random`-shaped random sources. Training draws
+ * from Rng, whose state a checkpoint saves.
  */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -141,17 +142,33 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** A source of uniform numbers in [0, 1), shaped like Math.random. */
+export type RandomSource = () => number;
+
 /**
- * Runs the async `fn` with Math.random drawing from `random` until it settles (restored
- * afterwards, even on error). tfjs initialisers without a seed of their own take it from
- * Math.random, so this is how a model built by tfjs gets reproducible initial weights.
+ * Runs `fn` with `random` (a RandomSource, or an Rng's uniform draws) as the seed source of
+ * tfjs' unseeded random ops: tfjs-core's random ops, and so tfjs-layers' initialisers, dropout
+ * and drop-path masks, take their seed from Math.random when none is given, so Math.random is
+ * `random` while `fn` runs (an async `fn`: until its promise settles) and is restored
+ * afterwards, even on error. The one place the package hands tfjs a generator; callers pass
+ * their generator in explicitly (a seed option, an Rng), none reads or keeps Math.random.
  */
-export async function withRandomSource<T>(random: () => number, fn: () => Promise<T>): Promise<T> {
+export function withMathRandom<T>(random: RandomSource | Rng, fn: () => T): T {
+  const draw: RandomSource = typeof random === 'function' ? random : () => random.uniform();
   const orig = Math.random;
-  Math.random = random;
+  Math.random = draw;
+  let out: T;
   try {
-    return await fn();
-  } finally {
+    out = fn();
+  } catch (e) {
     Math.random = orig;
+    throw e;
   }
+  if (out instanceof Promise) {
+    return out.finally(() => {
+      Math.random = orig;
+    }) as T;
+  }
+  Math.random = orig;
+  return out;
 }

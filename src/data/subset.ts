@@ -1,5 +1,6 @@
 /**
- * The compact binary format of the embedded dataset subset (`data/*.kds`):
+ * The compact binary format of a dataset subset (`.kds`; the CIFAR-10 subset is the data package
+ * `tfjs-karat-cifar10-subset`, `packages/cifar10-subset/` in the repository):
  *
  *     "KARATDS1" | uint32 LE header length | header JSON | brotli(payload)
  *
@@ -10,6 +11,7 @@
  * damaged file is reported instead of silently training on garbage.
  */
 
+import {requireOptional} from '../../core/node_require';
 import {DataError, ImageDataset, inMemoryDataset} from './dataset';
 import * as nodeCrypto from 'node:crypto';
 import * as nodeFs from 'node:fs';
@@ -155,23 +157,47 @@ export function decodeSubset(buf: Uint8Array, source: string): {header: SubsetHe
 }
 
 export const EMBEDDED_SUBSET_FILE = 'cifar10-subset.kds';
+/** The npm package holding the CIFAR-10 subset (`packages/cifar10-subset/` in the repository). */
+export const SUBSET_PACKAGE = 'tfjs-karat-cifar10-subset';
+const IN_REPO_SUBSET = nodePath.join('packages', 'cifar10-subset', EMBEDDED_SUBSET_FILE);
 
-/** Path of the subset embedded in the repository/package (`data/cifar10-subset.kds`). */
-export function embeddedSubsetPath(): string {
+/** The subset file of the installed data package, or null when it is not installed. */
+function installedSubsetPath(): string | null {
+  try {
+    const p = requireOptional<{path?: unknown}>(SUBSET_PACKAGE).path;
+    return typeof p === 'string' && nodeFs.existsSync(p) ? p : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Where the subset lies in a clone of the repository: above this module, or under the working directory. */
+function inRepoSubsetCandidates(): string[] {
   const candidates: string[] = [];
   try {
     let d = nodePath.dirname(nodeUrl.fileURLToPath(import.meta.url));
     for (let i = 0; i < 5; i++) {
-      candidates.push(nodePath.join(d, 'data', EMBEDDED_SUBSET_FILE));
+      candidates.push(nodePath.join(d, IN_REPO_SUBSET));
       d = nodePath.dirname(d);
     }
   } catch {
-    // not an ES module URL (bundled): fall back to the working directory
+    // not an ES module URL (bundled): the working directory only
   }
-  candidates.push(nodePath.join(process.cwd(), 'data', EMBEDDED_SUBSET_FILE));
-  const found = candidates.find((p) => nodeFs.existsSync(p));
+  candidates.push(nodePath.join(process.cwd(), IN_REPO_SUBSET));
+  return candidates;
+}
+
+/**
+ * Path of the CIFAR-10 subset file: the installed data package (`tfjs-karat-cifar10-subset`),
+ * else `packages/cifar10-subset/cifar10-subset.kds` of a clone of the repository.
+ */
+export function embeddedSubsetPath(): string {
+  const installed = installedSubsetPath();
+  if (installed) return installed;
+  const found = inRepoSubsetCandidates().find((p) => nodeFs.existsSync(p));
   if (!found) {
-    throw new DataError(`the embedded CIFAR-10 subset (data/${EMBEDDED_SUBSET_FILE}) was not found; looked in ${candidates.join(', ')}`);
+    throw new DataError(`the CIFAR-10 subset (dataset 'cifar10-subset') is not installed: run \`npm install ${SUBSET_PACKAGE}\`, ` +
+                        `or pass a .kds file with --data-dir, or another --dataset`);
   }
   return found;
 }

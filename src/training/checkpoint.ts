@@ -156,6 +156,37 @@ function readAt(fd: number, n: number, pos: number): Buffer {
 }
 
 /**
+ * Checks the CRC-32 of every tensor (format 2) against the header, naming the damaged tensor and
+ * its bytes; a format-1 checkpoint, without checksums, gets a one-time note.
+ */
+function verifyChecksums(path: string, header: CheckpointHeader, weights: Float32Array[], optData: Float32Array,
+                         start: number, need: number): void {
+  if (header.checksums == null) {
+    if (!notedFormat1) {
+      notedFormat1 = true;
+      console.warn(`note: '${path}' is a format-1 checkpoint without checksums, so its weights cannot be verified ` +
+                   `(checkpoints written now carry CRC-32 checksums)`);
+    }
+    return;
+  }
+  const c = header.checksums;
+  let pos = start;
+  header.weights.forEach((w, i) => {
+    const b = f32bytes(weights[i]);
+    if (crc32(b) !== c.weights[i]) {
+      throw new CheckpointError(
+          `${path}: corrupt checkpoint: weight '${w.name}' [${w.shape}] (bytes ${pos}..${pos + b.length - 1} of the file) ` +
+          `fails its CRC-32 check; the file was damaged after it was written`);
+    }
+    pos += b.length;
+  });
+  if (c.optimizer != null && crc32(f32bytes(optData)) !== c.optimizer) {
+    throw new CheckpointError(
+        `${path}: corrupt checkpoint: the optimizer state (bytes ${pos}..${need - 1} of the file) fails its CRC-32 check`);
+  }
+}
+
+/**
  * Reads and verifies a checkpoint: magic number, header (types and ranges of every field),
  * file size against the declared data, and (format 2) the CRC-32 of every tensor. Nothing
  * beyond the header is allocated before the header has been checked.
@@ -214,27 +245,7 @@ export function readCheckpoint(path: string): Checkpoint {
       o += n;
     }
     const optData = all.subarray(o);
-    if (header.checksums != null) {
-      const c = header.checksums;
-      let pos = start;
-      header.weights.forEach((w, i) => {
-        const b = f32bytes(weights[i]);
-        if (crc32(b) !== c.weights[i]) {
-          throw new CheckpointError(
-              `${path}: corrupt checkpoint: weight '${w.name}' [${w.shape}] (bytes ${pos}..${pos + b.length - 1} of the file) ` +
-              `fails its CRC-32 check; the file was damaged after it was written`);
-        }
-        pos += b.length;
-      });
-      if (c.optimizer != null && crc32(f32bytes(optData)) !== c.optimizer) {
-        throw new CheckpointError(
-            `${path}: corrupt checkpoint: the optimizer state (bytes ${pos}..${need - 1} of the file) fails its CRC-32 check`);
-      }
-    } else if (!notedFormat1) {
-      notedFormat1 = true;
-      console.warn(`note: '${path}' is a format-1 checkpoint without checksums, so its weights cannot be verified ` +
-                   `(checkpoints written now carry CRC-32 checksums)`);
-    }
+    verifyChecksums(path, header, weights, optData, start, need);
     const optimizer = header.optimizer ? {meta: header.optimizer, data: optData} : null;
     return {header, weights, optimizer};
   } finally {

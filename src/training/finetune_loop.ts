@@ -196,13 +196,9 @@ export async function evaluateImageList(model: tfl.LayersModel, list: ImageList,
   return {accuracy: correct / list.count, loss: lossSum / list.count};
 }
 
-/**
- * Fine-tunes `model` (which outputs logits for the image list's classes, e.g. from withNewHead)
- * in place on `train`, measuring `heldOut` after every epoch. Throws FineTuneDivergedError when
- * the loss or a held-out logit is not finite, KArAtArgumentError on bad options.
- */
-export async function fineTune(model: tfl.LayersModel, train: ImageList, heldOut: ImageList | null,
-                               options: FineTuneOptions): Promise<FineTuneResult> {
+/** fineTune's options with their defaults, checked against the model and the training images. */
+function checkFineTuneOptions(model: tfl.LayersModel, train: ImageList, options: FineTuneOptions):
+    {epochs: number, lr0: number, clip: number, K: number} {
   const epochs = options.epochs ?? 10;
   const lr0 = options.learningRate ?? 1e-3;
   const clip = options.clipGrad ?? 1;
@@ -216,6 +212,17 @@ export async function fineTune(model: tfl.LayersModel, train: ImageList, heldOut
   const K = train.classNames.length;
   const outUnits = model.outputs[0].shape[model.outputs[0].shape.length - 1];
   if (outUnits !== K) throw new KArAtArgumentError(`fineTune: the model has ${outUnits} outputs, the images ${K} classes (give it a new head: withNewHead)`);
+  return {epochs, lr0, clip, K};
+}
+
+/**
+ * Fine-tunes `model` (which outputs logits for the image list's classes, e.g. from withNewHead)
+ * in place on `train`, measuring `heldOut` after every epoch. Throws FineTuneDivergedError when
+ * the loss or a held-out logit is not finite, KArAtArgumentError on bad options.
+ */
+export async function fineTune(model: tfl.LayersModel, train: ImageList, heldOut: ImageList | null,
+                               options: FineTuneOptions): Promise<FineTuneResult> {
+  const {epochs, lr0, clip, K} = checkFineTuneOptions(model, train, options);
   const bs = Math.min(options.batchSize ?? 16, train.count);
   const S = train.imageSize;
   const aug = options.augment === false ? null : {pad: options.augment?.cropPadding ?? Math.floor(S / 8), flip: options.augment?.hflip ?? true};
@@ -234,11 +241,7 @@ export async function fineTune(model: tfl.LayersModel, train: ImageList, heldOut
   try {
     for (let e = 0; e < epochs && !stopped; e++) {
       const t0 = Date.now();
-      const order = Array.from({length: train.count}, (_, i) => i);
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = rng.int(i + 1);
-        [order[i], order[j]] = [order[j], order[i]];
-      }
+      const order = rng.shuffle(Array.from({length: train.count}, (_, i) => i));
       let lossSum = 0, seen = 0;
       for (let b = 0; b < batches; b++) {
         if (options.shouldStop?.()) {

@@ -1,12 +1,12 @@
 /**
  * Builds the ViT described by a TrainConfig with the project's models.vit (logits output),
- * deterministically: tfjs initialisers draw their seeds from Math.random, which is
- * replaced by a seeded generator while the model is built.
+ * deterministically: the caller passes the seeded generator (RandomSource) that tfjs'
+ * initialisers draw their seeds from while the model is built.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import {vit, ViTArgs} from '../models/index';
-import {Rng} from '../data/rng';
+import {RandomSource, Rng, withMathRandom} from '../data/rng';
 import {ConfigError, MAX_PATCHES, TrainConfig} from './config';
 import {decayApplies, isKArAtWeight} from './select';
 
@@ -51,37 +51,33 @@ export function modelSpecFor(cfg: TrainConfig, data: {height: number, width: num
   };
 }
 
-/** Runs `fn` with Math.random drawing from `rng` (restored afterwards, even on error). */
-export function withMathRandom<T>(rng: Rng, fn: () => T): T {
-  const orig = Math.random;
-  Math.random = () => rng.uniform();
-  try {
-    return fn();
-  } finally {
-    Math.random = orig;
-  }
+export type {RandomSource};
+export {withMathRandom};
+
+/** The seeded generator that initialises the model of a run with seed `seed`. */
+export function initRandom(seed: number): RandomSource {
+  const rng = new Rng(seed ^ 0x1badb002);
+  return () => rng.uniform();
 }
 
-/** Runs the async `fn` with Math.random drawing from `rng` until it settles. */
-export async function withMathRandomAsync<T>(rng: Rng, fn: () => Promise<T>): Promise<T> {
-  const orig = Math.random;
-  Math.random = () => rng.uniform();
-  try {
-    return await fn();
-  } finally {
-    Math.random = orig;
-  }
+/** withMathRandom for an async `fn`: `random` is Math.random until its promise settles. */
+export async function withMathRandomAsync<T>(random: RandomSource | Rng, fn: () => Promise<T>): Promise<T> {
+  return withMathRandom(random, fn);
 }
 
-export function buildModel(spec: ViTArgs, seed: number): tfl.LayersModel {
-  return withMathRandom(new Rng(seed ^ 0x1badb002), () => vit(spec));
+/** The ViT of `spec`, its weights initialised from `random` (a seed: that seed's initRandom). */
+export function buildModel(spec: ViTArgs, random: RandomSource | number): tfl.LayersModel {
+  return withMathRandom(typeof random === 'number' ? initRandom(random) : random, () => vit(spec));
 }
 
-/** Builds the model of any spec (a ViT configuration or a layers topology), weights initialised. */
-export async function modelFromSpec(spec: ModelSpec, seed: number): Promise<tfl.LayersModel> {
-  if (!isTopologySpec(spec)) return buildModel(spec, seed);
-  return withMathRandomAsync(new Rng(seed ^ 0x1badb002),
-      () => tfl.models.modelFromJSON({modelTopology: spec.topology} as never));
+/**
+ * Builds the model of any spec (a ViT configuration or a layers topology), its weights
+ * initialised from `random` (a seed: that seed's initRandom).
+ */
+export async function modelFromSpec(spec: ModelSpec, random: RandomSource | number): Promise<tfl.LayersModel> {
+  const source = typeof random === 'number' ? initRandom(random) : random;
+  if (!isTopologySpec(spec)) return buildModel(spec, source);
+  return withMathRandom(source, () => tfl.models.modelFromJSON({modelTopology: spec.topology} as never));
 }
 
 /** Parameter count (unique variables). */

@@ -8,7 +8,7 @@
  */
 import * as nodeFs from 'node:fs';
 import * as nodePath from 'node:path';
-import {ConfigError} from './config';
+import {ConfigError, TrainConfig} from './config';
 
 /** Files and folders a training run writes (what --overwrite removes; nothing else is touched). */
 export const RUN_OUTPUTS = ['last.ckpt', 'best.ckpt', 'log.jsonl', 'log.csv', 'curves.svg', 'summary.json', 'config.json', 'epochs', 'model'];
@@ -117,4 +117,16 @@ export function removeIfEmpty(r: RunDir): void {
   } catch {
     // gone or not empty: leave it
   }
+}
+
+/** The time as a run name's suffix: UTC, `YYYYMMDD-HHMMSS`. */
+export function runStamp(date = new Date()): string {
+  return date.toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+}
+
+/** `<preset or dataset>-<model>-<attention>-<stamp>`: the folder name of a run without --run-name. */
+export function defaultRunName(cfg: TrainConfig): string {
+  const stamp = runStamp();
+  const att = cfg.attention === 'softmax' ? 'softmax' : `G${cfg.grid}${cfg.mode === 'blockwise' ? 'B' : 'U'}`;
+  return `${cfg.preset ?? cfg.dataset}-${cfg.model}-${att}-${stamp}`;
 }

@@ -19,16 +19,20 @@ import {hasFusedKernel} from '../../core/flags';
 import {FourierKArAt, FourierKArAtGrad} from '../../core/kernel_names';
 import {BackendInfo, selectBackend} from './backend';
 import {enableWasmMatMulNN} from '../../kernels-wasm/matmul_nn';
-import {assignWeights, Checkpoint, CheckpointError, checkSpecFitsWeights, modelWeights, readCheckpoint, readWeights, writeCheckpoint} from './checkpoint';
+import {assignWeights, Checkpoint, CheckpointError, checkSpecFitsWeights, modelWeights, readWeights, writeCheckpoint} from './checkpoint';
 import {ConfigError, TrainConfig} from './config';
-import {prepareRunDir, removeIfEmpty} from './run_dir';
+import {openResume} from './resume';
+import {defaultRunName, prepareRunDir, removeIfEmpty} from './run_dir';
 import {specProblems} from './checkpoint_validate';
 import {confusionMatrix, softCrossEntropy, topKCorrect} from './metrics';
-import {buildModel, countParams, isTopologySpec, ModelSpec, modelFromSpec, modelSpecFor, withMathRandom} from './model';
+import {buildModel, countParams, initRandom, isTopologySpec, ModelSpec, modelFromSpec, modelSpecFor, withMathRandom} from './model';
 import {modelFacts, parameterPlan, ParamPlanEntry} from './param_groups';
 import {learningRate, ScheduleConfig} from './schedule';
 import * as nodeFs from 'node:fs';
 import * as nodePath from 'node:path';
+
+export {resolveResume} from './resume';
+export {defaultRunName} from './run_dir';
 
 export interface StepInfo {
   epoch: number;          // 1-based
@@ -150,24 +154,6 @@ export class TrainingDivergedError extends Error {
   }
 }
 
-/** Fields that define the model: a checkpoint only fits a run with the same values. */
-const MODEL_FIELDS = ['dataset', 'valSplit', 'dim', 'depth', 'heads', 'mlpRatio', 'patchSize', 'attention', 'grid', 'rank', 'mode', 'imageSize'] as const;
-
-/** Finds the checkpoint file for --resume (a file, a run directory, or 'auto'). */
-export function resolveResume(resume: string, runDir: string): string | null {
-  if (resume === 'auto') {
-    const p = nodePath.join(runDir, 'last.ckpt');
-    return nodeFs.existsSync(p) ? p : null;
-  }
-  if (nodeFs.existsSync(resume) && nodeFs.statSync(resume).isDirectory()) {
-    const p = nodePath.join(resume, 'last.ckpt');
-    if (!nodeFs.existsSync(p)) throw new CheckpointError(`--resume: directory '${resume}' has no last.ckpt`);
-    return p;
-  }
-  if (!nodeFs.existsSync(resume)) throw new CheckpointError(`--resume: checkpoint '${resume}' does not exist`);
-  return resume;
-}
-
 export function augmentFor(cfg: TrainConfig, norm: {mean: number[], std: number[]}): AugmentConfig {
   return {
     mean: norm.mean, std: norm.std, cropPadding: cfg.cropPadding, hflip: cfg.hflip, mixupAlpha: cfg.mixup,
@@ -246,26 +232,6 @@ export async function train(cfg: TrainConfig, events: TrainerEvents = {}, runNam
   }
 }
 
-/** The checkpoint --resume names, checked against this run's configuration; null for a fresh run. */
-function openResume(cfg: TrainConfig, runDir: string): {ck: Checkpoint, from: string} | null {
-  if (!cfg.resume) return null;
-  const from = resolveResume(cfg.resume, runDir);
-  if (!from) return null;
-  const ck = readCheckpoint(from);
-  const saved = ck.header.trainer.config as Partial<TrainConfig> | undefined;
-  if (saved) {
-    const diff = MODEL_FIELDS.filter((k) => saved[k] !== undefined && saved[k] !== cfg[k])
-        .map((k) => `${k}: checkpoint ${JSON.stringify(saved[k])}, this run ${JSON.stringify(cfg[k])}`);
-    if (diff.length) {
-      throw new CheckpointError(`--resume: checkpoint '${from}' is from an incompatible model/dataset (${diff.join('; ')})`);
-    }
-  }
-  if (ck.header.trainer.seed === undefined) {
-    throw new CheckpointError(`--resume: checkpoint '${from}' records no seed ('trainer.seed'), so the run cannot continue identically`);
-  }
-  return {ck, from};
-}
-
 interface RunData {
   trainDs: ImageDataset;
   testDs: ImageDataset;
@@ -309,7 +275,7 @@ async function buildRunModel(cfg: TrainConfig, resume: {ck: Checkpoint, from: st
   let out: {spec: ModelSpec, model: tfl.LayersModel, newParams: string[] | null};
   if (resume && isTopologySpec(savedSpec)) {
     checkSpecFitsWeights(resume.ck, `--resume: checkpoint '${resume.from}'`);
-    out = {spec: savedSpec, model: await modelFromSpec(savedSpec, seed), newParams: (resume.ck.header.trainer.newParams as string[] | undefined) ?? []};
+    out = {spec: savedSpec, model: await modelFromSpec(savedSpec, initRandom(seed)), newParams: (resume.ck.header.trainer.newParams as string[] | undefined) ?? []};
   } else if (factory && !resume) {
     out = await factory({height: H, width: W, channels: C, numClasses: K}, seed);
   } else {
@@ -332,7 +298,7 @@ async function buildRunModel(cfg: TrainConfig, resume: {ck: Checkpoint, from: st
         checkCompositeMemory(`evaluation on ${backendName}`, Math.min(cfg.evalBatchSize, data.testDs.size), cfg.heads, N, cfg.grid);
       }
     }
-    out = {spec: vitSpec, model: buildModel(vitSpec, seed), newParams: null};
+    out = {spec: vitSpec, model: buildModel(vitSpec, initRandom(seed)), newParams: null};
   }
   const spec = out.spec;
   if (isTopologySpec(spec) && (spec.imageSize[0] !== H || spec.imageSize[1] !== W || spec.channels !== C || spec.numClasses !== K)) {
@@ -400,6 +366,66 @@ async function trainEpoch(model: tfl.LayersModel, opt: AdamW, vars: tf.Variable[
   return {lossSum, accSum, seen, lr, step, trainSeconds: (performance.now() - te) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6};
 }
 
+/** The optimiser over the trainable, unfrozen weights, with the parameter plan that sets their rules. */
+function optimiserFor(model: tfl.LayersModel, cfg: TrainConfig, newParams: string[] | null): {opt: AdamW, vars: tf.Variable[], plan: ParamPlanEntry[]} {
+  const weights = modelWeights(model).filter((w) => w.trainable);
+  const plan = parameterPlan(modelFacts(model, weights.map((w) => w.name)), new Map(weights.map((w) => [w.name, w.variable.rank])), cfg, newParams);
+  const params = weights.map((w, i) => ({name: w.name, variable: w.variable, rule: plan[i].rule})).filter((_, i) => !plan[i].frozen);
+  const opt = new AdamW(params, {beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weightDecay});
+  return {opt, vars: params.map((p) => p.variable), plan};
+}
+
+interface TrainingState {
+  startEpoch: number;
+  step: number;
+  history: EpochRecord[];
+  best: {epoch: number, top1: number} | null;
+}
+
+/** Weights, optimiser state, epoch, step, history and best epoch of a resumed checkpoint (a fresh run: epoch 0). */
+function restoreTrainingState(model: tfl.LayersModel, opt: AdamW, resume: {ck: Checkpoint, from: string} | null): TrainingState {
+  if (!resume) return {startEpoch: 0, step: 0, history: [], best: null};
+  assignWeights(model, resume.ck, `checkpoint '${resume.from}'`);
+  if (!resume.ck.optimizer) throw new CheckpointError(`checkpoint '${resume.from}' has no optimizer state, cannot resume`);
+  try {
+    opt.setState(resume.ck.optimizer);
+  } catch (e) {
+    throw new CheckpointError(`checkpoint '${resume.from}': ${(e as Error).message}`);
+  }
+  const tr = resume.ck.header.trainer;
+  return {
+    startEpoch: Number(tr.epoch), step: Number(tr.step), history: (tr.history as EpochRecord[]) ?? [],
+    best: (tr.best as {epoch: number, top1: number} | null) ?? null,
+  };
+}
+
+/** What an epoch's checkpoint records besides the model and optimiser. */
+interface EpochCheckpointInfo {
+  cfg: TrainConfig;
+  spec: ModelSpec;
+  seed: number;
+  backend: string;
+  data: RunData;
+  newParams: string[] | null;
+}
+
+/** The checkpoint at the end of an epoch: weights, optimiser state, and the trainer's record. */
+async function epochCheckpoint(model: tfl.LayersModel, opt: AdamW, info: EpochCheckpointInfo, state: TrainingState,
+                               epoch: number, ev: EvalResult): Promise<Checkpoint> {
+  const {cfg, spec, seed, data, newParams} = info;
+  const w = await readWeights(model);
+  return {
+    header: {
+      format: 1, createdAt: new Date().toISOString(), modelSpec: spec, weights: w.entries, optimizer: null,
+      trainer: {epoch: epoch + 1, step: state.step, seed, config: {...cfg, resume: null, overwrite: false}, history: state.history,
+        best: state.best, backend: info.backend, classNames: data.trainDs.classNames, normalisation: data.norm,
+        lastEval: {loss: ev.loss, top1: ev.top1, top5: ev.top5}, ...(newParams != null ? {newParams} : {})},
+      weightFloats: 0, optimizerFloats: 0,
+    },
+    weights: w.data, optimizer: await opt.getState(),
+  };
+}
+
 async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, t0: number, factory?: ModelFactory): Promise<TrainResult> {
   const resume = openResume(cfg, runDir);
   const resumedFrom = resume?.from ?? null;
@@ -410,79 +436,49 @@ async function trainIn(runDir: string, cfg: TrainConfig, events: TrainerEvents, 
   const {spec, model, newParams} = await buildRunModel(cfg, resume, factory, data, seed, backend.name);
   const K = data.trainDs.numClasses;
 
-  const weights = modelWeights(model).filter((w) => w.trainable);
-  const plan = parameterPlan(modelFacts(model, weights.map((w) => w.name)), new Map(weights.map((w) => [w.name, w.variable.rank])), cfg, newParams);
-  const params = weights.map((w, i) => ({name: w.name, variable: w.variable, rule: plan[i].rule})).filter((_, i) => !plan[i].frozen);
-  const opt = new AdamW(params, {beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weightDecay});
+  const {opt, vars, plan} = optimiserFor(model, cfg, newParams);
   const batches = cfg.stepsPerEpoch > 0 ? Math.min(cfg.stepsPerEpoch, data.trainLoader.length) : data.trainLoader.length;
   const sched: ScheduleConfig = {
     baseLr: cfg.lr, minLr: cfg.minLr, warmupStartLr: cfg.warmupLr,
     warmupSteps: Math.round(cfg.warmupEpochs * batches), totalSteps: cfg.epochs * batches,
   };
 
-  let startEpoch = 0, step = 0;
-  let history: EpochRecord[] = [];
-  let best: {epoch: number, top1: number} | null = null;
-  if (resume) {
-    assignWeights(model, resume.ck, `checkpoint '${resumedFrom}'`);
-    if (!resume.ck.optimizer) throw new CheckpointError(`checkpoint '${resumedFrom}' has no optimizer state, cannot resume`);
-    try {
-      opt.setState(resume.ck.optimizer);
-    } catch (e) {
-      throw new CheckpointError(`checkpoint '${resumedFrom}': ${(e as Error).message}`);
-    }
-    const tr = resume.ck.header.trainer;
-    startEpoch = Number(tr.epoch);
-    step = Number(tr.step);
-    history = (tr.history as EpochRecord[]) ?? [];
-    best = (tr.best as {epoch: number, top1: number} | null) ?? null;
-  }
+  const state = restoreTrainingState(model, opt, resume);
+  const {startEpoch, history} = state;
   const nParams = countParams(model);
   events.onStart?.({runDir, backend, params: nParams, train: data.trainDs, test: data.testDs, batchesPerEpoch: batches, startEpoch, resumedFrom, spec, plan});
 
-  const vars = params.map((p) => p.variable);
   const lastPath = nodePath.join(runDir, 'last.ckpt'), bestPath = nodePath.join(runDir, 'best.ckpt');
-
+  const info: EpochCheckpointInfo = {cfg, spec, seed, backend: backend.name, data, newParams};
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
     // on wasm the backward pass's transposed matrix products run through XNNPACK during the steps only
     const restoreMatMul = enableWasmMatMulNN();
     let t: EpochTotals;
     try {
-      t = await trainEpoch(model, opt, vars, data, cfg, sched, batches, epoch, step, seed, events);
+      t = await trainEpoch(model, opt, vars, data, cfg, sched, batches, epoch, state.step, seed, events);
     } finally {
       restoreMatMul();
     }
-    step = t.step;
+    state.step = t.step;
     const ev = await evaluate(model, data.evalLoader, K);
     // model selection on the validation split when there is one, else on the test set
     const evVal = data.valLoader == null ? null : await evaluate(model, data.valLoader, K);
-    const isBest = isBetterEpoch(evVal ?? ev, best);
-    if (isBest) best = {epoch: epoch + 1, top1: (evVal ?? ev).top1};
+    const isBest = isBetterEpoch(evVal ?? ev, state.best);
+    if (isBest) state.best = {epoch: epoch + 1, top1: (evVal ?? ev).top1};
     const rec: EpochRecord = {
-      epoch: epoch + 1, step, lr: t.lr, trainLoss: t.lossSum / t.seen, trainAcc: t.accSum / t.seen,
+      epoch: epoch + 1, step: state.step, lr: t.lr, trainLoss: t.lossSum / t.seen, trainAcc: t.accSum / t.seen,
       ...(evVal != null ? {valLoss: evVal.loss, valTop1: evVal.top1} : {}), testLoss: ev.loss,
       testTop1: ev.top1, testTop5: ev.top5, epochSeconds: t.trainSeconds, imagesPerSec: t.trainSeconds > 0 ? t.seen / t.trainSeconds : 0,
       cpuSeconds: t.cpuSeconds, best: isBest,
     };
     history.push(rec);
-    const w = await readWeights(model);
-    const ck: Checkpoint = {
-      header: {
-        format: 1, createdAt: new Date().toISOString(), modelSpec: spec, weights: w.entries, optimizer: null,
-        trainer: {epoch: epoch + 1, step, seed, config: {...cfg, resume: null, overwrite: false}, history, best, backend: backend.name,
-          classNames: data.trainDs.classNames, normalisation: data.norm, lastEval: {loss: ev.loss, top1: ev.top1, top5: ev.top5},
-          ...(newParams != null ? {newParams} : {})},
-        weightFloats: 0, optimizerFloats: 0,
-      },
-      weights: w.data, optimizer: await opt.getState(),
-    };
-    writeEpochCheckpoints(runDir, cfg, epoch, ck, isBest);
+    writeEpochCheckpoints(runDir, cfg, epoch, await epochCheckpoint(model, opt, info, state, epoch, ev), isBest);
     events.onEpoch?.(rec, ev);
   }
   opt.dispose();
   if (history.length === 0) throw new ConfigError(`nothing to train: the run is already at epoch ${startEpoch} of ${cfg.epochs}`);
   return {
-    runDir, history, best, lastCheckpoint: lastPath, bestCheckpoint: nodeFs.existsSync(bestPath) ? bestPath : null, model,
+    runDir, history, best: state.best, lastCheckpoint: lastPath, bestCheckpoint: nodeFs.existsSync(bestPath) ? bestPath : null, model,
     backend: backend.name, params: nParams, seconds: (performance.now() - t0) / 1000,
   };
 }
@@ -496,10 +492,4 @@ function writeEpochCheckpoints(runDir: string, cfg: TrainConfig, epoch: number, 
     nodeFs.mkdirSync(dir, {recursive: true});
     writeCheckpoint(nodePath.join(dir, `epoch-${String(epoch + 1).padStart(3, '0')}.ckpt`), {...ck, optimizer: null});
   }
-}
-
-export function defaultRunName(cfg: TrainConfig): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-  const att = cfg.attention === 'softmax' ? 'softmax' : `G${cfg.grid}${cfg.mode === 'blockwise' ? 'B' : 'U'}`;
-  return `${cfg.preset ?? cfg.dataset}-${cfg.model}-${att}-${stamp}`;
 }

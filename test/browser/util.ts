@@ -4,6 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+import {mulberry32} from '../../src/data/rng';
+
 /**
  * Tries to make `name` the active backend. Returns false (with a loud console message)
  * when it does not initialise in this page; callers then skip their tests.
@@ -23,21 +25,9 @@ export async function tryBackend(name: string): Promise<boolean> {
   return ok;
 }
 
-/** Deterministic pseudo-random numbers (mulberry32) in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** n values uniform in [lo, hi). */
 export function uniform(n: number, lo: number, hi: number, seed: number): Float32Array {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * r();
   return out;
@@ -45,7 +35,7 @@ export function uniform(n: number, lo: number, hi: number, seed: number): Float3
 
 /** n values with mean 0 and standard deviation `std` (sum of uniforms, close to normal). */
 export function normalish(n: number, std: number, seed: number): Float32Array {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = (r() + r() + r() + r() - 2) * std * Math.sqrt(3);
   return out;

@@ -2,6 +2,8 @@
  * Independent float64 reference of Fourier-KArAt, straight from the spec's formulas
  * (a separate cos/sin call per harmonic, no recurrence), for testing every kernel.
  */
+import {mulberry32} from '../../src/data/rng';
+
 export interface RefDims {B: number; h: number; N: number; r: number; G: number}
 
 export function refHidden(S: ArrayLike<number>, C: ArrayLike<number>, d: RefDims): Float64Array {
@@ -31,15 +33,9 @@ export function refHidden(S: ArrayLike<number>, C: ArrayLike<number>, d: RefDims
 
 /** Deterministic pseudo-random numbers (mulberry32), scaled to [-scale, scale). */
 export function randomArray(n: number, seed: number, scale = 1): Float32Array {
-  let a = seed >>> 0;
+  const r = mulberry32(seed);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
-  }
+  for (let i = 0; i < n; i++) out[i] = (r() * 2 - 1) * scale;
   return out;
 }
 
