@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
-import {caseLabel, OP_CASES, opInputs} from './support/op_cases';
+import {caseLabel, describeOpCases, OP_CASES, opInputs} from './support/op_cases';
 import {maxRelError, randomArray, refHidden, RefDims} from './support/reference';
 
 function inputs(d: RefDims, seed: number, scoreScale = 2) {
@@ -174,6 +174,10 @@ describe('Fourier-KArAt op contract (cpu)', () => {
     assert.equal(tf.memory().numTensors, before + 1);  // only the zeros tensor made for the call
   });
 });
+
+// The shared op cases (every backend runs them): forward and both gradients against the float64
+// reference, tf.grads, leaks.
+describeOpCases(['cpu']);
 
 describe('Fourier-KArAt bad input (cpu)', () => {
   before(async () => {
