@@ -11,7 +11,7 @@
  *
  * cpu is registered here. test/support/node_backends.ts registers wasm and webgpu (Dawn) for the
  * Node suites, test/support/tensorflow_node.ts the tensorflow backend (tfjs-node, its own mocha
- * process), test/browser/util.ts webgl and webgpu in Chromium. Browser-safe: tfjs and mocha's
+ * process), test/browser/backends.ts webgl and webgpu in Chromium. Browser-safe: tfjs and mocha's
  * globals only.
  */
 import * as tf from '@tensorflow/tfjs-core';
