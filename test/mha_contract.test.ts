@@ -20,6 +20,7 @@ import {strict as assert} from 'assert';
 
 import * as karat from '../src/index';
 import {KArAtMultiHeadAttention} from '../src/index';
+import {describeWithBackends} from './support/backend_suites';
 import {runStock} from './support/stock_mha_run';
 
 type Arr = {shape: number[], data: number[], bool?: boolean};
@@ -116,12 +117,11 @@ interface Prepared {
   ours: {call: tf.Tensor, scores: tf.Tensor, apply: tf.Tensor, callAndReturn: tf.Tensor[], graph?: tf.Tensor, reloaded?: tf.Tensor};
 }
 
-describe('KArAtMultiHeadAttention: the tfjs-layers MultiHeadAttention contract, vs the stock layer (softmax)', function() {
+describeWithBackends('KArAtMultiHeadAttention: the tfjs-layers MultiHeadAttention contract, vs the stock layer (softmax)', {backends: ['cpu']}, function() {
   const prepared: Prepared[] = [];
   let stock: ReturnType<typeof runStock> = [];
 
   before(async () => {
-    await tf.setBackend('cpu');
     const cases: unknown[] = [];
     for (const [i, spec] of SPECS.entries()) {
       const query = rnd(spec.q, 10 * i + 1);
@@ -248,11 +248,7 @@ describe('KArAtMultiHeadAttention: the tfjs-layers MultiHeadAttention contract, 
 
 // ---------------------------------------------------------------------------------------------
 
-describe('KArAtMultiHeadAttention: the cases of tfjs-layers\' multihead_attention_test.ts (softmax)', function() {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
+describeWithBackends('KArAtMultiHeadAttention: the cases of tfjs-layers\' multihead_attention_test.ts (softmax)', {backends: ['cpu']}, function() {
   for (const [label, valueDim, outputShape, outDims] of [
     ['key value same proj', undefined, undefined, [8, 16]], ['key value different proj', 6, [12], [8, 12]],
   ] as const) {
@@ -349,11 +345,7 @@ describe('KArAtMultiHeadAttention: the cases of tfjs-layers\' multihead_attentio
 
 // ---------------------------------------------------------------------------------------------
 
-describe('KArAtMultiHeadAttention: the behaviours of Keras\' multi_head_attention_test.py (softmax)', function() {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
+describeWithBackends('KArAtMultiHeadAttention: the behaviours of Keras\' multi_head_attention_test.py (softmax)', {backends: ['cpu']}, function() {
   it('basics: output shape, 8 or 4 trainable weights, supports masking', () => {
     const a = new KArAtMultiHeadAttention({numHeads: 2, keyDim: 2});
     assert.deepEqual((a.call(rnd([2, 8, 16], 1), {value: rnd([2, 4, 16], 2)} as never) as tf.Tensor).shape, [2, 8, 16]);
@@ -567,11 +559,7 @@ describe('KArAtMultiHeadAttention: the behaviours of Keras\' multi_head_attentio
 
 // ---------------------------------------------------------------------------------------------
 
-describe('KArAtMultiHeadAttention: cases that used to be silently ignored', function() {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
+describeWithBackends('KArAtMultiHeadAttention: cases that used to be silently ignored', {backends: ['cpu']}, function() {
   it('call(q, {value}) on a fresh layer builds it (was: TypeError reading \'read\')', () => {
     const out = new KArAtMultiHeadAttention({numHeads: 2, keyDim: 2}).call(rnd([2, 3, 4], 1), {value: rnd([2, 5, 4], 2)} as never) as tf.Tensor;
     assert.deepEqual(out.shape, [2, 3, 4]);
@@ -663,11 +651,7 @@ describe('KArAtMultiHeadAttention: cases that used to be silently ignored', func
 
 // ---------------------------------------------------------------------------------------------
 
-describe('KArAtMultiHeadAttention with Fourier-KArAt: the contract where meaningful, masks are named errors', function() {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
+describeWithBackends('KArAtMultiHeadAttention with Fourier-KArAt: the contract where meaningful, masks are named errors', {backends: ['cpu']}, function() {
   it('call / apply forms on fresh and built layers, value and key honoured, scores [B, h, N, N]', () => {
     const q = rnd([2, 4, 6], 1), v = rnd([2, 4, 6], 2), k = rnd([2, 4, 5], 3);
     const layer = new KArAtMultiHeadAttention({numHeads: 2, keyDim: 3, attentionActivation: FOURIER});
