@@ -92,8 +92,8 @@ export async function withFlags<T>(flags: Flags, fn: () => Promise<T> | T): Prom
 
 /**
  * One mocha suite `${name} [${env.id}]` per registered environment admitted by `constraints`,
- * with `env` active (and its flags set) while its tests run; skipped, saying why, where the
- * environment is not available.
+ * with `env` active (before each test) and its flags set while its tests run; skipped, saying
+ * why, where the environment is not available.
  */
 export function describeWithBackends(name: string, constraints: BackendConstraints,
                                      tests: (this: Mocha.Suite, env: TestBackend) => void): void {
@@ -115,6 +115,10 @@ export function describeWithBackends(name: string, constraints: BackendConstrain
         }
         previous = activeBackendName();
         restoreFlags = setFlags({...env.flags, ...constraints.flags});
+        await useBackend(env.backend);
+      });
+      // a test that switched backends (to compute a cpu reference, say) does not leak it
+      beforeEach(async () => {
         await useBackend(env.backend);
       });
       after(async () => {
