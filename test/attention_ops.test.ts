@@ -11,8 +11,8 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 
 import * as karat from '../src/index';
-import {all, describeAttentionOpCases, rnd, stock} from './support/attention_op_cases';
-import {describeWithBackends} from './support/backend_suites';
+import {describeAttentionOpCases, rnd, stock} from './support/attention_op_cases';
+import {describeWithBackends, readAndDispose as all} from './support/backend_suites';
 import {NODE_BACKENDS} from './support/node_backends';
 import {maxRelError} from './support/reference';
 

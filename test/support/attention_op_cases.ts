@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import * as karat from '../../src/index';
 import {matMulPerHeadTransposedLeft} from '../../core/head_matmul';
-import {describeWithBackends, onCpu, TestBackend} from './backend_suites';
+import {describeWithBackends, onCpu, readAndDispose, TestBackend} from './backend_suites';
 import {maxRelError, randomArray} from './reference';
 
 export const rnd = (shape: number[], seed: number, scale = 1) =>
@@ -45,13 +45,6 @@ export function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tenso
     const w = rnd(y.shape, wSeed);
     return [y, ...tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(...a), w)))(xs)];
   });
-}
-
-/** The values of ts, which are disposed. */
-export async function all(ts: tf.Tensor[]): Promise<Float32Array[]> {
-  const out = await Promise.all(ts.map((t) => t.data() as Promise<Float32Array>));
-  tf.dispose(ts);
-  return out;
 }
 
 export interface AttentionOpCase {
@@ -106,7 +99,7 @@ const attention = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) =>
 async function lean(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: () => tf.Tensor[], wSeed: number) {
   const xs = inputs();
   try {
-    return await all(valueAndGrads(f, xs, wSeed));
+    return await readAndDispose(valueAndGrads(f, xs, wSeed));
   } finally {
     tf.dispose(xs);
   }

@@ -137,14 +137,18 @@ export async function useBackend(backend: string): Promise<void> {
   if (!await tf.setBackend(backend)) throw new Error(`tf.setBackend('${backend}') failed`);
 }
 
-/** The values of fn()'s tensors (tidied, then disposed) on the active backend. */
-export async function valuesOf(fn: () => tf.Tensor[]): Promise<Float32Array[]> {
-  const ts = tf.tidy(fn);
+/** The values of `ts`, which are disposed (also when reading fails). */
+export async function readAndDispose(ts: tf.Tensor[]): Promise<Float32Array[]> {
   try {
     return await Promise.all(ts.map((t) => t.data() as Promise<Float32Array>));
   } finally {
     tf.dispose(ts);
   }
+}
+
+/** The values of fn()'s tensors (tidied, then disposed) on the active backend. */
+export function valuesOf(fn: () => tf.Tensor[]): Promise<Float32Array[]> {
+  return readAndDispose(tf.tidy(fn));
 }
 
 /** fn() on `backend`, then the previously active backend again. */

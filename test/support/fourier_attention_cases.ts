@@ -21,7 +21,7 @@ import {strict as assert} from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
 
 import {compositeFourierKArAtHidden, fourierAttention, fourierAttentionPath, fourierKArAtHidden, FOURIER_ATTENTION_LIMITS, FourierKArAt, KArAtFourierAttention, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradK, KArAtFourierAttentionGradProj, KArAtFourierAttentionGradQ, KArAtFourierAttentionHidden} from '../../src/index';
-import {describeWithBackends, onCpu} from './backend_suites';
+import {describeWithBackends, onCpu, valuesOf} from './backend_suites';
 import {maxErrorOverUnit as relErr} from './reference';
 
 export const TOL = 2e-5;
@@ -65,8 +65,8 @@ export function makeData(c: Case, seed: number): Data {
 export type Impl = 'op' | 'materialised' | 'composite';
 
 /** [out, dq, dk, dv, dCoeffs, dProj] of sum(w ∘ attention) by `impl` on the active backend. */
-export async function run(c: Case, d: Data, impl: Impl): Promise<Float32Array[]> {
-  const outs = tf.tidy(() => {
+export function run(c: Case, d: Data, impl: Impl): Promise<Float32Array[]> {
+  return valuesOf(() => {
     const q = tf.tensor4d(d.q, [c.B, c.h, c.N, c.d]);
     const k = tf.tensor4d(d.k, [c.B, c.h, c.N, c.d]);
     const v = tf.tensor4d(d.v, [c.B, c.h, c.N, c.dv]);
@@ -84,9 +84,6 @@ export async function run(c: Case, d: Data, impl: Impl): Promise<Float32Array[]>
     const out = attention(q, k, v, coeffs, proj);
     return [out, ...tf.grads(f)([q, k, v, coeffs, proj])];
   });
-  const values = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
-  tf.dispose(outs);
-  return values;
 }
 
 export const NAMES = ['out', 'dq', 'dk', 'dv', 'dCoeffs', 'dProj'];

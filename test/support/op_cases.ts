@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import {FourierKArAt, FourierKArAtGrad, fourierKArAtGrad, fourierKArAtHidden} from '../../src/index';
 import {expectClose, normalish, uniform} from '../browser/util';
-import {describeWithBackends, expectBelowOverUnit, onCpu, TestBackend} from './backend_suites';
+import {describeWithBackends, expectBelowOverUnit, onCpu, TestBackend, valuesOf} from './backend_suites';
 import {refGrads, refHidden} from './reference';
 
 export interface OpCase {B: number; h: number; N: number; r: number; G: number; smax?: number}
@@ -83,8 +83,8 @@ export async function runOp(c: OpCase, d: OpInputs): Promise<OpResult> {
 }
 
 /** dScores, dCoeffs of sum(ĥ² · weight) through tf.grads (a non-linear loss), on the active backend. */
-export async function squaredHiddenGrads(c: OpCase, d: OpInputs): Promise<Float32Array[]> {
-  const outs = tf.tidy(() => {
+export function squaredHiddenGrads(c: OpCase, d: OpInputs): Promise<Float32Array[]> {
+  return valuesOf(() => {
     const s = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
     const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
     const wt = tf.tensor4d(d.weight, [c.B, c.h, c.N, c.r]);
@@ -92,9 +92,6 @@ export async function squaredHiddenGrads(c: OpCase, d: OpInputs): Promise<Float3
         tf.sum(tf.mul(tf.square(fourierKArAtHidden(x as tf.Tensor4D, y as tf.Tensor5D)), wt));
     return tf.grads(f)([s, k]);
   });
-  const vals = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
-  tf.dispose(outs);
-  return vals;
 }
 
 /**
