@@ -1,48 +1,30 @@
 /**
- * Fused layer ops: LayerNorm, bias + GELU, AdamW update.
- * cpu: composite paths vs tfjs-layers / autodiff / a float64 reference; argument errors.
- * webgpu (Dawn; skipped when unavailable): fused kernels vs the cpu composite, gradients
- * included, and a ViT whose layers take the fused path matching the stock path.
+ * Fused layer ops: LayerNorm, bias + GELU, softmax over the last axis, AdamW update.
+ * Every backend (cpu, wasm, webgpu on Dawn; each skipped where unavailable): the shared
+ * LAYER_OP_CASES (test/support/fused_layer_cases.ts) against cpu and a float64 reference, AdamW
+ * against its float64 formula, layerNorm against tfjs-layers' LayerNormalization.
+ * cpu: composite paths vs autodiff and tfjs-layers; argument errors; the ViT layers' path.
+ * webgpu: the fused kernels dispatched, AdamW in place on variables, and a ViT whose layers take
+ * the fused path matching the stock path.
  */
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
-import {biasGeluAll, layerNormAll, lossAndGrads, onCpuAnd, rand, values} from './support/fused_layer_cases';
+import {describeWithBackends, onCpu} from './support/backend_suites';
+import {ADAMW_HYPER as HYPER, describeLayerOpCases, lossAndGrads, rand, values} from './support/fused_layer_cases';
+import {NODE_BACKENDS} from './support/node_backends';
 import {maxErrorOverUnit} from './support/reference';
-import {releaseWebGPUAfterAllTests, useWebGPUBackend} from './support/webgpu_node';
 import {AdamW, Param} from '../src/training/adamw';
-
-releaseWebGPUAfterAllTests();
 
 function below(x: number, limit: number, what = 'value') {
   assert.ok(x < limit, `${what}: ${x} is not below ${limit}`);
 }
 
-const HYPER = {learningRate: 0.01, beta1: 0.9, beta2: 0.99, epsilon: 1e-6, weightDecay: 0.05, step: 3};
+describeLayerOpCases(NODE_BACKENDS);
 
-describe('fused layer ops: composite path (cpu)', () => {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
-  it('layerNorm equals tfjs-layers LayerNormalization (forward and gradients)', async () => {
-    const shape = [2, 5, 12];
-    const x = tf.tensor3d(rand(shape, 2, 3), shape as [number, number, number]);
-    const layer = tfl.layers.layerNormalization({epsilon: 1e-5, gammaInitializer: 'randomNormal', betaInitializer: 'randomNormal'});
-    layer.build(shape);
-    const [gamma, beta] = layer.getWeights() as [tf.Tensor1D, tf.Tensor1D];
-    const w = tf.tensor3d(rand(shape, 1, 7), shape as [number, number, number]);
-    const ours = await values(layerNormAll(x, gamma, beta, w, 1e-5));
-    const stockY = layer.apply(x) as tf.Tensor;
-    const stockDx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(layer.apply(xx) as tf.Tensor, w)))(x);
-    below(maxErrorOverUnit(ours[0], await stockY.data()), 1e-5);
-    below(maxErrorOverUnit(ours[1], await stockDx.data()), 1e-4);
-    tf.dispose([x, w, stockY, stockDx, gamma, beta]);
-  });
-
+describeWithBackends('fused layer ops: composite path', {backends: ['cpu']}, () => {
   it('analytic LayerNorm backward equals autodiff of the composite', async () => {
     const [M, C] = [9, 7];
     const x = tf.tensor2d(rand([M, C], 3, 2), [M, C]);
@@ -69,24 +51,6 @@ describe('fused layer ops: composite path (cpu)', () => {
     // tfjs's erf is an approximation (|err| < 1.5e-7) whose autodiff uses the exact derivative.
     for (let i = 0; i < 2; i++) below(maxErrorOverUnit(await ana[i].data(), await auto[i].data()), 1e-5);
     tf.dispose([x, b, stock, ours, dy, ...auto, ...ana]);
-  });
-
-  it('adamWUpdate equals a float64 reference of AdamW', async () => {
-    const n = 37;
-    const p = rand([n], 1, 11), m = rand([n], 0.1, 12), g = rand([n], 1, 14);
-    const v = rand([n], 0.1, 13).map(Math.abs);
-    const out = karat.adamWUpdate(tf.tensor1d(p), tf.tensor1d(m), tf.tensor1d(v), tf.tensor1d(g), HYPER);
-    const [p1, m1, v1] = await values(out);
-    const {learningRate: lr, beta1: b1, beta2: b2, epsilon: eps, weightDecay: wd, step: t} = HYPER;
-    for (let i = 0; i < n; i++) {
-      const mm = b1 * m[i] + (1 - b1) * g[i];
-      const vv = b2 * v[i] + (1 - b2) * g[i] * g[i];
-      const pp = p[i] * (1 - lr * wd) - lr * (mm / (1 - b1 ** t)) / (Math.sqrt(vv / (1 - b2 ** t)) + eps);
-      assert.ok(Math.abs(m1[i] - mm) <= 1e-6, `m1[i] ${m1[i]} vs ${mm}`);
-      assert.ok(Math.abs(v1[i] - vv) <= 1e-6, `v1[i] ${v1[i]} vs ${vv}`);
-      assert.ok(Math.abs(p1[i] - pp) <= 1e-5, `p1[i] ${p1[i]} vs ${pp}`);
-    }
-    tf.dispose(out);
   });
 
   it('adamWUpdateVariables assigns what adamWUpdate returns', async () => {
@@ -144,31 +108,8 @@ describe('fused layer ops: composite path (cpu)', () => {
   });
 });
 
-describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
-  this.timeout(300000);
-  before(async function() {
-    await useWebGPUBackend(this);
-  });
-  after(async () => {
-    await tf.setBackend('cpu');
-  });
-
-  const onBoth = (fn: () => tf.Tensor[]) => onCpuAnd('webgpu', fn);
-
-  for (const [M, C] of [[7, 100], [70, 33], [3, 192]]) {
-    it(`LayerNorm forward and backward match cpu, M=${M} C=${C}`, async () => {
-      const [ref, got] = await onBoth(() => {
-        const x = tf.add(tf.tensor2d(rand([M, C], 2, M), [M, C]), 0.5);
-        const g = tf.tensor1d(rand([C], 1, 2)), b = tf.tensor1d(rand([C], 1, 3));
-        const w = tf.tensor2d(rand([M, C], 1, 4), [M, C]);
-        return layerNormAll(x, g as tf.Tensor1D, b as tf.Tensor1D, w, 1e-6);
-      });
-      ref.forEach((r, i) => below(maxErrorOverUnit(got[i], r), 1e-4, `output ${i}`));
-    });
-  }
-
+describeWithBackends('fused layer ops: the webgpu kernels', {backends: ['webgpu']}, () => {
   it('the webgpu LayerNorm dispatches one kernel forward and the fused grad kernel backward', async () => {
-    await tf.setBackend('webgpu');
     const x = tf.randomNormal([4, 8]), g = tf.ones([8]) as tf.Tensor1D, b = tf.zeros([8]) as tf.Tensor1D;
     const info = await tf.profile(() => tf.grad((xx: tf.Tensor) => tf.sum(karat.layerNorm(xx, g, b)))(x));
     const names = info.kernels.map((k) => k.name);
@@ -178,36 +119,7 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     tf.dispose([x, g, b, info.result as tf.Tensor]);
   });
 
-  for (const [M, C] of [[5, 70], [130, 9]]) {
-    it(`bias+GELU forward and backward match cpu, M=${M} C=${C}`, async () => {
-      const [ref, got] = await onBoth(() => {
-        const x = tf.tensor2d(rand([M, C], 4, 5), [M, C]);
-        const b = tf.tensor1d(rand([C], 1, 6));
-        const w = tf.tensor2d(rand([M, C], 1, 7), [M, C]);
-        return biasGeluAll(x, b as tf.Tensor1D, w);
-      });
-      ref.forEach((r, i) => below(maxErrorOverUnit(got[i], r), 1e-4, `output ${i}`));
-    });
-  }
-
-  for (const shape of [[3, 50], [2, 3, 7, 7]]) {
-    it(`softmax over the last axis, forward and backward match cpu, [${shape}]`, async () => {
-      const [ref, got] = await onBoth(() => {
-        const x = tf.tensor(rand(shape, 6, shape.length), shape);
-        const w = tf.tensor(rand(shape, 1, 9), shape);
-        return [karat.softmaxLastAxis(x), tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(karat.softmaxLastAxis(xx), w)))(x)];
-      });
-      ref.forEach((r, i) => below(maxErrorOverUnit(got[i], r), 1e-5, `output ${i}`));
-    });
-  }
-
-  it('AdamW update matches cpu (rank 3 parameter)', async () => {
-    const shape = [3, 5, 7];
-    const [ref, got] = await onBoth(() => karat.adamWUpdate(
-        tf.tensor(rand(shape, 1, 1), shape), tf.tensor(rand(shape, 0.1, 2), shape),
-        tf.abs(tf.tensor(rand(shape, 0.1, 3), shape)), tf.tensor(rand(shape, 1, 4), shape), HYPER));
-    ref.forEach((r, i) => below(maxErrorOverUnit(got[i], r), 1e-5, `output ${i}`));
-    await tf.setBackend('webgpu');
+  it('adamWUpdate dispatches the one AdamW kernel', async () => {
     const t = tf.ones([4]);
     const info = await tf.profile(() => karat.adamWUpdate(t, t, t, t, HYPER));
     assert.deepEqual(info.kernels.map((k) => k.name), ['KArAtAdamW']);
@@ -218,8 +130,7 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     const shape = [5, 13];
     const init = [rand(shape, 1, 31), rand(shape, 0.1, 32), rand(shape, 0.1, 33).map(Math.abs)];
     const grads = [rand(shape, 1, 34), rand(shape, 1, 35)];
-    const run = async (backend: string) => {
-      await tf.setBackend(backend);
+    const run = async () => {
       const vars = init.map((a) => tf.tidy(() => tf.variable(tf.tensor(a, shape))));
       const ids = vars.map((v) => v.dataId);
       await vars[0].data();  // a cached CPU copy must not survive the in-place update
@@ -235,9 +146,9 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
       tf.dispose(vars);
       return {out, names, same};
     };
-    const ref = await run('cpu');
+    const ref = await onCpu(run);
     const before = tf.memory().numTensors;
-    const got = await run('webgpu');
+    const got = await run();
     assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
     ref.out.forEach((r, i) => below(maxErrorOverUnit(got.out[i], r), 1e-5, `output ${i}`));
     assert.deepEqual(got.names, ['KArAtAdamWInPlace', 'KArAtAdamWInPlace']);
@@ -245,7 +156,6 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
   });
 
   it('AdamW on variables whose buffer is shared falls back to new buffers and leaves the other tensor intact', async () => {
-    await tf.setBackend('webgpu');
     const shape = [6];
     const shared = tf.tensor(rand(shape, 1, 41), shape);
     const p = tf.variable(shared);  // shares the buffer of 'shared' (2 references)
@@ -264,8 +174,7 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
     const shapes = [[4, 6], [6], [2, 3, 5]];
     const rules = [{decay: true, lrScale: 1, group: 'decay'}, {decay: false, lrScale: 1, group: 'no_decay'},
                    {decay: true, lrScale: 0.5, group: 'karat'}];
-    const run = async (backend: string) => {
-      await tf.setBackend(backend);
+    const run = async () => {
       const params: Param[] = shapes.map((s, i) => ({
         name: `p${i}`, variable: tf.tidy(() => tf.variable(tf.tensor(rand(s, 1, 50 + i), s))), rule: rules[i]}));
       const opt = new AdamW(params, {weightDecay: 0.1});
@@ -282,8 +191,8 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
       tf.dispose(params.map((p) => p.variable));
       return {out, names, state: state.data};
     };
-    const ref = await run('cpu');
-    const got = await run('webgpu');
+    const ref = await onCpu(run);
+    const got = await run();
     ref.out.forEach((r, i) => below(maxErrorOverUnit(got.out[i], r), 1e-5, `param ${i}`));
     below(maxErrorOverUnit(got.state, ref.state), 1e-5, 'm and v');
     assert.deepEqual([...new Set(got.names)], ['KArAtAdamWInPlace']);
@@ -291,7 +200,6 @@ describe('fused layer ops: webgpu kernels vs cpu (Dawn)', function() {
 
   for (const att of ['karat', 'softmax'] as const) {
   it(`a ${att} ViT on webgpu: fused layers give the stock loss and gradients, with fewer dispatches`, async () => {
-    await tf.setBackend('webgpu');
     const model = karat.models.vit({
       preset: 'tiny', depth: 1, dim: 24, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3,
       attention: att === 'softmax' ? 'softmax' : {type: 'fourier', grid: 2, rank: 3, mode: 'blockwise'},

@@ -8,6 +8,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {strict as assert} from 'assert';
 
 import * as karat from '../src/index';
+import {describeWithBackends} from './support/backend_suites';
 
 const {KArAtMultiHeadAttention} = karat;
 
@@ -19,11 +20,7 @@ function attentionLayers(m: tfl.LayersModel): karat.KArAtMultiHeadAttention[] {
   return m.layers.filter(l => l.getClassName() === 'KArAtMultiHeadAttention') as karat.KArAtMultiHeadAttention[];
 }
 
-describe('models.vit: parameter counts (built, not run)', function() {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
+describeWithBackends('models.vit: parameter counts (built, not run)', {backends: ['cpu']}, function() {
   it('ViT-Tiny 224/16, 1000 classes: G3B adds h·L·N·r·(2G+1) = 595,728, G3U adds 1/12 of it', () => {
     const base = karat.models.vit({preset: 'tiny', imageSize: 224, patchSize: 16, numClasses: 1000});
     const nSoftmax = base.countParams();
@@ -56,11 +53,7 @@ describe('models.vit: parameter counts (built, not run)', function() {
   });
 });
 
-describe('PatchEmbedding', function() {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
+describeWithBackends('PatchEmbedding', {backends: ['cpu']}, function() {
   it('equals a stride-p p x p conv2d + bias (values and kernel/bias gradients), non-square images', () => {
     const layer = new karat.PatchEmbedding({patchSize: 4, dim: 5, biasInitializer: 'randomNormal'});
     const x = tf.randomNormal([2, 8, 12, 3], 0, 1, 'float32', 3);
@@ -79,11 +72,7 @@ describe('PatchEmbedding', function() {
   });
 });
 
-describe('KArAtMultiHeadAttention', function() {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
+describeWithBackends('KArAtMultiHeadAttention', {backends: ['cpu']}, function() {
   it('works in tf.sequential via model.add (self-attention), softmax and Fourier-KArAt, and trains', async () => {
     for (const act of ['softmax', {basis: 'fourier', grid: 2, rank: 3}] as karat.AttentionActivation[]) {
       const m = tfl.sequential();

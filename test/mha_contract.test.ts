@@ -20,6 +20,7 @@ import {strict as assert} from 'assert';
 import * as karat from '../src/index';
 import {KArAtMultiHeadAttention} from '../src/index';
 import {arr, close, maskedEmbeddings, maxDiff, Opts, randomMask, rnd, stripMask} from './support/mha_helpers';
+import {describeWithBackends} from './support/backend_suites';
 import {runStock} from './support/stock_mha_run';
 
 // ---------------------------------------------------------------------------------------------
@@ -62,12 +63,11 @@ interface Prepared {
   ours: {call: tf.Tensor, scores: tf.Tensor, apply: tf.Tensor, callAndReturn: tf.Tensor[], graph?: tf.Tensor, reloaded?: tf.Tensor};
 }
 
-describe('KArAtMultiHeadAttention: the tfjs-layers MultiHeadAttention contract, vs the stock layer (softmax)', function() {
+describeWithBackends('KArAtMultiHeadAttention: the tfjs-layers MultiHeadAttention contract, vs the stock layer (softmax)', {backends: ['cpu']}, function() {
   const prepared: Prepared[] = [];
   let stock: ReturnType<typeof runStock> = [];
 
   before(async () => {
-    await tf.setBackend('cpu');
     const cases: unknown[] = [];
     for (const [i, spec] of SPECS.entries()) {
       const query = rnd(spec.q, 10 * i + 1);
@@ -194,11 +194,7 @@ describe('KArAtMultiHeadAttention: the tfjs-layers MultiHeadAttention contract, 
 
 // ---------------------------------------------------------------------------------------------
 
-describe('KArAtMultiHeadAttention: the cases of tfjs-layers\' multihead_attention_test.ts (softmax)', function() {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
+describeWithBackends('KArAtMultiHeadAttention: the cases of tfjs-layers\' multihead_attention_test.ts (softmax)', {backends: ['cpu']}, function() {
   for (const [label, valueDim, outputShape, outDims] of [
     ['key value same proj', undefined, undefined, [8, 16]], ['key value different proj', 6, [12], [8, 12]],
   ] as const) {

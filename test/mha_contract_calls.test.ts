@@ -13,12 +13,9 @@ import {strict as assert} from 'assert';
 import * as karat from '../src/index';
 import {KArAtMultiHeadAttention} from '../src/index';
 import {close, FOURIER, maxDiff, randomMask, rnd, stripMask} from './support/mha_helpers';
+import {describeWithBackends} from './support/backend_suites';
 
-describe('KArAtMultiHeadAttention: cases that used to be silently ignored', function() {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
+describeWithBackends('KArAtMultiHeadAttention: cases that used to be silently ignored', {backends: ['cpu']}, function() {
   it('call(q, {value}) on a fresh layer builds it (was: TypeError reading \'read\')', () => {
     const out = new KArAtMultiHeadAttention({numHeads: 2, keyDim: 2}).call(rnd([2, 3, 4], 1), {value: rnd([2, 5, 4], 2)} as never) as tf.Tensor;
     assert.deepEqual(out.shape, [2, 3, 4]);
@@ -110,11 +107,7 @@ describe('KArAtMultiHeadAttention: cases that used to be silently ignored', func
 
 // ---------------------------------------------------------------------------------------------
 
-describe('KArAtMultiHeadAttention with Fourier-KArAt: the contract where meaningful, masks are named errors', function() {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
+describeWithBackends('KArAtMultiHeadAttention with Fourier-KArAt: the contract where meaningful, masks are named errors', {backends: ['cpu']}, function() {
   it('call / apply forms on fresh and built layers, value and key honoured, scores [B, h, N, N]', () => {
     const q = rnd([2, 4, 6], 1), v = rnd([2, 4, 6], 2), k = rnd([2, 4, 5], 3);
     const layer = new KArAtMultiHeadAttention({numHeads: 2, keyDim: 3, attentionActivation: FOURIER});

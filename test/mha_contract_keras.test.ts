@@ -13,12 +13,9 @@ import {strict as assert} from 'assert';
 import * as karat from '../src/index';
 import {KArAtMultiHeadAttention} from '../src/index';
 import {arr, close, maskedEmbeddings, maxDiff, rnd, stripMask} from './support/mha_helpers';
+import {describeWithBackends} from './support/backend_suites';
 
-describe('KArAtMultiHeadAttention: the behaviours of Keras\' multi_head_attention_test.py (softmax)', function() {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
+describeWithBackends('KArAtMultiHeadAttention: the behaviours of Keras\' multi_head_attention_test.py (softmax)', {backends: ['cpu']}, function() {
   it('basics: output shape, 8 or 4 trainable weights, supports masking', () => {
     const a = new KArAtMultiHeadAttention({numHeads: 2, keyDim: 2});
     assert.deepEqual((a.call(rnd([2, 8, 16], 1), {value: rnd([2, 4, 16], 2)} as never) as tf.Tensor).shape, [2, 8, 16]);

@@ -4,7 +4,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
-import {caseLabel, OP_CASES, opInputs} from './support/op_cases';
+import {describeWithBackends} from './support/backend_suites';
+import {caseLabel, describeOpCases, OP_CASES, opInputs} from './support/op_cases';
 import {maxRelError, randomArray, refHidden, RefDims} from './support/reference';
 
 function inputs(d: RefDims, seed: number, scoreScale = 2) {
@@ -26,10 +27,7 @@ function withComposite<T>(fn: () => T): T {
   }
 }
 
-describe('Fourier-KArAt op contract (cpu)', () => {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
+describeWithBackends('Fourier-KArAt op contract', {backends: ['cpu']}, () => {
 
   it('registers fused CPU kernels for both contract kernels', () => {
     assert.ok(tf.getKernel(karat.FourierKArAt, 'cpu'));
@@ -175,10 +173,11 @@ describe('Fourier-KArAt op contract (cpu)', () => {
   });
 });
 
-describe('Fourier-KArAt bad input (cpu)', () => {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
+// The shared op cases (every backend runs them): forward and both gradients against the float64
+// reference, tf.grads, leaks.
+describeOpCases(['cpu']);
+
+describeWithBackends('Fourier-KArAt bad input', {backends: ['cpu']}, () => {
   const S = () => tf.zeros([2, 3, 5, 5]) as tf.Tensor4D;
   const C = (shape: number[] = [3, 2, 4, 5, 2]) => tf.zeros(shape) as unknown as tf.Tensor5D;
   const cases: Array<[string, () => unknown, RegExp]> = [

@@ -20,9 +20,8 @@ import {DataError} from '../src/data/dataset';
 import {CheckpointError, readCheckpoint, writeFileAtomic} from '../src/training/checkpoint';
 import {resolveConfig, TrainConfig} from '../src/training/config';
 import {train} from '../src/training/trainer';
-import {releaseWebGPUAfterAllTests, useWebGPUBackend} from './support/webgpu_node';
-
-releaseWebGPUAfterAllTests();
+import {describeWithBackends} from './support/backend_suites';
+import {WASM, WEBGPU} from './support/node_backends';
 
 const tmp = mkdtempSync(join(tmpdir(), 'karat-train-test-'));
 after(() => rmSync(tmp, {recursive: true, force: true}));
@@ -155,27 +154,27 @@ async function followsCpu(backend: string, dir: string) {
   return new Set(info.kernels.map((k) => k.name));
 }
 
-describe('training on wasm and webgpu', function() {
+describeWithBackends('training follows the cpu run', {backends: [WASM.id, WEBGPU.id]}, function(env) {
   this.timeout(600000);
-  after(async () => {
-    await tf.setBackend('cpu');
-  });
 
-  it('wasm trains (the patch embedding is a matmul: wasm has no Conv2DBackpropFilter) and follows cpu', async () => {
-    const names = await followsCpu('wasm', 'wasm');
-    assert.ok(!names.has('Conv2DBackpropFilter'));
-  });
+  if (env.id === WASM.id) {
+    it('wasm trains (the patch embedding is a matmul: wasm has no Conv2DBackpropFilter) and follows cpu', async () => {
+      const names = await followsCpu('wasm', 'wasm');
+      assert.ok(!names.has('Conv2DBackpropFilter'));
+    });
+  }
 
-  it('webgpu (Dawn) runs the fused kernels and the in-place AdamW, and follows cpu', async function() {
-    await useWebGPUBackend(this);
-    const names = await followsCpu('webgpu', 'webgpu');
-    // the layers' Fourier-KArAt attention takes the flash-style kernels (no N x N tensor)
-    for (const k of ['KArAtAdamWInPlace', 'KArAtLayerNorm', 'KArAtLayerNormGrad', 'KArAtFourierAttention',
-      'KArAtFourierAttentionGradQ', 'KArAtFourierAttentionGradK', 'KArAtFourierAttentionGradCoeffs', 'KArAtFourierAttentionGradProj']) {
-      assert.ok(names.has(k), `${k} did not run on webgpu`);
-    }
-    assert.ok(!names.has('FourierKArAt'), 'the materialising FourierKArAt ran on webgpu');
-  });
+  if (env.id === WEBGPU.id) {
+    it('webgpu (Dawn) runs the fused kernels and the in-place AdamW, and follows cpu', async () => {
+      const names = await followsCpu('webgpu', 'webgpu');
+      // the layers' Fourier-KArAt attention takes the flash-style kernels (no N x N tensor)
+      for (const k of ['KArAtAdamWInPlace', 'KArAtLayerNorm', 'KArAtLayerNormGrad', 'KArAtFourierAttention',
+        'KArAtFourierAttentionGradQ', 'KArAtFourierAttentionGradK', 'KArAtFourierAttentionGradCoeffs', 'KArAtFourierAttentionGradProj']) {
+        assert.ok(names.has(k), `${k} did not run on webgpu`);
+      }
+      assert.ok(!names.has('FourierKArAt'), 'the materialising FourierKArAt ran on webgpu');
+    });
+  }
 });
 
 describe('training: atomic checkpoint writes', function() {

@@ -7,11 +7,10 @@
 import * as assert from 'node:assert/strict';
 
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
-
 import '../src/index';
 import {enableWasmMatMulNN, wasmMatMulNNActive} from '../kernels-wasm/matmul_nn';
+import {describeWithBackends} from './support/backend_suites';
+import {WASM} from './support/node_backends';
 import {randomArray} from './support/reference';
 
 /** C = op(A)·op(B) in float64; A, B row-major as stored. */
@@ -29,14 +28,8 @@ function refMatMul(a: Float32Array, aShape: number[], b: Float32Array, bShape: n
   return out;
 }
 
-describe('wasm BatchMatMul through XNNPACK for transposed products (opt-in)', function() {
+describeWithBackends('wasm BatchMatMul through XNNPACK for transposed products (opt-in)', {backends: [WASM.id]}, function() {
   this.timeout(60000);
-  before(async function() {
-    if (!(await tf.setBackend('wasm'))) this.skip();
-  });
-  after(async () => {
-    await tf.setBackend('cpu');
-  });
 
   it('is not active on import, and restore puts the stock kernel back', () => {
     const stock = tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc;

@@ -1,6 +1,8 @@
 /**
- * WebGPU kernels (kernels-webgpu/) against the CPU kernels, in Node on Dawn
- * (tfjs-backend-webgpu over Vulkan; SwiftShader here, a real GPU where there is one).
+ * WebGPU kernels (kernels-webgpu/) against the CPU kernels and the float64 reference, in Node
+ * on Dawn (tfjs-backend-webgpu over Vulkan; SwiftShader here, a real GPU where there is one):
+ * the shared op cases (test/support/op_cases.ts, describeOpCases on the 'webgpu' test backend),
+ * tf.grads, leaks, and training steps of a tiny G3B ViT against cpu.
  *
  * Tolerance: max |webgpu − cpu| ≤ TOL · max |cpu| per output, TOL = 1e-5. The
  * CPU kernel accumulates in float64; the shaders in float32 with their own range-reduced
@@ -13,25 +15,17 @@ import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
-import '../src/index';
-import {KARAT_FUSED_LAYERS_FLAG} from '../core/fused_layers';
-import {FourierKArAt, FourierKArAtGrad} from '../core/kernel_names';
+import {FourierKArAt, FourierKArAtGrad, KARAT_FUSED_LAYERS_FLAG} from '../src/index';
 import {forwardPlan, gradCoeffsPlan, gradScoresPlan} from '../kernels-webgpu/plan';
 import {normalish} from './browser/util';
-import {describeOpCases, expectOpRunsLeakNothing, OpCase, opInputs, squaredHiddenGrads} from './support/op_cases';
-import {maxErrorOverUnit} from './support/reference';
-import {releaseWebGPUAfterAllTests, setupWebGPUNode, useWebGPUBackend} from './support/webgpu_node';
+import {describeWithBackends, withFlags} from './support/backend_suites';
+import './support/node_backends';
+import {describeOpCases} from './support/op_cases';
 import {expectFollowsCpu, trainTinyViT} from './support/vit_steps';
 
 const TOL = 1e-5;
 
-releaseWebGPUAfterAllTests();
-
-describe('webgpu kernels: registration', () => {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
-
+describeWithBackends('webgpu kernels: registration', {backends: ['cpu']}, () => {
   it('registers FourierKArAt and FourierKArAtGrad for backend webgpu', () => {
     assert.ok(tf.getKernel(FourierKArAt, 'webgpu') != null, 'FourierKArAt not registered');
     assert.ok(tf.getKernel(FourierKArAtGrad, 'webgpu') != null, 'FourierKArAtGrad not registered');
@@ -56,42 +50,15 @@ describe('webgpu kernels: registration', () => {
   });
 });
 
-// The shared op cases (test/support/op_cases.ts) against the CPU kernel in this process.
-describeOpCases('webgpu', {
-  start: async () => {
-    const status = await setupWebGPUNode();
-    return status.available ? null : status.reason ?? 'unknown reason';
-  },
+// The shared op cases (test/support/op_cases.ts) against the float64 reference and the CPU
+// kernel in this process, tf.grads of a non-linear loss, and leaks.
+describeOpCases(['webgpu'], {
   tolerance: () => ({rtol: 0, atolRel: TOL}),
+  fusedKernels: () => true,
+  gradTol: TOL,
 });
 
-describe('webgpu kernels: tf.grad and memory (Dawn)', function() {
-  const c: OpCase = {B: 2, h: 2, N: 13, r: 5, G: 3};
-
-  async function gradsOn(backend: string): Promise<Float32Array[]> {
-    await tf.setBackend(backend);
-    return squaredHiddenGrads(c, opInputs(c, 7));
-  }
-
-  before(async function() {
-    await useWebGPUBackend(this);
-  });
-
-  it('tf.grads through fourierKArAtHidden equals cpu', async () => {
-    const ref = await gradsOn('cpu');
-    const got = await gradsOn('webgpu');
-    const e0 = maxErrorOverUnit(got[0], ref[0]), e1 = maxErrorOverUnit(got[1], ref[1]);
-    assert.ok(e0 < TOL, `dScores: relative error ${e0.toExponential(2)}`);
-    assert.ok(e1 < TOL, `dCoeffs: relative error ${e1.toExponential(2)}`);
-  });
-
-  it('leaks no tensors and no backend buffers', async () => {
-    await tf.setBackend('webgpu');
-    await expectOpRunsLeakNothing(c, opInputs(c, 9), 3);
-  });
-});
-
-describe('webgpu kernels: KArAt ViT training steps match cpu (Dawn)', function() {
+describeWithBackends('webgpu kernels: KArAt ViT training steps match cpu', {backends: ['webgpu']}, () => {
   const STEPS = 3;
   const imgs = normalish(4 * 8 * 8 * 3, 1, 21);
   const labels = [0, 2, 1, 2];
@@ -99,22 +66,13 @@ describe('webgpu kernels: KArAt ViT training steps match cpu (Dawn)', function()
   const train = (backend: string, init: Float32Array[] | null) =>
       trainTinyViT(backend, init, {imgs, labels, steps: STEPS, lr: 0.02});
 
-  before(async function() {
-    await useWebGPUBackend(this);
-  });
-
   it(`${STEPS} SGD steps of a G3B ViT give the same losses and weights as cpu, using the fused kernels`, async () => {
     // Flag off: the layers form the scores and run FourierKArAt / FourierKArAtGrad (flag on, webgpu
     // runs the flash-style attention kernels instead: test/webgpu_flash_karat.test.ts).
-    const saved = tf.env().getBool(KARAT_FUSED_LAYERS_FLAG);
-    tf.env().set(KARAT_FUSED_LAYERS_FLAG, false);
-    let cpu: Awaited<ReturnType<typeof train>>, gpu: Awaited<ReturnType<typeof train>>;
-    try {
-      cpu = await train('cpu', null);
-      gpu = await train('webgpu', cpu.initial);
-    } finally {
-      tf.env().set(KARAT_FUSED_LAYERS_FLAG, saved);
-    }
+    const [cpu, gpu] = await withFlags({[KARAT_FUSED_LAYERS_FLAG]: false}, async () => {
+      const ref = await train('cpu', null);
+      return [ref, await train('webgpu', ref.initial)];
+    });
     assert.ok(gpu.kernels.has(FourierKArAt) && gpu.kernels.has(FourierKArAtGrad),
         `fused kernels not used on webgpu: ${[...gpu.kernels].filter((k) => /KArAt/.test(k)).join(', ')}`);
     expectFollowsCpu('webgpu', gpu, cpu);

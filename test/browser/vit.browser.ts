@@ -9,15 +9,14 @@
  * loose absolute bounds, the test requires the fused run to be as close to the CPU as the
  * same training with KARAT_FUSED=false (the composite path on webgl).
  */
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-webgl';
-
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 import {FourierKArAt, FourierKArAtGrad, KARAT_FUSED_FLAG, models} from '../../src/index';
+import {describeWithBackends, onCpu, withFlags} from '../support/backend_suites';
 
-import {expectClose, maxAbs, normalish, tryBackend, uniform} from './util';
+import {WEBGL} from './backends';
+import {expectClose, maxAbs, normalish, uniform} from './util';
 
 const STEPS = 3;
 const BATCH = 4, IMAGE = 8, PATCH = 4, CLASSES = 3;   // N = (8/4)² + 1 = 5 tokens
@@ -61,46 +60,30 @@ async function train(initial: Float32Array[], x: Float32Array, labels: number[])
   return {losses, weights, kernels: [...kernels]};
 }
 
-describe('KArAt ViT training steps on webgl (browser) match cpu', function() {
-  let available = false;
-  before(async function() {
-    available = await tryBackend('webgl');
-    await tf.setBackend('cpu');
-  });
-
+describeWithBackends('KArAt ViT training steps (browser) match cpu', {backends: [WEBGL.id]}, () => {
   it(`${STEPS} SGD steps of a 2-block Fourier-KArAt ViT (G3, r3, blockwise): losses and weights`, async function() {
-    if (!available) {
-      console.warn('!!! SKIPPED: webgl did not initialise in this browser');
-      this.skip();
-    }
-    await tf.setBackend('cpu');
-    const init = build();
     // Deterministic initial weights with the builder's structure: each tensor gets the
     // (rounded) mean and spread of its random initialiser, from a seeded generator, plus a
     // small deterministic offset so that zero-initialised biases take part.
-    const initial = init.getWeights().map((w, i) => {
-      const v = w.dataSync() as Float32Array;
-      const mean = v.reduce((a, b) => a + b, 0) / v.length;
-      const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
-      const spread = std < 1e-6 ? 0 : Number(std.toPrecision(1));
-      const noise = normalish(v.length, spread, 100 + i);
-      return Float32Array.from(noise, (n, j) => Math.round(mean) + n + 0.02 * Math.sin(17 * i + j));
+    const initial = await onCpu(async () => {
+      const init = build();
+      const values = init.getWeights().map((w, i) => {
+        const v = w.dataSync() as Float32Array;
+        const mean = v.reduce((a, b) => a + b, 0) / v.length;
+        const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
+        const spread = std < 1e-6 ? 0 : Number(std.toPrecision(1));
+        const noise = normalish(v.length, spread, 100 + i);
+        return Float32Array.from(noise, (n, j) => Math.round(mean) + n + 0.02 * Math.sin(17 * i + j));
+      });
+      init.dispose();
+      return values;
     });
-    init.dispose();
     const x = uniform(BATCH * IMAGE * IMAGE * 3, 0, 1, 5);
     const labels = Array.from(normalish(BATCH, 1, 6), (v) => Math.abs(Math.floor(v * 7)) % CLASSES);
 
-    const cpu = await train(initial, x, labels);
-    await tf.setBackend('webgl');
-    tf.env().set(KARAT_FUSED_FLAG, false);
-    let composite: Run;
-    try {
-      composite = await train(initial, x, labels);
-    } finally {
-      tf.env().set(KARAT_FUSED_FLAG, true);
-    }
+    const cpu = await onCpu(() => train(initial, x, labels));
+    const composite = await withFlags({[KARAT_FUSED_FLAG]: false}, () => train(initial, x, labels));
     const gl = await train(initial, x, labels);
-    await tf.setBackend('cpu');
 
     for (const k of [FourierKArAt, FourierKArAtGrad]) {
       if (!gl.kernels.includes(k)) throw new Error(`webgl run did not use kernel ${k}: ${gl.kernels.join(', ')}`);

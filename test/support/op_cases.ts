@@ -1,17 +1,20 @@
 /**
- * The Fourier-KArAt op cases, written once and run on every backend (tfjs's
- * describeWithFlags pattern): test/ops.test.ts checks the CPU kernel against the float64
- * reference on these cases; test/wasm_kernels.test.ts checks both wasm paths against the same
- * reference and the CPU kernel; test/webgpu_kernels.test.ts (Node, Dawn) and
- * test/browser/ops.browser.ts (webgl and webgpu in Chromium) check each GPU backend against
- * the CPU kernel in the same process with describeOpCases(backend, ...).
+ * The Fourier-KArAt op cases, written once and run on every backend by describeOpCases
+ * (describeWithBackends, test/support/backend_suites.ts): against the float64 reference of the
+ * spec's formulas and the CPU kernel in the same process. test/ops.test.ts runs them on cpu
+ * (also against the composite), test/wasm_kernels.test.ts on both wasm paths,
+ * test/webgpu_kernels.test.ts on webgpu (Node, Dawn), test/tensorflow/backend.tftest.ts on
+ * tensorflow (composite and fused op), test/browser/ops.browser.ts on webgl and webgpu in
+ * Chromium.
  *
  * Browser-safe (bundled into the karma suites): tfjs and mocha's globals only.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {fourierKArAtGrad, fourierKArAtHidden} from '../../src/index';
+import {FourierKArAt, FourierKArAtGrad, fourierKArAtGrad, fourierKArAtHidden} from '../../src/index';
 import {expectClose, normalish, uniform} from '../browser/util';
+import {describeWithBackends, expectBelowOverUnit, onCpu, TestBackend, valuesOf} from './backend_suites';
+import {refGrads, refHidden} from './reference';
 
 export interface OpCase {B: number; h: number; N: number; r: number; G: number; smax?: number}
 
@@ -80,8 +83,8 @@ export async function runOp(c: OpCase, d: OpInputs): Promise<OpResult> {
 }
 
 /** dScores, dCoeffs of sum(ĥ² · weight) through tf.grads (a non-linear loss), on the active backend. */
-export async function squaredHiddenGrads(c: OpCase, d: OpInputs): Promise<Float32Array[]> {
-  const outs = tf.tidy(() => {
+export function squaredHiddenGrads(c: OpCase, d: OpInputs): Promise<Float32Array[]> {
+  return valuesOf(() => {
     const s = tf.tensor4d(d.scores, [c.B, c.h, c.N, c.N]);
     const k = tf.tensor5d(d.coeffs, [c.h, 2, c.r, c.N, c.G]);
     const wt = tf.tensor4d(d.weight, [c.B, c.h, c.N, c.r]);
@@ -89,9 +92,6 @@ export async function squaredHiddenGrads(c: OpCase, d: OpInputs): Promise<Float3
         tf.sum(tf.mul(tf.square(fourierKArAtHidden(x as tf.Tensor4D, y as tf.Tensor5D)), wt));
     return tf.grads(f)([s, k]);
   });
-  const vals = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
-  tf.dispose(outs);
-  return vals;
 }
 
 /**
@@ -127,46 +127,105 @@ export async function expectOpRunsLeakNothing(c: OpCase, d: OpInputs, repeats: n
 }
 
 export interface OpSuiteOptions {
-  /** Makes `backend` available; resolves to null, or to why it cannot run here (the suite skips). */
-  start(): Promise<string | null>;
-  /** |got − cpu| ≤ atolRel·max|cpu| + rtol·|cpu| elementwise, per case (default: 2e-5, 0). */
-  tolerance?(c: OpCase): {rtol: number, atolRel: number};
+  /**
+   * |got − ref| ≤ atolRel·max|ref| + rtol·|ref| elementwise, per case, against the cpu kernel
+   * and the float64 reference (default: rtol 0, atolRel 2e-5).
+   */
+  tolerance?(c: OpCase, env: TestBackend): {rtol: number, atolRel: number};
   cases?: OpCase[];
+  /** Whether FourierKArAt and FourierKArAtGrad must run (true), must not (false), or either (undefined). */
+  fusedKernels?(c: OpCase, env: TestBackend): boolean | undefined;
+  /** Whether the backend must equal the cpu kernel bit for bit (same float64 accumulation). */
+  exact?(env: TestBackend): boolean;
+  /** max error over unit of tf.grads of a non-linear loss against cpu (default 2e-5). */
+  gradTol?: number;
 }
 
-/**
- * One mocha suite: every case's forward and both gradients on `backend` against the CPU kernel
- * in the same process, with no tensor leaked on `backend`.
- */
-export function describeOpCases(backend: string, options: OpSuiteOptions): void {
-  const tolerance = options.tolerance ?? (() => ({rtol: 0, atolRel: 2e-5}));
-  describe(`Fourier-KArAt op cases on ${backend} match the CPU kernel`, function() {
-    before(async function() {
-      const why = await options.start();
-      if (why != null) {
-        console.warn(`!!! SKIPPED: backend ${backend} is not available here: ${why}`);
-        this.skip();
-      }
-    });
+const float64Cache = new Map<string, Float64Array[]>();
 
+/** ĥ, dScores, dCoeffs of case `c` from the spec's formulas in float64 (test/support/reference.ts). */
+export function opFloat64(c: OpCase, d: OpInputs, seed: number): Float64Array[] {
+  const key = `${caseLabel(c)} ${seed}`;
+  if (!float64Cache.has(key)) {
+    const {dS, dC} = refGrads(d.weight, d.scores, d.coeffs, c);
+    float64Cache.set(key, [refHidden(d.scores, d.coeffs, c), dS, dC]);
+  }
+  return float64Cache.get(key)!;
+}
+
+/** The case of the tf.grads and leak checks. */
+export const GRAD_CASE: OpCase = {B: 2, h: 2, N: 13, r: 5, G: 3};
+
+/**
+ * One mocha suite per test backend among `backends` (describeWithBackends): every case's forward
+ * and both gradients against the float64 reference and (off cpu) the cpu kernel in the same
+ * process, with no tensor leaked and, where `fusedKernels` says so, the fused kernels running;
+ * tf.grads of a non-linear loss against cpu; no tensors or backend buffers leaked over repeats.
+ */
+export function describeOpCases(backends: string[], options: OpSuiteOptions = {}): void {
+  const tolerance = options.tolerance ?? (() => ({rtol: 0, atolRel: 2e-5}));
+  describeWithBackends('Fourier-KArAt op cases match the float64 reference and the cpu kernel', {backends}, (env) => {
+    const name = env.id;
     (options.cases ?? OP_CASES).forEach((c, i) => {
       const label = caseLabel(c);
-      it(`${label}: forward, dScores and dCoeffs`, async function() {
-        const d = opInputs(c, 1000 + 17 * i);
-        await tf.setBackend('cpu');
-        const ref = await runOp(c, d);
-        await tf.setBackend(backend);
+      it(`${label}: forward, dScores and dCoeffs`, async () => {
+        const seed = 1000 + 17 * i;
+        const d = opInputs(c, seed);
+        const ref = env.backend === 'cpu' ? null : await onCpu(() => runOp(c, d));
         const startTensors = tf.memory().numTensors;
-        const got = await runOp(c, d);
+        let got: OpResult | null = null;
+        const info = await tf.profile(async () => {
+          got = await runOp(c, d);
+        });
         const leaked = tf.memory().numTensors - startTensors;
-        const {rtol, atolRel} = tolerance(c);
-        await tf.setBackend('cpu');
-        if (leaked !== 0) throw new Error(`leaked ${leaked} tensors on ${backend}`);
-        const errors = (['hidden', 'dScores', 'dCoeffs'] as const).map((k) =>
-            expectClose(`${backend} ${k} ${label}`, got[k], ref[k], rtol, atolRel));
-        console.log(`      ${backend} ${label}: max error / max|cpu| = ` +
-                    errors.map((e) => e.toExponential(2)).join(', ') + ' (hidden, dScores, dCoeffs)');
+        if (leaked !== 0) throw new Error(`leaked ${leaked} tensors on ${name}`);
+        const fused = options.fusedKernels?.(c, env);
+        if (fused != null) {
+          const ran = info.kernelNames.includes(FourierKArAt) && info.kernelNames.includes(FourierKArAtGrad);
+          const any = info.kernelNames.includes(FourierKArAt) || info.kernelNames.includes(FourierKArAtGrad);
+          if (fused ? !ran : any) {
+            throw new Error(`${name}: the fused kernels ${fused ? 'did not run' : 'ran'}: ` +
+                            info.kernelNames.filter((k) => /KArAt/.test(k)).join(', '));
+          }
+        }
+        const {rtol, atolRel} = tolerance(c, env);
+        const outputs = ['hidden', 'dScores', 'dCoeffs'] as const;
+        const f64 = opFloat64(c, d, seed);
+        const errors = outputs.map((k, j) => expectClose(`${name} ${k} ${label} vs float64`, got![k], f64[j], rtol, atolRel));
+        if (ref != null) {
+          const cpuErrors = outputs.map((k) => expectClose(`${name} ${k} ${label} vs cpu`, got![k], ref[k], rtol, atolRel));
+          if (options.exact?.(env)) {
+            for (const k of outputs) {
+              if (got![k].some((v, j) => !Object.is(v, ref[k][j]))) throw new Error(`${name} ${k}: differs from the cpu kernel`);
+            }
+          }
+          console.log(`      ${name} ${label}: max error / max|cpu| = ` +
+                      cpuErrors.map((e) => e.toExponential(2)).join(', ') + ' (hidden, dScores, dCoeffs)');
+        } else {
+          console.log(`      ${name} ${label}: max error / max|float64| = ` +
+                      errors.map((e) => e.toExponential(2)).join(', ') + ' (hidden, dScores, dCoeffs)');
+        }
       });
+    });
+
+    if (env.backend !== 'cpu') {
+      it(`tf.grads of a non-linear loss through fourierKArAtHidden equals cpu, ${caseLabel(GRAD_CASE)}`, async () => {
+        const d = opInputs(GRAD_CASE, 7);
+        const ref = await onCpu(() => squaredHiddenGrads(GRAD_CASE, d));
+        let got: Float32Array[] = [];
+        const info = await tf.profile(async () => {
+          got = await squaredHiddenGrads(GRAD_CASE, d);
+        });
+        if (options.fusedKernels?.(GRAD_CASE, env) === true &&
+            !(info.kernelNames.includes(FourierKArAt) && info.kernelNames.includes(FourierKArAtGrad))) {
+          throw new Error(`fused kernels not used: ${info.kernelNames.join(', ')}`);
+        }
+        expectBelowOverUnit(got, ref, options.gradTol ?? 2e-5, `${name} tf.grads vs cpu`, ['dScores', 'dCoeffs']);
+      });
+    }
+
+    it('leaks no tensors and no backend buffers', async () => {
+      await expectOpRunsLeakNothing(GRAD_CASE, opInputs(GRAD_CASE, 9), 3);
     });
   });
 }

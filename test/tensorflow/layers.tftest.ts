@@ -8,36 +8,29 @@
  * against tfjs-layers' stock LayerNormalization path on tensorflow; the fused layer ops
  * (layerNorm, biasGelu, AdamW) against cpu and tfjs-layers.
  *
- * The path is chosen with the KARAT_FUSED flag (backend.tftest.ts may already have loaded the op
- * library in this process) and checked from the kernels that ran. Runs in the tensorflow mocha
- * process (scripts/test.mjs); without tfjs-node, or without the op library for the fused
- * variants, the suites skip with the reason.
+ * The suites run on the test backends 'tensorflow' (composite path: the KARAT_FUSED flag off;
+ * backend.tftest.ts may already have loaded the op library in this process) and
+ * 'tensorflow-fused-op' (test/support/tensorflow_node.ts, describeWithBackends), and check the
+ * path from the kernels that ran; the layer ops are the shared LAYER_OP_CASES
+ * (test/support/fused_layer_cases.ts). Runs in the tensorflow mocha process (scripts/test.mjs);
+ * without tfjs-node, or without the op library for the fused variants, the suites skip with the
+ * reason.
  */
 import {strict as assert} from 'node:assert';
 
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import * as tfl from '@tensorflow/tfjs-layers';
 
-import {loadTensorFlowKernels} from '../../kernels-cuda/tensorflow/loader';
 import * as karat from '../../src/index';
-import {KARAT_FUSED_FLAG} from '../../core/fourier_karat';
-import {FourierKArAt, FourierKArAtGrad} from '../../core/kernel_names';
-import {biasGeluAll, layerNormAll, lossAndGrads, onCpuAnd, rand, values} from '../support/fused_layer_cases';
+import {FourierKArAt, FourierKArAtGrad} from '../../src/index';
+import {describeWithBackends, TestBackend, useBackend} from '../support/backend_suites';
+import {describeLayerOpCases, lossAndGrads, rand, values} from '../support/fused_layer_cases';
 import {maxErrorOverUnit} from '../support/reference';
 import {StockArr, runStock} from '../support/stock_mha_run';
-import {skipWithoutTensorFlow} from '../support/tensorflow_node';
-
-const TF = 'tensorflow';
+import {TENSORFLOW, TENSORFLOW_FUSED_OP} from '../support/tensorflow_node';
 
 function below(x: number, limit: number, what: string) {
   assert.ok(x < limit, `${what}: ${x.toExponential(2)} is not below ${limit}`);
-}
-
-/** Makes tensorflow the active backend (and fails if it is not). */
-async function useTensorFlow(): Promise<void> {
-  assert.ok(await tf.setBackend(TF), 'the tensorflow backend did not start');
-  assert.equal(tf.getBackend(), TF);
 }
 
 function arr(t: tf.Tensor): StockArr {
@@ -46,30 +39,7 @@ function arr(t: tf.Tensor): StockArr {
 
 type KArAtPath = 'composite' | 'fused';
 
-/**
- * Runs the suite on tensorflow with the composite Fourier-KArAt path (the KARAT_FUSED flag off),
- * or with the fused op (the op library loaded into TensorFlow; skipped with the reason when it
- * is not built); cpu active after.
- */
-function onTensorFlow(path: KArAtPath): void {
-  before(async function() {
-    await skipWithoutTensorFlow(this);
-    if (path === 'fused') {
-      await useTensorFlow();
-      const st = loadTensorFlowKernels();
-      await tf.setBackend('cpu');
-      if (!st.loaded) {
-        console.warn(`!!! SKIPPED: fused op on tensorflow: ${st.step}: ${st.reason}`);
-        this.skip();
-      }
-    }
-    tf.env().set(KARAT_FUSED_FLAG, path === 'fused');
-  });
-  after(async () => {
-    tf.env().set(KARAT_FUSED_FLAG, true);
-    await tf.setBackend('cpu');
-  });
-}
+const pathOf = (env: TestBackend): KArAtPath => env.id === TENSORFLOW_FUSED_OP.id ? 'fused' : 'composite';
 
 /** The Fourier-KArAt kernels that ran say which path ran. */
 function expectPath(path: KArAtPath, kernelNames: string[]): void {
@@ -116,10 +86,10 @@ function mhaAll(layer: karat.KArAtMultiHeadAttention, inp: Record<string, tf.Ten
   return [out, scores, dq, ...vars.map((v) => grads[v.name])];
 }
 
-for (const path of ['composite', 'fused'] as const) {
-describe(`tensorflow backend (${path} Fourier-KArAt): KArAtMultiHeadAttention matches cpu and the stock layer`, function() {
-  this.timeout(120000);
-  onTensorFlow(path);
+const TF_BACKENDS = [TENSORFLOW.id, TENSORFLOW_FUSED_OP.id];
+
+describeWithBackends('KArAtMultiHeadAttention matches cpu and the stock layer', {backends: TF_BACKENDS}, (env) => {
+  const path = pathOf(env);
 
   const ref: Float32Array[][] = [];
   const got: Float32Array[][] = [];
@@ -129,7 +99,7 @@ describe(`tensorflow backend (${path} Fourier-KArAt): KArAtMultiHeadAttention ma
   before(async () => {
     const stockCases: unknown[] = [];
     for (const [i, c] of MHA_CASES.entries()) {
-      await tf.setBackend('cpu');
+      await useBackend('cpu');
       const inp: Record<string, tf.Tensor> = {query: tf.randomNormal(c.q, 0, 1, 'float32', 10 * i + 1)};
       if (c.v) inp.value = tf.randomNormal(c.v, 0, 1, 'float32', 10 * i + 2);
       if (c.k) inp.key = tf.randomNormal(c.k, 0, 1, 'float32', 10 * i + 3);
@@ -149,12 +119,11 @@ describe(`tensorflow backend (${path} Fourier-KArAt): KArAtMultiHeadAttention ma
                          ...(inp.key ? {key: arr(inp.key)} : {}), ...(inp.mask ? {attentionMask: arr(inp.mask)} : {}),
                          ...(c.causal ? {useCausalMask: true} : {})});
       }
-      await useTensorFlow();
+      await useBackend(env.backend);
       const info = await tf.profile(async () => {
         got.push(await values(tf.tidy(() => mhaAll(layer, inp, c))));
       });
       kernels.push(info.kernelNames);
-      await tf.setBackend('cpu');
       tf.dispose(Object.values(inp));
       layer.weights.forEach((w) => w.dispose());  // called, never applied: Layer.dispose() refuses
     }
@@ -185,13 +154,12 @@ describe(`tensorflow backend (${path} Fourier-KArAt): KArAtMultiHeadAttention ma
   });
 });
 
-describe(`tensorflow backend (${path} Fourier-KArAt): models.vit forward and backward match cpu`, function() {
-  this.timeout(120000);
-  onTensorFlow(path);
+describeWithBackends('models.vit forward and backward match cpu', {backends: TF_BACKENDS}, (env) => {
+  const path = pathOf(env);
 
   for (const att of ['softmax', 'fourier'] as const) {
     it(`${att} ViT: logits, loss and every parameter gradient equal cpu; the plugin's LayerNorm equals the stock path on tensorflow`, async () => {
-      await tf.setBackend('cpu');
+      await useBackend('cpu');
       const model = karat.models.vit({
         dim: 16, depth: 2, heads: 2, imageSize: 8, patchSize: 4, numClasses: 3, classifierActivation: 'linear',
         attention: att === 'softmax' ? 'softmax' : {type: 'fourier', grid: 2, rank: 3, mode: 'blockwise'},
@@ -200,11 +168,10 @@ describe(`tensorflow backend (${path} Fourier-KArAt): models.vit forward and bac
       const y = tf.oneHot(tf.tensor1d([0, 2, 1], 'int32'), 3);
       const cpuLogits = await values([model.predict(x) as tf.Tensor]);
       const cpu = await lossAndGrads(model, x, y, true);
-      await useTensorFlow();
+      await useBackend(env.backend);
       const tfLogits = await values([model.predict(x) as tf.Tensor]);
       const lean = await lossAndGrads(model, x, y, true);
       const stock = await lossAndGrads(model, x, y, false);
-      await tf.setBackend('cpu');
       tf.dispose([x, y]);
       model.dispose();
       below(maxErrorOverUnit(tfLogits[0], cpuLogits[0]), 1e-5, 'logits');
@@ -217,46 +184,5 @@ describe(`tensorflow backend (${path} Fourier-KArAt): models.vit forward and bac
     });
   }
 });
-}
 
-describe('tensorflow backend: fused layer ops (composite on tensorflow) match cpu and tfjs-layers', function() {
-  this.timeout(120000);
-  onTensorFlow('composite');
-
-  it('layerNorm equals tfjs-layers LayerNormalization on tensorflow, forward and gradients', async () => {
-    await useTensorFlow();
-    const shape: [number, number, number] = [2, 5, 12];
-    const x = tf.tensor3d(rand(shape, 2, 3), shape);
-    const layer = tfl.layers.layerNormalization({epsilon: 1e-5, gammaInitializer: 'randomNormal', betaInitializer: 'randomNormal'});
-    layer.build(shape);
-    const [gamma, beta] = layer.getWeights() as [tf.Tensor1D, tf.Tensor1D];
-    const w = tf.tensor3d(rand(shape, 1, 7), shape);
-    const ours = await values(layerNormAll(x, gamma, beta, w, 1e-5));
-    const stock = await values(tf.tidy(() => [layer.apply(x) as tf.Tensor,
-      tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(layer.apply(xx) as tf.Tensor, w)))(x)]));
-    below(maxErrorOverUnit(ours[0], stock[0]), 1e-5, 'y');
-    below(maxErrorOverUnit(ours[1], stock[1]), 1e-4, 'dx');
-    tf.dispose([x, w, gamma, beta]);
-  });
-
-  for (const [M, C] of [[7, 100], [3, 192]]) {
-    it(`layerNorm and biasGelu forward and backward equal cpu, M=${M} C=${C}`, async () => {
-      const [ref, got] = await onCpuAnd(TF, () => {
-        const x = tf.add(tf.tensor2d(rand([M, C], 2, M), [M, C]), 0.5);
-        const g = tf.tensor1d(rand([C], 1, 2)), b = tf.tensor1d(rand([C], 1, 3));
-        const w = tf.tensor2d(rand([M, C], 1, 4), [M, C]);
-        return [...layerNormAll(x, g, b, w, 1e-6), ...biasGeluAll(tf.mul(x, 2), b, w)];
-      });
-      ref.forEach((r, i) => below(maxErrorOverUnit(got[i], r), 1e-4, `output ${i}`));
-    });
-  }
-
-  it('adamWUpdate equals cpu', async () => {
-    const shape = [3, 5, 7];
-    const hyper = {learningRate: 0.01, beta1: 0.9, beta2: 0.99, epsilon: 1e-6, weightDecay: 0.05, step: 3};
-    const [ref, got] = await onCpuAnd(TF, () => karat.adamWUpdate(
-        tf.tensor(rand(shape, 1, 1), shape), tf.tensor(rand(shape, 0.1, 2), shape),
-        tf.abs(tf.tensor(rand(shape, 0.1, 3), shape)), tf.tensor(rand(shape, 1, 4), shape), hyper));
-    ref.forEach((r, i) => below(maxErrorOverUnit(got[i], r), 1e-5, `output ${i}`));
-  });
-});
+describeLayerOpCases(['tensorflow']);
