@@ -17,6 +17,7 @@ import {ADAMW_HYPER as HYPER, describeLayerOpCases, lossAndGrads, rand, values} 
 import {NODE_BACKENDS} from './support/node_backends';
 import {maxErrorOverUnit} from './support/reference';
 import {AdamW, Param} from '../src/training/adamw';
+import {setTfjsVersionForTesting} from '../core/tfjs_internals';
 
 function below(x: number, limit: number, what = 'value') {
   assert.ok(x < limit, `${what}: ${x} is not below ${limit}`);
@@ -168,6 +169,26 @@ describeWithBackends('fused layer ops: the webgpu kernels', {backends: ['webgpu'
     below(maxErrorOverUnit(await m.data() as Float32Array, ref[1]), 1e-6, 'm');
     assert.deepEqual(Array.from(await shared.data() as Float32Array), Array.from(sharedBefore));
     tf.dispose([shared, p, m, v, g]);
+  });
+
+  it('on a tfjs version outside the supported internals, AdamW on variables writes new buffers with the same result', async () => {
+    const shape = [7];
+    const make = () => [rand(shape, 1, 71), rand(shape, 0.1, 72), rand(shape, 0.1, 73).map(Math.abs)]
+        .map((a) => tf.tidy(() => tf.variable(tf.tensor(a, shape))));
+    const g = tf.tensor(rand(shape, 1, 74), shape);
+    const inPlace = make(), outOfPlace = make();
+    const ids = outOfPlace.map((x) => x.dataId);
+    karat.adamWUpdateVariables(inPlace[0], inPlace[1], inPlace[2], g, HYPER);
+    setTfjsVersionForTesting('4.23.0');
+    try {
+      karat.adamWUpdateVariables(outOfPlace[0], outOfPlace[1], outOfPlace[2], g, HYPER);
+    } finally {
+      setTfjsVersionForTesting(null);
+    }
+    assert.deepEqual(outOfPlace.map((x, i) => x.dataId === ids[i]), [false, false, false], 'not written in place');
+    const [a, b] = [await values(inPlace), await values(outOfPlace)];
+    a.forEach((r, i) => below(maxErrorOverUnit(b[i], r), 1e-6, `output ${i}`));
+    tf.dispose([...inPlace, ...outOfPlace, g]);
   });
 
   it('the training AdamW (decay groups, lrScale) uses the in-place kernel on webgpu and matches cpu', async () => {
