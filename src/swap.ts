@@ -23,6 +23,7 @@ import {KArAtArgumentError} from '../core/validate';
 import {checkLayerSizes} from './io/validate_weights';
 import {AttentionActivation, resolveAttention, ResolvedAttention, serializeAttention} from './layers/attention_config';
 import {KArAtMultiHeadAttention} from './layers/multihead_attention';
+import {topologyModelConfig} from './models/vit_spec';
 
 export type SwapSource = tfl.LayersModel | tf.io.ModelArtifacts | tf.io.IOHandler | string;
 
@@ -132,7 +133,7 @@ export async function readModelSource(source: SwapSource, fn = 'swapAttention'):
 
 /** The {class_name, config} model config inside a topology (Keras files nest it in model_config). */
 export function modelConfigOf(topology: Json): Json {
-  return topology.model_config != null ? topology.model_config : topology;
+  return topologyModelConfig(topology);
 }
 
 /** All layer configs, recursing into nested models. */
