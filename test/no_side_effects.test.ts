@@ -171,7 +171,7 @@ describe('swapAttention keeps every weight or says which it cannot', function() 
                 weightData: wd.buffer.slice(wd.byteOffset, wd.byteOffset + wd.byteLength)};
   });
 
-  it('a ViT built from tfjs-layers\' own MultiHeadAttention: an error naming the layer and its Q/K/V/output weights (was: re-initialised silently)', async () => {
+  it('a ViT built from tfjs-layers\' own MultiHeadAttention: an error naming the layer and its Q/K/V/output weights', async () => {
     const named = (e: Error) => e instanceof karat.KArAtArgumentError &&
         /8 weight\(s\) of the new model have no counterpart in the source model/.test(e.message) &&
         /layer 'mha_0': query\/kernel, query\/bias, key\/kernel, key\/bias, value\/kernel, value\/bias, attentionOutput\/kernel, attentionOutput\/bias/.test(e.message) &&
