@@ -1,9 +1,11 @@
 /**
- * The AdamW update op: `adamWUpdate` (new tensors) and `adamWUpdateVariables` (assigns), each
+ * The AdamW update ops (tfjs-core `op()`s): `adamWUpdate` (new tensors) and
+ * `adamWUpdateVariables` (assigns), each
  * running the KArAtAdamW / KArAtAdamWInPlace kernel of the active backend when one is
  * registered, else a composite of stock tfjs ops with the same math.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import {op} from '@tensorflow/tfjs-core';
 
 import {hasFusedKernel} from './flags';
 import {KArAtAdamW, KArAtAdamWInPlace} from './kernel_names';
@@ -56,24 +58,24 @@ function kernelAttrs(attrs: AdamWUpdateAttrs): never {
 }
 
 function checkAdamWAttrs(a: AdamWUpdateAttrs) {
-  const op = 'adamWUpdate';
+  const name = 'adamWUpdate';
   if (a != null && typeof a === 'object') {
     for (const k of Object.keys(a)) {
       if (!(ADAMW_KEYS as readonly string[]).includes(k)) {
-        throw new KArAtArgumentError(`${op}: unknown hyper-parameter '${k}'; the hyper-parameters are ${ADAMW_KEYS.join(', ')}`);
+        throw new KArAtArgumentError(`${name}: unknown hyper-parameter '${k}'; the hyper-parameters are ${ADAMW_KEYS.join(', ')}`);
       }
     }
   }
   for (const k of ADAMW_KEYS) {
     if (typeof a?.[k] !== 'number' || !Number.isFinite(a[k])) {
-      throw new KArAtArgumentError(`${op}: hyper-parameter '${k}' must be a finite number, got ${String(a?.[k])}`);
+      throw new KArAtArgumentError(`${name}: hyper-parameter '${k}' must be a finite number, got ${String(a?.[k])}`);
     }
   }
   if (!(a.beta1 >= 0 && a.beta1 < 1) || !(a.beta2 >= 0 && a.beta2 < 1)) {
-    throw new KArAtArgumentError(`${op}: beta1 and beta2 must be in [0, 1), got ${a.beta1}, ${a.beta2}`);
+    throw new KArAtArgumentError(`${name}: beta1 and beta2 must be in [0, 1), got ${a.beta1}, ${a.beta2}`);
   }
   if (!Number.isInteger(a.step) || a.step < 1) {
-    throw new KArAtArgumentError(`${op}: 'step' must be an integer >= 1, got ${a.step}`);
+    throw new KArAtArgumentError(`${name}: 'step' must be an integer >= 1, got ${a.step}`);
   }
 }
 
@@ -83,12 +85,12 @@ function checkAdamWAttrs(a: AdamWUpdateAttrs) {
  * param' = param·(1 - lr·wd) - lr · (m'/(1-β1^t)) / (sqrt(v'/(1-β2^t)) + ε).
  * Three dispatches with the webgpu kernel (about 14 from stock ops).
  */
-export function adamWUpdate(param: tf.Tensor, m: tf.Tensor, v: tf.Tensor, grad: tf.Tensor,
-                            attrs: AdamWUpdateAttrs): [tf.Tensor, tf.Tensor, tf.Tensor] {
-  const op = 'adamWUpdate';
+function adamWUpdate_(param: tf.Tensor, m: tf.Tensor, v: tf.Tensor, grad: tf.Tensor,
+                      attrs: AdamWUpdateAttrs): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  const name = 'adamWUpdate';
   const names = param instanceof tf.Tensor ? param.shape.map((_, i) => `d${i}`) : ['...'];
-  const p = checkTensor(op, 'param', param, names);
-  for (const [n, t] of [['m', m], ['v', v], ['grad', grad]] as const) checkTensor(op, n, t, names, p.shape);
+  const p = checkTensor(name, 'param', param, names);
+  for (const [n, t] of [['m', m], ['v', v], ['grad', grad]] as const) checkTensor(name, n, t, names, p.shape);
   checkAdamWAttrs(attrs);
   if (hasFusedKernel(KArAtAdamW)) {
     const out = tf.engine().runKernel(KArAtAdamW, {param: p, m, v, grad}, kernelAttrs(attrs)) as unknown as tf.Tensor[];
@@ -96,6 +98,7 @@ export function adamWUpdate(param: tf.Tensor, m: tf.Tensor, v: tf.Tensor, grad: 
   }
   return compositeAdamW(p, m, v, grad, attrs);
 }
+export const adamWUpdate = op({adamWUpdate_});
 
 /**
  * One AdamW step applied to variables: param, m and v are assigned their new values. On webgpu
@@ -103,15 +106,15 @@ export function adamWUpdate(param: tf.Tensor, m: tf.Tensor, v: tf.Tensor, grad: 
  * them (otherwise, and on other backends, it is adamWUpdate followed by assign). The optimizer
  * of src/training can call this per parameter.
  */
-export function adamWUpdateVariables(param: tf.Variable, m: tf.Variable, v: tf.Variable, grad: tf.Tensor,
-                                     attrs: AdamWUpdateAttrs): void {
-  const op = 'adamWUpdateVariables';
+function adamWUpdateVariables_(param: tf.Variable, m: tf.Variable, v: tf.Variable, grad: tf.Tensor,
+                               attrs: AdamWUpdateAttrs): void {
+  const name = 'adamWUpdateVariables';
   for (const [n, t] of [['param', param], ['m', m], ['v', v]] as const) {
-    if (!(t instanceof tf.Variable)) throw new KArAtArgumentError(`${op}: argument '${n}' must be a tf.Variable`);
+    if (!(t instanceof tf.Variable)) throw new KArAtArgumentError(`${name}: argument '${n}' must be a tf.Variable`);
   }
   const names = param.shape.map((_, i) => `d${i}`);
-  for (const [n, t] of [['m', m], ['v', v], ['grad', grad]] as const) checkTensor(op, n, t, names, param.shape);
-  checkTensor(op, 'param', param, names);
+  for (const [n, t] of [['m', m], ['v', v], ['grad', grad]] as const) checkTensor(name, n, t, names, param.shape);
+  checkTensor(name, 'param', param, names);
   checkAdamWAttrs(attrs);
   tf.tidy(() => {
     let out: tf.Tensor[];
@@ -125,3 +128,4 @@ export function adamWUpdateVariables(param: tf.Variable, m: tf.Variable, v: tf.V
     v.assign(out[2]);
   });
 }
+export const adamWUpdateVariables = op({adamWUpdateVariables_});
