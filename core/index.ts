@@ -10,5 +10,6 @@ export {fourierKArAtHidden, fourierKArAtGrad, karatActivation, karatAttention, f
 export {compositeFourierKArAtHidden, compositeFourierKArAtGrad, fourierFeatures} from './composite';
 export {compositeFloats} from './composite_limits';
 export {KArAtArgumentError} from './validate';
+export type {LeanGradients} from './lean_grads';
 export {leanGradients, leanVariableGrads, leanGradientsAvailable, enableLeanGradients, leanGradientsEnabled, leanGradientsSupportsVersion, LEAN_GRADIENTS_TFJS_VERSIONS} from './lean_grads';
 export {projectHeads, mergeHeadsProject, softmaxAttention, fourierAttention, fourierAttentionPath} from './attention';

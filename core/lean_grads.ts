@@ -118,7 +118,8 @@ export function leanGradientsEnabled(): boolean {
   return engineGradientsReplaced();
 }
 
-type Gradients = {value: tf.Tensor, grads: Array<tf.Tensor | null>};
+/** The value of f and the gradients of f with respect to each of xs (null where f does not depend on it). */
+export type LeanGradients = {value: tf.Tensor, grads: Array<tf.Tensor | null>};
 
 function checkGradientsArgs(f: unknown, xs: unknown, dy: unknown): void {
   if (typeof f !== 'function') throw new KArAtArgumentError(`leanGradients: argument 'f' must be a function`);
@@ -136,7 +137,7 @@ function checkGradientsArgs(f: unknown, xs: unknown, dy: unknown): void {
  * tensors during the backward pass. `dy` (default ones) is not disposed.
  */
 export function leanGradients(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor | null,
-                              allowNoGradients = false): Gradients {
+                              allowNoGradients = false): LeanGradients {
   checkGradientsArgs(f, xs, dy);
   const supported = engineInternalsSupported();
   if (!supported || gradientDepth() > 0) {
@@ -154,7 +155,7 @@ export function leanGradients(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tenso
         'of f connects x to y');
   }
   try {
-    return tf.tidy('backward', () => backward(path, xs, y, dy)) as unknown as Gradients;
+    return tf.tidy('backward', () => backward(path, xs, y, dy)) as unknown as LeanGradients;
   } finally {
     // As tfjs: the tape and every tensor it saved are released after the backward pass.
     for (const node of tape) (node.saved ?? []).forEach((t) => t.dispose());
