@@ -34,6 +34,9 @@ describe('security: the file:// handler reads only what the model folder declare
 
   it('a manifest path leaving the model folder (../, absolute-looking, symlink) is refused with the path named', async () => {
     const {dir, json} = await savedModel(tmp, 'traversal/models/m');
+    // file:// is ours here: no suite before this one loaded tfjs-node (whose handler ours stands aside for)
+    const handlers = tf.io.getLoadHandlers(`file://${path.join(dir, 'model.json')}`);
+    assert.ok(handlers.length === 1 && handlers[0] instanceof karat.io.NodeFileSystem, 'the file:// handler is karat.io.fileSystem');
     const secretDir = path.join(tmp, 'traversal', 'secret');
     fs.mkdirSync(secretDir, {recursive: true});
     // a file of exactly the declared size, so only the confinement can refuse it

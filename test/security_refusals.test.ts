@@ -165,7 +165,9 @@ describe('security: CLI refusals of bad paths are one line and exit 2', function
     ] as const) {
       const {dir, json} = await savedModel(tmp, `ft-${name}/m`);
       edit(dir, json);
-      oneLine(await runCliInProcess(['finetune', '--model', path.join(dir, 'model.json'), '--dataset', 'cifar10-subset']), re, name);
+      // --backend cpu: 'auto' would load tfjs-node into this process where it is installed, and its
+      // file:// handler would then stand in for ours in the suites that follow
+      oneLine(await runCliInProcess(['finetune', '--model', path.join(dir, 'model.json'), '--dataset', 'cifar10-subset', '--backend', 'cpu']), re, name);
     }
   });
 
