@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import * as karat from '../../src/index';
+import {headCurvesSvg} from './curves';
 
 const an = karat.analysis;
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -329,20 +330,9 @@ function setupCurveSelectors() {
 }
 
 async function curvesOf(model: tfl.LayersModel, data: karat.analysis.BlockAttentionData[], j: number, h: number, title: string): Promise<string> {
-  const op = an.findAttentionLayers(model)[j].layer.operator;
-  if (op == null || op.cfg.basis !== 'fourier') return 'softmax attention or a non-Fourier basis: no learned curves';
-  const d = data[j], N = d.tokens;
-  let lo = Infinity, hi = -Infinity;
-  for (let k = h * N * N; k < (h + 1) * N * N; k++) {
-    lo = Math.min(lo, d.scores[k]);
-    hi = Math.max(hi, d.scores[k]);
-  }
-  const coeffs = op.params().coeffs;
-  const values = await coeffs.data();
-  const xs = an.linspace(lo, hi, 100);
-  const R = Math.min(coeffs.shape[2], 4);
-  const curves = Array.from({length: R}, (_, p) => ({head: h, p, q: 0, x: xs, y: an.fourierCurve(values, coeffs.shape, {head: h, p, q: 0}, xs)}));
-  return an.renderCurves(curves, `${title}: block ${j}, head ${h}, q = 0 (class token), p = 0…${R - 1}`, {min: lo, max: hi, p01: lo, p99: hi});
+  const svg = await headCurvesSvg(model, data, {block: j, head: h, q: 0, maxCurves: 4,
+    title: `${title}: block ${j}, head ${h}, q = 0 (class token)`});
+  return svg ?? 'softmax attention or a non-Fourier basis: no learned curves';
 }
 
 async function renderCurvePair() {

@@ -13,6 +13,7 @@ import {setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import * as karat from '../../src/index';
+import {headCurvesSvg} from './curves';
 import {setupFineTune} from './finetune_ui';
 
 const an = karat.analysis;
@@ -151,25 +152,10 @@ async function renderCurves() {
   const qIn = $<HTMLInputElement>('curve-q');
   qIn.max = String(d.tokens - 1);
   const q = Math.min(d.tokens - 1, Math.max(0, Math.floor(Number(qIn.value) || 0)));
-  const layer = an.findAttentionLayers(model)[j].layer;
-  const op = layer.operator;
-  if (op == null || op.cfg.basis !== 'fourier') {
-    $('curves').textContent = 'This block uses softmax attention or a non-Fourier basis.';
-    return;
-  }
-  const N = d.tokens;
-  let lo = Infinity, hi = -Infinity;
-  for (let k = h * N * N; k < (h + 1) * N * N; k++) {
-    lo = Math.min(lo, d.scores[k]);
-    hi = Math.max(hi, d.scores[k]);
-  }
-  const coeffs = op.params().coeffs;
-  const values = await coeffs.data();
-  const xs = an.linspace(lo, hi, 100);
-  const R = coeffs.shape[2];
-  const curves = Array.from({length: R}, (_, p) => ({head: h, p, q, x: xs, y: an.fourierCurve(values, coeffs.shape, {head: h, p, q}, xs)}));
-  $('curves').innerHTML = an.renderCurves(curves, `φ̂_pq(x), block ${j}, head ${h}, q = ${q}${q === 0 ? ' (class token)' : ''}, p = 0…${R - 1}`,
-                                          {min: lo, max: hi, p01: lo, p99: hi});
+  const svg = await headCurvesSvg(model, lastAttention, {block: j, head: h, q, maxCurves: Infinity,
+    title: `φ̂_pq(x), block ${j}, head ${h}, q = ${q}${q === 0 ? ' (class token)' : ''}`});
+  if (svg == null) $('curves').textContent = 'This block uses softmax attention or a non-Fourier basis.';
+  else $('curves').innerHTML = svg;
 }
 
 async function loadSample(file: string, name: string, button?: HTMLElement) {
