@@ -164,7 +164,7 @@ function addClass(name: string) {
     void addFiles(entry, Array.from(e.dataTransfer?.files ?? []));
   });
   const cam = el.querySelector<HTMLButtonElement>('button.camera')!;
-  if (navigator.mediaDevices?.getUserMedia) {
+  if (typeof navigator.mediaDevices?.getUserMedia === 'function') {
     cam.hidden = false;
     cam.addEventListener('click', () => void snap(entry));
   }
