@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import * as karat from '../src/index';
-import {KARAT_FUSED_LAYERS_FLAG} from '../core/fused_layers';
+import {KARAT_FUSED_LAYERS_FLAG} from '../core/flags';
 
 export const ATTENTION_BY_NAME: Record<string, unknown> = {
   softmax: 'softmax',

@@ -23,7 +23,7 @@ import {writeFileSync} from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 
 import * as karat from '../src/index';
-import {KARAT_FUSED_LAYERS_FLAG} from '../core/fused_layers';
+import {KARAT_FUSED_LAYERS_FLAG} from '../core/flags';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
 import {parseFlags} from '../src/cli/flags';
 import {makeTrainStep} from './vit_fused';

@@ -18,7 +18,7 @@ import {writeFileSync} from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 
 import '../src/index';
-import {KARAT_FUSED_LAYERS_FLAG} from '../core/fused_layers';
+import {KARAT_FUSED_LAYERS_FLAG} from '../core/flags';
 import {parseFlags} from '../src/cli/flags';
 import {makeTrainStep} from './vit_fused';
 import {gpuBytesInUse, gpuPeakBytes} from './webgpu';

@@ -17,7 +17,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 
 import * as karat from '../src/index';
-import {KARAT_FUSED_LAYERS_FLAG} from '../core/fused_layers';
+import {KARAT_FUSED_LAYERS_FLAG} from '../core/flags';
 import {releaseWebGPUNode} from '../test/support/webgpu_node';
 import {startWebGPUBench} from './webgpu_start';
 import {parseFlags} from '../src/cli/flags';

@@ -11,7 +11,6 @@ import {hasFusedKernel} from './flags';
 import {KArAtAdamW, KArAtAdamWInPlace} from './kernel_names';
 import {checkTensor, KArAtArgumentError} from './validate';
 
-export {KArAtAdamW, KArAtAdamWInPlace};
 
 /** Hyper-parameters of one AdamW step (PyTorch AdamW: decay applied to p before the Adam step). */
 export interface AdamWUpdateAttrs {

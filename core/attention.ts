@@ -49,8 +49,6 @@ import {softmaxLastAxis, softmaxLastAxisGrad} from './fused_layers';
 import {FOURIER_ATTENTION_LIMITS, KArAtFourierAttention, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradK, KArAtFourierAttentionGradProj, KArAtFourierAttentionGradQ, KArAtFourierAttentionHidden, KArAtSoftmaxAttention, KArAtSoftmaxAttentionGradScores, KArAtSoftmaxAttentionProbs, SOFTMAX_ATTENTION_LIMITS} from './kernel_names';
 import {checkTensor, KArAtArgumentError} from './validate';
 
-export {FOURIER_ATTENTION_LIMITS, KArAtFourierAttention, KArAtFourierAttentionGradCoeffs, KArAtFourierAttentionGradK, KArAtFourierAttentionGradProj, KArAtFourierAttentionGradQ, KArAtFourierAttentionHidden, KArAtSoftmaxAttention, KArAtSoftmaxAttentionGradScores, KArAtSoftmaxAttentionProbs, SOFTMAX_ATTENTION_LIMITS} from './kernel_names';
-export {useLeanAttention} from './flags';
 
 const FOURIER_ATTENTION_KERNELS = [
   KArAtFourierAttention, KArAtFourierAttentionHidden, KArAtFourierAttentionGradQ, KArAtFourierAttentionGradK,

@@ -10,7 +10,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import {KARAT_COMPOSITE_MAX_FLOATS_FLAG} from './flags';
 import {KArAtArgumentError} from './validate';
 
-export {KARAT_COMPOSITE_MAX_FLOATS_FLAG} from './flags';
 
 /** Floats the composite path materialises for scores [B,h,N,N] and grid G. */
 export function compositeFloats(B: number, h: number, N: number, G: number): number {

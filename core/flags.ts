@@ -2,9 +2,7 @@
  * Every tf.env() flag of the package, registered here once when the package is imported, and
  * the checks built on them: `hasFusedKernel` (may an op run its fused kernel?), `fusedLayersOn`
  * (do the plugin's layers take their fused / lean paths?) and `fusedLayerKernelOn` (the
- * webgpu-only layer kernels). The flag-name constants are also exported from the modules that
- * read them (fourier_karat.ts, composite_limits.ts, fused_layers.ts, kernels-webgl/util.ts,
- * kernels-wasm/simd.ts).
+ * webgpu-only layer kernels). The package exports every flag name from here (core/index.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 

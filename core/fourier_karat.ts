@@ -15,7 +15,6 @@ import {hasFusedKernel} from './flags';
 import {FourierKArAt, FourierKArAtGrad} from './kernel_names';
 import {checkFourierInputs, checkTensor, KArAtArgumentError} from './validate';
 
-export {hasFusedKernel, KARAT_FUSED_FLAG} from './flags';
 
 /**
  * ĥ = Fourier-KArAt hidden activations, shape [B, h, N, r].

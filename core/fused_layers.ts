@@ -1,7 +1,7 @@
 /**
- * Fused layer ops for fast training: LayerNorm, bias + GELU and softmax over the last axis
- * (and, re-exported from adamw.ts, the AdamW update). Their kernels (KArAtLayerNorm,
- * KArAtBiasGelu, KArAtSoftmax, their *Grad kernels, KArAtAdamW*) are named in kernel_names.ts.
+ * Fused layer ops for fast training: LayerNorm, bias + GELU and softmax over the last axis (the
+ * AdamW update is adamw.ts). Their kernels (KArAtLayerNorm, KArAtBiasGelu, KArAtSoftmax and
+ * their *Grad kernels) are named in kernel_names.ts.
  *
  * Each public op runs the kernel registered for the active backend when there is one and the
  * KARAT_FUSED flag is on (kernels-webgpu/ registers them for 'webgpu'); otherwise a composite
@@ -19,10 +19,6 @@ import {hasFusedKernel} from './flags';
 import {KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad, KArAtSoftmax, KArAtSoftmaxGrad} from './kernel_names';
 import {checkTensor, KArAtArgumentError} from './validate';
 
-export {KArAtAdamW, KArAtAdamWInPlace, KArAtBiasGelu, KArAtBiasGeluGrad, KArAtLayerNorm, KArAtLayerNormGrad, KArAtSoftmax, KArAtSoftmaxGrad} from './kernel_names';
-export type {LayerNormAttrs} from './kernel_names';
-export type {AdamWUpdateAttrs} from './adamw';
-export {fusedLayersEnabled, KARAT_FUSED_LAYERS_FLAG, KARAT_WEBGPU_FUSED_LAYERS_FLAG, useFusedLayers, useLayerNormOp} from './flags';
 
 // ------------------------------------------------------------------ LayerNorm
 
@@ -183,4 +179,3 @@ function softmaxLastAxisGrad_(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
 }
 export const softmaxLastAxisGrad = op({softmaxLastAxisGrad_});
 
-export {adamWScalars, compositeAdamW, adamWUpdate, adamWUpdateVariables} from './adamw';

@@ -1,11 +1,13 @@
 /**
  * The op contract's public surface: kernel names (kernel_names.ts), flags (flags.ts), the
- * Fourier-KArAt and attention ops, and the registration of every gradient.
+ * Fourier-KArAt, attention, layer and AdamW ops, and the registration of every gradient.
  */
 import './register_all_gradients';
 
 export * from './kernel_names';
-export {KARAT_FUSED_FLAG, KARAT_COMPOSITE_MAX_FLOATS_FLAG, KARAT_FUSED_LAYERS_FLAG, KARAT_WEBGPU_FUSED_LAYERS_FLAG, KARAT_WEBGL_FUSED_FLAG, KARAT_WASM_SIMD_FLAG, hasFusedKernel, fusedLayersOn, fusedLayerKernelOn, useLeanAttention} from './flags';
+export {KARAT_FUSED_FLAG, KARAT_COMPOSITE_MAX_FLOATS_FLAG, KARAT_FUSED_LAYERS_FLAG, KARAT_WEBGPU_FUSED_LAYERS_FLAG, KARAT_WEBGL_FUSED_FLAG, KARAT_WASM_SIMD_FLAG, hasFusedKernel, fusedLayersOn, fusedLayerKernelOn, fusedLayersEnabled, useFusedLayers, useLayerNormOp, useLeanAttention} from './flags';
+export * from './fused_layers';
+export * from './adamw';
 export {fourierKArAtHidden, fourierKArAtGrad, karatActivation, karatAttention, foldedAttention} from './fourier_karat';
 export {compositeFourierKArAtHidden, compositeFourierKArAtGrad, fourierFeatures} from './composite';
 export {compositeFloats} from './composite_limits';

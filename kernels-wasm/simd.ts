@@ -22,7 +22,6 @@ import {KARAT_WASM_SIMD_FLAG} from '../core/flags';
 import type {FourierKArAtDims} from '../core/kernel_names';
 import {FOURIER_KARAT_WASM_BASE64} from './fourier_karat_module';
 
-export {KARAT_WASM_SIMD_FLAG} from '../core/flags';
 
 interface SimdExports {
   memory: WebAssembly.Memory;

@@ -9,7 +9,6 @@ import type {GPGPUProgram} from '@tensorflow/tfjs-backend-webgl';
 import {KARAT_WEBGL_FUSED_FLAG} from '../core/flags';
 import {MAX_FUSED_GRID} from '../core/kernel_names';
 
-export {KARAT_WEBGL_FUSED_FLAG} from '../core/flags';
 
 export interface WebGLLikeBackend {
   runWebGLProgram(

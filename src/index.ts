@@ -19,8 +19,7 @@ import '../kernels-cpu/register';
 import '../kernels-webgpu/register';
 import '../kernels-webgl/register';
 import '../kernels-wasm/register';
-export {KARAT_WEBGL_FUSED_FLAG} from '../kernels-webgl/util';
-export {KARAT_WASM_SIMD_FLAG, wasmKernelStatus} from '../kernels-wasm/simd';
+export {wasmKernelStatus} from '../kernels-wasm/simd';
 export type {WasmKernelStatus} from '../kernels-wasm/simd';
 // Layers and ViT models.
 export * from './layers/index';
@@ -32,8 +31,7 @@ export {checkKerasViTTopology, KerasViTError, loadKerasViT} from './keras';
 export * as io from './io/index';
 // Analyses: attention maps, spectra, activation curves, loss landscape.
 export * as analysis from './analysis/index';
-// Fused LayerNorm, bias+GELU and AdamW ops with their webgpu kernels (fast WebGPU training).
-export * from '../core/fused_layers';
+// The fused LayerNorm and bias+GELU layers (their ops and the AdamW ops come with core/ above).
 export {fusedDense, fusedLayerNormalization, FUSED_DENSE_CLASS, FUSED_LAYER_NORMALIZATION_CLASS} from './layers/fused_layers';
 import '../kernels-webgpu/register_layers';
 // Fine-tuning a pretrained ViT with KArAt: attention swap, new head, position-embedding resampling.

@@ -23,7 +23,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import * as karat from '../src/node';
-import {KARAT_FUSED_LAYERS_FLAG, KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../core/fused_layers';
+import {KARAT_FUSED_LAYERS_FLAG, KARAT_WEBGPU_FUSED_LAYERS_FLAG} from '../core/flags';
 
 const ROOT = path.resolve(__dirname, '..');
 
