@@ -8,7 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {loadTensorFlowKernels, TF_BACKEND} from './tensorflow/loader';
+import {loadTensorFlowKernels} from './tensorflow/loader';
+import {TF_BACKEND} from './tensorflow/util';
 
 export {loadCudaAddon} from './addon';
 export type {CudaAddonStatus, KaratCudaAddon} from './addon';

@@ -20,8 +20,6 @@ import {PosEmbedInterpolation, resamplePositionEmbedding} from './models/pos_emb
 import {topologyLayers, vitSpecOf, ViTSpec} from './models/vit_spec';
 import {readModelSource, swapAttentionWithReport, SwapReport, SwapSource} from './swap';
 
-export {resamplePositionEmbedding, resizeGrid, resizeTaps} from './models/pos_embedding';
-export type {PosEmbedInterpolation} from './models/pos_embedding';
 
 type Json = any;  // tslint:disable-line:no-any
 

@@ -21,7 +21,8 @@ import {
 } from '../src/node';
 import {fourierKArAtGradImpl, fourierKArAtImpl} from '../kernels-cpu/fourier_karat_impl';
 import {compareCases, KaratCase, normalisedError, readCases, writeCases} from '../kernels-cuda/harness/compare';
-import {tensorFlowKernelConfigs, TF_BACKEND} from '../kernels-cuda/tensorflow/loader';
+import {tensorFlowKernelConfigs} from '../kernels-cuda/tensorflow/loader';
+import {TF_BACKEND} from '../kernels-cuda/tensorflow/util';
 import type {FourierKArAtDims} from '../core/kernel_names';
 
 function rng(seed: number) {

@@ -24,7 +24,6 @@ import {fourierKArAtTensorFlowConfig} from './fourier_karat';
 import {fourierKArAtGradTensorFlowConfig} from './fourier_karat_grad';
 import {TF_BACKEND} from './util';
 
-export {TF_BACKEND, TF_FWD_OP, TF_GRAD_OP} from './util';
 export const DEFAULT_TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
 export const OP_LIBRARY_RELATIVE_PATH = 'kernels-cuda/build/libkarat_tf_ops.so';
 /** The CPU-only build (`make -C kernels-cuda tfops-cpu`, g++ only) for @tensorflow/tfjs-node. */

@@ -14,7 +14,8 @@ import {basename, dirname, isAbsolute, join, normalize, resolve, sep} from 'node
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import {TIMM_VIT_ARCHS, vitFromSafetensorsWithReport, vitToSafetensors, VitFromSafetensorsOptions} from '../io/torch_vit';
+import {vitFromSafetensorsWithReport, vitToSafetensors} from '../io/torch_vit';
+import {TIMM_VIT_ARCHS, VitFromSafetensorsOptions} from '../io/torch_vit_config';
 import {activateBackend} from '../training/backend';
 import {exportModel, loadCheckpointModel, readWeights, writeCheckpoint, writeFileAtomic} from '../training/checkpoint';
 import {kebab} from '../training/config';

@@ -12,7 +12,8 @@ import {join} from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 import {Rng} from '../data/rng';
-import {adaptForFinetune, describeViT, FinetuneAdaptation, PosEmbedInterpolation} from '../finetune';
+import {adaptForFinetune, describeViT, FinetuneAdaptation} from '../finetune';
+import {PosEmbedInterpolation} from '../models/pos_embedding';
 import {fileSystem} from '../io/node';
 import {vitFromSafetensors} from '../io/torch_vit';
 import {selectBackend} from '../training/backend';

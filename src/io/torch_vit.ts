@@ -23,10 +23,6 @@ import {isOptionalTorchTensor, KArAtParamShape, timmTable, TimmTensor} from './t
 import {checkOptions, configTokens, describeConfig, fail, fmt, isUniversal, TORCH_VIT_FORMAT, TorchViTConfig, vitConfigFromSafetensors,
         VitFromSafetensorsOptions} from './torch_vit_config';
 
-export {permuteAxes, torchViTTensorShapes} from './timm_table';
-export type {TorchTensorSpec} from './timm_table';
-export {TIMM_VIT_ARCHS, TORCH_VIT_FORMAT, vitConfigFromSafetensors} from './torch_vit_config';
-export type {TorchViTConfig, VitFromSafetensorsOptions} from './torch_vit_config';
 
 export interface VitConversionReport {
   model: tfl.LayersModel;

@@ -6,6 +6,8 @@ export * from './checkpoint';
 export * from './config';
 export * from './model';
 export * from './trainer';
+export {resolveResume} from './resume';
+export {defaultRunName} from './run_dir';
 export * from './param_groups';
 export * from './backend';
 export * from './logging';

@@ -60,7 +60,7 @@ export function initRandom(seed: number): RandomSource {
   return () => rng.uniform();
 }
 
-/** withMathRandom for an async `fn`: `random` is Math.random until its promise settles. */
+/** @deprecated use withMathRandom, which also takes an async `fn` (Math.random is `random` until its promise settles). */
 export async function withMathRandomAsync<T>(random: RandomSource | Rng, fn: () => Promise<T>): Promise<T> {
   return withMathRandom(random, fn);
 }

@@ -31,8 +31,6 @@ import {learningRate, ScheduleConfig} from './schedule';
 import * as nodeFs from 'node:fs';
 import * as nodePath from 'node:path';
 
-export {resolveResume} from './resume';
-export {defaultRunName} from './run_dir';
 
 export interface StepInfo {
   epoch: number;          // 1-based
