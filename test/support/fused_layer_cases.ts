@@ -51,14 +51,19 @@ export function biasGeluAll(x: tf.Tensor, b: tf.Tensor1D, w: tf.Tensor): tf.Tens
 
 /**
  * Loss and every parameter gradient of one training batch, with flag KARAT_FUSED_LAYERS
- * set to `fused` (restored after), and the kernel names tf.profile saw.
+ * set to `fused` (restored after), and the kernel names tf.profile saw. The loss is the
+ * categorical cross-entropy of the model's probabilities, or with `fromLogits` of its logits
+ * (a model with classifierActivation 'linear': tfjs-layers' categoricalCrossentropy would
+ * divide the logits by their sum, whose gradient explodes where that sum nears zero).
  */
-export async function lossAndGrads(model: tfl.LayersModel, x: tf.Tensor, y: tf.Tensor, fused: boolean) {
+export async function lossAndGrads(model: tfl.LayersModel, x: tf.Tensor, y: tf.Tensor, fused: boolean,
+                                   {fromLogits = false} = {}) {
   const vars = model.trainableWeights.map((w) => (w as unknown as {val: tf.Variable}).val);
+  const loss = (out: tf.Tensor) => fromLogits ? tf.losses.softmaxCrossEntropy(y, out) as tf.Scalar :
+      tf.mean(tfl.metrics.categoricalCrossentropy(y, out)) as tf.Scalar;
   return withFlags({[KARAT_FUSED_LAYERS_FLAG]: fused}, async () => {
     const info = await tf.profile(() => {
-      const r = tf.variableGrads(() => tf.mean(tfl.metrics.categoricalCrossentropy(
-          y, model.apply(x, {training: true}) as tf.Tensor)) as tf.Scalar, vars);
+      const r = tf.variableGrads(() => loss(model.apply(x, {training: true}) as tf.Tensor), vars);
       return [r.value, ...Object.values(r.grads)];
     });
     const out = info.result as tf.Tensor[];

@@ -167,11 +167,12 @@ describeWithBackends('models.vit forward and backward match cpu', {backends: TF_
       const x = tf.tensor4d(rand([3, 8, 8, 3], 1, 31), [3, 8, 8, 3]);
       const y = tf.oneHot(tf.tensor1d([0, 2, 1], 'int32'), 3);
       const cpuLogits = await values([model.predict(x) as tf.Tensor]);
-      const cpu = await lossAndGrads(model, x, y, true);
+      const logits = {fromLogits: true};
+      const cpu = await lossAndGrads(model, x, y, true, logits);
       await useBackend(env.backend);
       const tfLogits = await values([model.predict(x) as tf.Tensor]);
-      const lean = await lossAndGrads(model, x, y, true);
-      const stock = await lossAndGrads(model, x, y, false);
+      const lean = await lossAndGrads(model, x, y, true, logits);
+      const stock = await lossAndGrads(model, x, y, false, logits);
       tf.dispose([x, y]);
       model.dispose();
       below(maxErrorOverUnit(tfLogits[0], cpuLogits[0]), 1e-5, 'logits');
