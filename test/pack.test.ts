@@ -93,6 +93,21 @@ describe('the packed package (npm pack, installed into an empty folder)', functi
     assert.ok(!readJson(join(root, 'package.json')).files.includes('data'), 'package.json files has no data folder');
   });
 
+  it('holds only what the last build made: every chunk is imported, every declaration has its source', () => {
+    const dist = join(dir, 'node_modules/tfjs-karat/dist');
+    const entries = readdirSync(dist).filter((f) => /\.(mjs|cjs)$/.test(f)).map((f) => readFileSync(join(dist, f), 'utf8'));
+    for (const chunk of readdirSync(join(dist, 'chunks')).filter((f) => !f.endsWith('.map'))) {
+      assert.ok(entries.some((code) => code.includes(`chunks/${chunk}`)), `dist/chunks/${chunk} is imported by no entry`);
+    }
+    const declarations = (d: string): string[] => readdirSync(d, {withFileTypes: true}).flatMap((e) =>
+        e.isDirectory() ? declarations(join(d, e.name)) : [join(d, e.name)]);
+    const types = join(dist, 'types');
+    for (const f of declarations(types)) {
+      const source = f.slice(types.length + 1).replace(/\.d\.ts$/, '.ts');
+      assert.ok(existsSync(join(root, source)), `dist/types declares ${source}, which is not a source file`);
+    }
+  });
+
   it('the data package tfjs-karat-cifar10-subset holds only the subset and its index', () => {
     const [report] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json'], {cwd: SUBSET_PACKAGE, encoding: 'utf8'}));
     assert.equal(report.name, 'tfjs-karat-cifar10-subset');
