@@ -52,6 +52,7 @@ run('mocha (Node)', 'npx', ['mocha', '--reporter', './test/support/count-reporte
 // which must not reach the other suites. Without tfjs-node they skip with the reason.
 run('mocha (tensorflow backend, own process)', 'npx',
     ['mocha', '--no-config', '--node-option', 'import=tsx', '--extension', 'ts', '--timeout', '120000',
+     '--require', 'test/support/seeded_random.ts',
      '--reporter', './test/support/count-reporter.cjs', 'test/tensorflow/*.tftest.ts'],
     join(dir, 'mocha-tensorflow.json'));
 

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 
-import {mulberry32 as mulberry} from '../src/data/rng';
+import {mulberry32 as mulberry, withMathRandom} from '../src/data/rng';
 import * as karat from '../src/index';
 
 const MEAN = [0.5, 0.5, 0.5], STD = [0.25, 0.25, 0.25];
@@ -30,13 +30,7 @@ function classImage(label: number, w: number, h: number, rnd: () => number): kar
 
 /** A small random-init Fourier-KArAt ViT, its initialisers drawn from a seeded stream. */
 function tinyViT(numClasses = 10) {
-  const orig = Math.random;
-  Math.random = mulberry(21);
-  try {
-    return vitOf(numClasses);
-  } finally {
-    Math.random = orig;
-  }
+  return withMathRandom(mulberry(21), () => vitOf(numClasses));
 }
 
 function vitOf(numClasses: number) {
