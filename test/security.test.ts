@@ -245,14 +245,23 @@ describe('security: prototype members are not flags or config keys', function() 
       [['train', '--has-own-property', '5'], /^karat: error: command line: unknown option 'hasOwnProperty'\n$/],
       [['train', '--preset', 'constructor'], /^karat: error: unknown preset 'constructor'/],
       [['train', '--model', 'toString'], /^karat: error: unknown model 'toString'/],
-      [['eval', '--constructor', '5'], /^karat: error: karat eval: unknown flag --constructor\n$/],
-      [['info', '--__proto__', '5'], /^karat: error: karat info: unknown flag --__proto__\n$/],
-      [['analyze', '--to-string', '5'], /^karat: error: karat analyze: unknown flag --to-string\n$/],
+      [['eval', '--constructor', '5'], /^karat: error: karat eval: unknown flag --constructor \(see karat eval --help\)\n$/],
+      [['info', '--__proto__', '5'], /^karat: error: karat info: unknown flag --__proto__ \(see karat info --help\)\n$/],
+      [['analyze', '--to-string', '5'], /^karat: error: karat analyze: unknown flag --to-string \(see karat analyze --help\)\n$/],
     ];
     for (const [args, re] of cases) {
       const r = await cli(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
       assert.match(r.err, re, args.join(' '));
+    }
+  });
+
+  it('every command takes flags only: a stray argument is refused by name (exit 2, one line), never ignored', async () => {
+    for (const command of ['train', 'finetune', 'convert', 'export', 'eval', 'info', 'analyze']) {
+      const r = await cli([command, 'stray', '--epochs', '1']);
+      assert.equal(r.code, 2, `${command}: ${r.err}`);
+      assert.match(r.err, new RegExp(`^karat: error: karat ${command}: unexpected argument 'stray' \\(flags start with --\\)\n$`));
+      assert.equal((await cli([command, 'stray', '--help'])).code, 0, `${command} --help prints the help`);
     }
   });
 

@@ -22,8 +22,8 @@ import {decodeImage, resizeInto} from '../data/image_folder';
 import {fileSystem} from '../io/file_system';
 import {selectBackend} from '../training/backend';
 import {assignWeights, Checkpoint, modelFromCheckpoint, readCheckpoint} from '../training/checkpoint';
-import {BACKENDS, kebab, TrainConfig} from '../training/config';
-import {parseFlags, UsageError} from './flags';
+import {BACKENDS, TrainConfig} from '../training/config';
+import {commandFlags, UsageError} from './flags';
 
 export const ANALYZE_HELP = `usage: karat analyze (--checkpoint FILE | --model DIR|model.json) [options]
 
@@ -112,7 +112,6 @@ class ReportWriter {
 
 /** Checks the flags; returns the analyses to run. */
 function checkFlags(flags: Flags): Set<string> {
-  for (const k of Object.keys(flags)) if (!KNOWN.has(k)) throw new UsageError(`karat analyze: unknown flag --${kebab(k)}`);
   if ((flags.checkpoint == null) === (flags.model == null)) {
     throw new UsageError('karat analyze: give exactly one of --checkpoint FILE or --model PATH');
   }
@@ -285,7 +284,7 @@ async function writeLandscape(flags: Flags, model: tfl.LayersModel, images: Anal
 }
 
 export async function cmdAnalyze(argv: string[]): Promise<number> {
-  const {flags} = parseFlags(argv, new Set(['help']));
+  const flags = commandFlags('analyze', argv, ['help'], KNOWN);
   if (flags.help) {
     console.log(ANALYZE_HELP);
     return 0;

@@ -18,9 +18,8 @@ import {vitFromSafetensorsWithReport, vitToSafetensors} from '../io/torch_vit';
 import {TIMM_VIT_ARCHS, VitFromSafetensorsOptions} from '../io/torch_vit_config';
 import {activateBackend} from '../training/backend';
 import {exportModel, loadCheckpointModel, readWeights, writeCheckpoint, writeFileAtomic} from '../training/checkpoint';
-import {kebab} from '../training/config';
 import {countParams, ModelSpec} from '../training/model';
-import {parseFlags, UsageError} from './flags';
+import {commandFlags, UsageError} from './flags';
 
 /** Default cap on files read by convert/export: 4 GiB (ViT-Huge in float32 is ~2.5 GB). */
 export const DEFAULT_MAX_BYTES = 4 * 2 ** 30;
@@ -47,12 +46,6 @@ export const EXPORT_HELP = `usage: karat export --model DIR|DIR/model.json|FILE.
 Writes a models.vit model (softmax or KArAt) with timm's VisionTransformer names in PyTorch
 layouts (F32), the KArAt operators as blocks.{i}.attn.karat.<param> (blockwise) or
 karat.<param> (universal), and the architecture in __metadata__ (format 'tfjs-karat-vit').`;
-
-function checkFlags(cmd: string, flags: Record<string, unknown>, known: string[]): void {
-  for (const k of Object.keys(flags)) {
-    if (!known.includes(k)) throw new UsageError(`karat ${cmd}: unknown flag --${kebab(k)} (see karat ${cmd} --help)`);
-  }
-}
 
 function maxBytesFlag(cmd: string, v: unknown): number {
   if (v == null) return DEFAULT_MAX_BYTES;
@@ -123,13 +116,12 @@ export function checkOutFile(to: string, what: string): void {
 }
 
 export async function cmdConvert(argv: string[]): Promise<number> {
-  const {flags, positional} = parseFlags(argv, new Set(['help', 'overwrite']));
+  const flags = commandFlags('convert', argv, ['help', 'overwrite'],
+                            ['from', 'out', 'heads', 'arch', 'imageSize', 'mean', 'std', 'maxBytes', 'overwrite']);
   if (flags.help) {
     console.log(CONVERT_HELP);
     return 0;
   }
-  if (positional.length) throw new UsageError(`karat convert: unexpected argument '${positional[0]}' (flags start with --)`);
-  checkFlags('convert', flags, ['from', 'out', 'heads', 'arch', 'imageSize', 'mean', 'std', 'maxBytes', 'overwrite', 'help']);
   if (flags.from == null) throw new UsageError('karat convert: --from FILE.safetensors is required');
   if (flags.out == null) throw new UsageError('karat convert: --out DIR is required');
   const opts: VitFromSafetensorsOptions = {classifierActivation: 'linear'};
@@ -264,13 +256,11 @@ export async function loadModelConfined(p: string, maxBytes: number, what: strin
 }
 
 export async function cmdExport(argv: string[]): Promise<number> {
-  const {flags, positional} = parseFlags(argv, new Set(['help']));
+  const flags = commandFlags('export', argv, ['help'], ['model', 'to', 'maxBytes']);
   if (flags.help) {
     console.log(EXPORT_HELP);
     return 0;
   }
-  if (positional.length) throw new UsageError(`karat export: unexpected argument '${positional[0]}' (flags start with --)`);
-  checkFlags('export', flags, ['model', 'to', 'maxBytes', 'help']);
   if (flags.model == null) throw new UsageError('karat export: --model DIR|DIR/model.json|FILE.ckpt is required');
   if (flags.to == null) throw new UsageError('karat export: --to FILE.safetensors is required');
   const maxBytes = maxBytesFlag('export', flags.maxBytes);

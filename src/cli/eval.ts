@@ -7,20 +7,19 @@ import {NO_AUGMENT} from '../data/augment';
 import {loadDatasetPair} from '../data/registry';
 import {selectBackend} from '../training/backend';
 import {CheckpointError, modelFromCheckpoint, readCheckpoint} from '../training/checkpoint';
-import {BACKENDS, ConfigError, kebab, TrainConfig} from '../training/config';
+import {BACKENDS, ConfigError, TrainConfig} from '../training/config';
 import {formatConfusion} from '../training/metrics';
 import {ModelSpec} from '../training/model';
 import {evaluate} from '../training/trainer';
-import {parseFlags, UsageError} from './flags';
+import {commandFlags, UsageError} from './flags';
 
 export async function cmdEval(argv: string[]): Promise<number> {
-  const {flags} = parseFlags(argv, new Set(['help', 'download']));
+  const flags = commandFlags('eval', argv, ['help', 'download'],
+                            ['checkpoint', 'dataset', 'dataDir', 'backend', 'batchSize', 'testLimit', 'download']);
   if (flags.help) {
     console.log('usage: karat eval --checkpoint FILE [--dataset NAME] [--data-dir PATH] [--backend NAME] [--batch-size N] [--test-limit N]');
     return 0;
   }
-  const known = new Set(['checkpoint', 'dataset', 'dataDir', 'backend', 'batchSize', 'testLimit', 'download', 'help']);
-  for (const k of Object.keys(flags)) if (!known.has(k)) throw new UsageError(`karat eval: unknown flag --${kebab(k)}`);
   if (!flags.checkpoint) throw new UsageError('karat eval: --checkpoint FILE is required');
   const intFlag = (name: string, v: unknown, min: number): number | undefined => {
     if (v === undefined) return undefined;

@@ -23,7 +23,7 @@ import {runStamp} from '../training/run_dir';
 import {ModelFactory, StartInfo} from '../training/trainer';
 import type {SwapSource} from '../swap';
 import {DEFAULT_MAX_BYTES, readFileChecked} from './convert';
-import {parseFlags, UsageError} from './flags';
+import {commandFlags, UsageError} from './flags';
 import {readConfigFile, runTraining} from './train';
 
 /** Defaults of fine-tuning that differ from karat train's (flags and --config still override). */
@@ -260,12 +260,11 @@ function finetuneFactory(source: FinetuneSource, cfg: TrainConfig, args: Finetun
 }
 
 export async function cmdFinetune(argv: string[]): Promise<number> {
-  const {flags, positional} = parseFlags(argv, BOOLEANS);
+  const flags = commandFlags('finetune', argv, BOOLEANS);
   if (flags.help) {
     console.log(finetuneHelp());
     return 0;
   }
-  if (positional.length) throw new UsageError(`karat finetune: unexpected argument '${positional[0]}' (flags start with --)`);
   const args = takeFinetuneArgs(flags);
   const {cfg, source} = await resolveFinetuneConfig(flags, args);
   const factory = source == null ? undefined : finetuneFactory(source, cfg, args);

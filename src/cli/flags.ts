@@ -2,6 +2,7 @@
  * Command-line flags for the `karat` command and the benchmark scripts: one parser, one
  * usage error type.
  */
+import {kebab} from '../training/config';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -54,4 +55,24 @@ export function parseFlags(argv: string[], booleans: Set<string>): {flags: Recor
     flags[k] = value;
   }
   return {flags, positional};
+}
+
+/**
+ * The flags of `karat <command>` (the arguments after the command's name). The commands take
+ * flags only, so an argument that is not a flag is a usage error, and so is a flag outside
+ * `known` (when given; 'help' is always known). With --help the flags come back unchecked, for
+ * the command to print its help.
+ */
+export function commandFlags(command: string, argv: string[], booleans: Iterable<string>,
+                             known?: Iterable<string>): Record<string, unknown> {
+  const {flags, positional} = parseFlags(argv, new Set(booleans));
+  if (flags.help) return flags;
+  if (positional.length) throw new UsageError(`karat ${command}: unexpected argument '${positional[0]}' (flags start with --)`);
+  if (known != null) {
+    const allowed = new Set([...known, 'help']);
+    for (const k of Object.keys(flags)) {
+      if (!allowed.has(k)) throw new UsageError(`karat ${command}: unknown flag --${kebab(k)} (see karat ${command} --help)`);
+    }
+  }
+  return flags;
 }

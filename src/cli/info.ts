@@ -6,20 +6,19 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import {AUTO_ORDER, activateBackend} from '../training/backend';
 import {checkSpecFitsWeights, readCheckpoint} from '../training/checkpoint';
-import {BACKENDS, DATASETS, kebab, PRESETS, TrainConfig} from '../training/config';
+import {BACKENDS, DATASETS, PRESETS, TrainConfig} from '../training/config';
 import {epochTable, table} from '../training/logging';
 import {isTopologySpec, ModelSpec} from '../training/model';
 import type {EpochRecord} from '../training/trainer';
 import {version} from '../version';
-import {parseFlags, UsageError} from './flags';
+import {commandFlags} from './flags';
 
 export async function cmdInfo(argv: string[]): Promise<number> {
-  const {flags} = parseFlags(argv, new Set(['help', 'probe']));
+  const flags = commandFlags('info', argv, ['help', 'probe'], ['checkpoint', 'probe']);
   if (flags.help) {
     console.log('usage: karat info [--checkpoint FILE] [--probe]   (--probe starts every backend to see which work)');
     return 0;
   }
-  for (const k of Object.keys(flags)) if (!['checkpoint', 'probe'].includes(k)) throw new UsageError(`karat info: unknown flag --${kebab(k)}`);
   console.log(`tfjs-karat ${version}, tfjs-core ${tf.version_core}, node ${process.version}, ${process.platform}-${process.arch}`);
   if (flags.checkpoint) {
     const ck = readCheckpoint(String(flags.checkpoint));

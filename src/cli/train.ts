@@ -14,7 +14,7 @@ import {ConfigError, DEFAULTS, FIELD_HELP, FIELD_KINDS, hasOwn, kebab, PRESETS, 
 import {appendEpochLogs, appendEvent, epochTable, formatDuration, Progress} from '../training/logging';
 import {plotRuns} from '../training/plot';
 import {ModelFactory, StartInfo, train} from '../training/trainer';
-import {camel, parseFlags, UsageError} from './flags';
+import {camel, commandFlags} from './flags';
 
 
 const TRAIN_BOOLEANS = new Set([...Object.entries(FIELD_KINDS).filter(([, v]) => v === 'bool').map(([k]) => k), 'help']);
@@ -66,12 +66,11 @@ function downloadPrinter(): (p: DownloadProgress) => void {
 }
 
 export async function cmdTrain(argv: string[]): Promise<number> {
-  const {flags, positional} = parseFlags(argv, TRAIN_BOOLEANS);
+  const flags = commandFlags('train', argv, TRAIN_BOOLEANS);
   if (flags.help) {
     console.log(trainHelp());
     return 0;
   }
-  if (positional.length) throw new UsageError(`karat train: unexpected argument '${positional[0]}' (flags start with --)`);
   const layers: Array<{from: string, values: Record<string, unknown>}> = [];
   const configPath = flags.config as string | undefined;
   delete flags.config;
