@@ -10,17 +10,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 import {KArAtArgumentError} from '../../core/validate';
+import {concatArrays} from '../io/typed_arrays';
 import {principalComponents} from './linalg';
 
 /** Concatenates weight arrays into one vector. */
 export function flattenWeights(weights: ArrayLike<number>[]): Float32Array {
-  const out = new Float32Array(weights.reduce((n, w) => n + w.length, 0));
-  let o = 0;
-  for (const w of weights) {
-    out.set(w, o);
-    o += w.length;
-  }
-  return out;
+  return concatArrays(Float32Array, weights);
 }
 
 export interface PathProjection {

@@ -11,6 +11,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 import {operatorActivation, ResolvedOperatorConfig} from '../bases/index';
 import {KArAtMultiHeadAttention} from '../layers/multihead_attention';
+import {concatArrays} from '../io/typed_arrays';
 import {vitSpecOf, ViTSpec} from '../models/vit_spec';
 import {KArAtArgumentError} from '../../core/validate';
 import {singularValues} from './linalg';
@@ -326,16 +327,6 @@ export interface WeightDistributions {
   key: Float32Array;
 }
 
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 /** Values of the learned Fourier coefficients (A, B), W, and the Q/K kernels, for histograms. */
 export function weightDistributions(model: tfl.LayersModel): WeightDistributions {
   const layers = findAttentionLayers(model);
@@ -358,5 +349,6 @@ export function weightDistributions(model: tfl.LayersModel): WeightDistributions
     }
     if (params.proj != null) P.push(params.proj.dataSync() as Float32Array);
   }
+  const concat = (parts: Float32Array[]) => concatArrays(Float32Array, parts);
   return {fourierA: concat(A), fourierB: concat(Bs), proj: concat(P), query: concat(Q), key: concat(K)};
 }

@@ -10,6 +10,7 @@
  */
 
 import {crc32Portable} from '../io/crc32';
+import {concatArrays} from '../io/typed_arrays';
 
 export interface PNGOptions {
   /** Compressor producing a zlib stream (RFC 1950), e.g. Node's zlib.deflateSync. */
@@ -106,13 +107,7 @@ export function encodePNG(
     Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0)),
   ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatArrays(Uint8Array, parts);
 }
 
 /** base64 of bytes (for data: URIs), without Buffer or btoa. */

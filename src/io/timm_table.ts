@@ -25,6 +25,7 @@
  * KArAt tensors keep this library's layouts (Fourier: coeffs [h, 2, r, N, G], proj [h, N, r]).
  */
 import {configTokens, isUniversal, TorchViTConfig} from './torch_vit_config';
+import {concatArrays} from './typed_arrays';
 
 /** Permutes the axes of a row-major array: out axis k = in axis perm[k]. */
 export function permuteAxes(data: Float32Array, shape: number[], perm: number[]): Float32Array {
@@ -54,16 +55,6 @@ export function permuteAxes(data: Float32Array, shape: number[], perm: number[])
 }
 
 const transpose2 = (d: Float32Array, rows: number, cols: number) => permuteAxes(d, [rows, cols], [1, 0]);
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((a, x) => a + x.length, 0));
-  let o = 0;
-  for (const x of parts) {
-    out.set(x, o);
-    o += x.length;
-  }
-  return out;
-}
 
 /** One tensor of the PyTorch/timm naming: its state-dict name and shape. */
 export interface TorchTensorSpec {
@@ -102,10 +93,10 @@ function qkv(b: string, l: string, D: number): TimmTensor[] {
   return [{
     torch: `${b}.attn.qkv.weight`, shape: [3 * D, D], tfjs: names('kernel'),
     toTfjs: (d) => [0, 1, 2].map(j => transpose2(d.slice(j * D * D, (j + 1) * D * D), D, D)),
-    toTorch: (p) => concat(p.map(k => transpose2(k, D, D))),
+    toTorch: (p) => concatArrays(Float32Array, p.map(k => transpose2(k, D, D))),
   }, {
     torch: `${b}.attn.qkv.bias`, shape: [3 * D], tfjs: names('bias'),
-    toTfjs: (d) => [0, 1, 2].map(j => d.slice(j * D, (j + 1) * D)), toTorch: concat,
+    toTfjs: (d) => [0, 1, 2].map(j => d.slice(j * D, (j + 1) * D)), toTorch: (p) => concatArrays(Float32Array, p),
   }];
 }
 
