@@ -8,13 +8,10 @@
  * one in (withMathRandom, a seed option).
  */
 import {mulberry32} from '../../src/data/rng';
+import {crc32Portable} from '../../src/io/crc32';
 
-/** FNV-1a of the text: a 32-bit seed. */
-function seedOf(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
+/** A 32-bit seed from the text: the CRC-32 of its UTF-8 bytes. */
+const seedOf = (text: string): number => crc32Portable(new TextEncoder().encode(text));
 
 Math.random = mulberry32(seedOf('tfjs-karat tests'));
 
